@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// DiffusionClassifier: diffusion models as image classifiers.
+// Layers (each uses only the ones above it in this list):
+//   CEngineSupport (C: BLAS, FPU flags) -> TensorEngine -> NeuralNetworks -> ... -> diffclass
+import PackageDescription
+
+let package = Package(
+    name: "DiffusionClassifier",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "TensorEngine", targets: ["TensorEngine"]),
+        .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
+        .executable(name: "diffclass", targets: ["diffclass"]),
+    ],
+    targets: [
+        // OpenBLAS through pkg-config on Linux (Debian: libopenblas-dev). Accelerate is used on Apple.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // One C header for every OS: BLAS wrappers, BLAS thread control, denormal flushing.
+        .target(
+            name: "CEngineSupport",
+            dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
+            linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS]))]
+        ),
+        // Layer 1: tensors, kernels, reverse-mode autodiff, seeded random numbers.
+        .target(name: "TensorEngine", dependencies: ["CEngineSupport"]),
+        // Layer 2: neural-network layers, optimizers, safetensors, diffusers configs.
+        .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
+        // Layer 6: the command-line tool; it parses arguments and calls the library.
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks"]),
+        .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
+        .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

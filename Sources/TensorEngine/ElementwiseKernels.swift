@@ -1,0 +1,111 @@
+import Foundation
+
+// Loops shared by the elementwise ops. They are internal and `@inline(__always)`, so each op's
+// closure is inlined into a specialised loop (a per-element closure call would cost 15x).
+
+/// out[i] = f(x[i]).
+@inline(__always)
+func mapKernel(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    let out = Tensor.uninitialized(x.shape)
+    let src = x.pointer, dst = out.pointer
+    parallelFor(x.count) { r in
+        for i in r { dst[i] = f(src[i]) }
+    }
+    return out
+}
+
+/// out[i] = f(a[i], b[i]) for tensors of equal size.
+@inline(__always)
+func zipKernel(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    precondition(a.count == b.count, "elementwise: sizes \(a.shape) and \(b.shape) differ")
+    let out = Tensor.uninitialized(a.shape)
+    let pa = a.pointer, pb = b.pointer, dst = out.pointer
+    parallelFor(a.count) { r in
+        for i in r { dst[i] = f(pa[i], pb[i]) }
+    }
+    return out
+}
+
+/// out[i] = f(a[i], b[i], c[i]) for tensors of equal size.
+@inline(__always)
+func zip3Kernel(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
+    precondition(a.count == b.count && b.count == c.count,
+                 "elementwise: sizes \(a.shape), \(b.shape) and \(c.shape) differ")
+    let out = Tensor.uninitialized(a.shape)
+    let pa = a.pointer, pb = b.pointer, pc = c.pointer, dst = out.pointer
+    parallelFor(a.count) { r in
+        for i in r { dst[i] = f(pa[i], pb[i], pc[i]) }
+    }
+    return out
+}
+
+/// out = f(a, b) with broadcasting.
+@inline(__always)
+func broadcastKernel(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -> Float) -> Tensor {
+    if a.shape == b.shape { return zipKernel(a, b, f) }
+    let outShape = broadcastShape(a.shape, b.shape, op: op)
+    let out = Tensor.uninitialized(outShape)
+    if out.count == 0 { return out }
+    let plan = BroadcastPlan(outShape: outShape, a: a.shape, b: b.shape)
+    let dims = plan.dims, stA = plan.stridesA, stB = plan.stridesB
+    let inner = dims[dims.count - 1]
+    let innerA = stA[stA.count - 1], innerB = stB[stB.count - 1]
+    let outer = out.count / inner
+    let pa = a.pointer, pb = b.pointer, dst = out.pointer
+    parallelFor(outer, grain: Swift.max(1, 32768 / inner)) { rows in
+        for row in rows {
+            var rem = row, offA = 0, offB = 0
+            var d = dims.count - 2
+            while d >= 0 {
+                let i = rem % dims[d]
+                rem /= dims[d]
+                offA += i * stA[d]
+                offB += i * stB[d]
+                d -= 1
+            }
+            let o = dst + row * inner, x = pa + offA, y = pb + offB
+            if innerA == 1 && innerB == 1 {
+                for j in 0..<inner { o[j] = f(x[j], y[j]) }
+            } else if innerA == 1 {
+                let v = y[0]
+                for j in 0..<inner { o[j] = f(x[j], v) }
+            } else if innerB == 1 {
+                let v = x[0]
+                for j in 0..<inner { o[j] = f(v, y[j]) }
+            } else {
+                let v = f(x[0], y[0])
+                for j in 0..<inner { o[j] = v }
+            }
+        }
+    }
+    return out
+}
+
+/// tanh through exp (glibc's tanhf is ~3x slower); odd polynomial near 0 to keep relative accuracy.
+@inline(__always)
+func fastTanh(_ x: Float) -> Float {
+    let ax = Swift.abs(x)
+    if ax < 0.0625 {
+        let x2 = x * x
+        return x * (1 - x2 * (1.0 / 3.0 - x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))))
+    }
+    if ax > 9 { return x > 0 ? 1 : -1 }
+    let e = Foundation.exp(2 * ax)
+    let t = 1 - 2 / (e + 1)
+    return x < 0 ? -t : t
+}
+
+@inline(__always)
+func sigmoidScalar(_ x: Float) -> Float {
+    if x >= 0 { return 1 / (1 + Foundation.exp(-x)) }
+    let e = Foundation.exp(x)
+    return e / (1 + e)
+}
+
+@inline(__always)
+func softplusScalar(_ x: Float) -> Float {
+    // log(1 + e^x), stable for large |x| (PyTorch's default threshold 20).
+    if x > 20 { return x }
+    if x < -20 { return Foundation.exp(x) }
+    return Foundation.log1p(Foundation.exp(x))
+}

@@ -1,0 +1,121 @@
+import CEngineSupport
+
+/// C[m,n] (+)= op(A) op(B) through BLAS, row-major, with 32-bit size checks.
+@inlinable
+func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    precondition(m < Int(Int32.max) && n < Int(Int32.max) && k < Int(Int32.max)
+                 && m * k < Int(Int32.max) && k * n < Int(Int32.max) && m * n < Int(Int32.max),
+                 "sgemm: sizes m=\(m) n=\(n) k=\(k) exceed 32-bit BLAS indexing")
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+        return
+    }
+    ces_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+              b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Public BLAS entry for kernels in higher layers: one product on the calling thread with all
+/// engine threads given to BLAS.
+public func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                       a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
+                       c: UnsafeMutablePointer<Float>) {
+    Engine.setBLASThreads(Engine.threads)
+    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+          a: a, lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: beta, c: c, ldc: n)
+}
+
+extension Tensor {
+    /// Matrix product over the last two dimensions, batch dimensions broadcast as in
+    /// `torch.matmul` (both operands need rank >= 2).
+    public func matmul(_ other: Tensor) -> Tensor {
+        let a = self, b = other
+        let out = Tensor.batchedProduct(a, b, transA: false, transB: false)
+        return out.recorded("matmul", [a, b]) { g in
+            [a.requiresGrad ? Tensor.batchedProduct(g, b, transA: false, transB: true).sumToShape(a.shape) : nil,
+             b.requiresGrad ? Tensor.batchedProduct(a, g, transA: true, transB: false).sumToShape(b.shape) : nil]
+        }
+    }
+
+    /// op(a) @ op(b) over the last two dimensions with batch broadcasting; no recording.
+    /// The result has the broadcast batch shape.
+    static func batchedProduct(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands need rank >= 2, got \(a.shape) and \(b.shape)")
+        let ar = a.shape[a.rank - 2], ac = a.shape[a.rank - 1]
+        let br = b.shape[b.rank - 2], bc = b.shape[b.rank - 1]
+        let m = transA ? ac : ar, k = transA ? ar : ac
+        let kb = transB ? bc : br, n = transB ? br : bc
+        precondition(k == kb, "matmul: inner dimensions differ: \(a.shape)\(transA ? "ᵀ" : "") and \(b.shape)\(transB ? "ᵀ" : "")")
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        let batch = broadcastShape(batchA, batchB, op: "matmul")
+        let out = Tensor.uninitialized(batch + [m, n])
+        let nb = batch.reduce(1, *)
+        if out.count == 0 { return out }
+        let lda = ac, ldb = bc
+
+        // B shared by every batch and A not transposed: one tall product.
+        if batchB.reduce(1, *) == 1 && !transA && batchA == batch {
+            blasMatmul(transA: false, transB: transB, m: nb * m, n: n, k: k, a: a.pointer, b: b.pointer, c: out.pointer)
+            return out
+        }
+        let stA = broadcastStrides(batchA, to: batch).map { $0 * ar * ac }
+        let stB = broadcastStrides(batchB, to: batch).map { $0 * br * bc }
+        func offsets(_ i: Int) -> (Int, Int) {
+            var rem = i, oa = 0, ob = 0
+            var d = batch.count - 1
+            while d >= 0 { let x = rem % batch[d]; rem /= batch[d]; oa += x * stA[d]; ob += x * stB[d]; d -= 1 }
+            return (oa, ob)
+        }
+        let pa = a.pointer, pb = b.pointer, pc = out.pointer
+        if nb == 1 {
+            blasMatmul(transA: transA, transB: transB, m: m, n: n, k: k, a: pa, b: pb, c: pc)
+            return out
+        }
+        // Many small products: one per worker chunk, BLAS single-threaded inside.
+        parallelChunks(nb) { i in
+            let (oa, ob) = offsets(i)
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: pa + oa, lda: lda,
+                  b: pb + ob, ldb: ldb, c: pc + i * m * n, ldc: n)
+        }
+        return out
+    }
+
+    /// y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's `nn.functional.linear`).
+    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        let x = self
+        precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
+                     "linear: input \(x.shape) does not match weight \(weight.shape) ([out, in])")
+        let inF = weight.shape[1], outF = weight.shape[0]
+        if let bias { precondition(bias.shape == [outF], "linear: bias \(bias.shape) for weight \(weight.shape)") }
+        let rows = x.count / Swift.max(inF, 1)
+        let out = Tensor.uninitialized(Array(x.shape.dropLast()) + [outF])
+        if let bias {
+            let pb = bias.pointer, po = out.pointer
+            for r in 0..<rows { (po + r * outF).update(from: pb, count: outF) }
+        }
+        if out.count > 0 {
+            blasMatmul(transA: false, transB: true, m: rows, n: outF, k: inF, a: x.pointer, b: weight.pointer,
+                       beta: bias == nil ? 0 : 1, c: out.pointer)
+        }
+        var inputs = [x, weight]
+        if let bias { inputs.append(bias) }
+        return out.recorded("linear", inputs) { g in
+            var grads: [Tensor?] = []
+            let g2 = g.reshaped([rows, outF])
+            if x.requiresGrad {
+                let gx = Tensor.uninitialized(x.shape)
+                blasMatmul(transA: false, transB: false, m: rows, n: inF, k: outF, a: g2.pointer, b: weight.pointer, c: gx.pointer)
+                grads.append(gx)
+            } else { grads.append(nil) }
+            if weight.requiresGrad {
+                let gw = Tensor.uninitialized(weight.shape)
+                blasMatmul(transA: true, transB: false, m: outF, n: inF, k: rows, a: g2.pointer, b: x.pointer, c: gw.pointer)
+                grads.append(gw)
+            } else { grads.append(nil) }
+            if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
+            return grads
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import TensorEngine
+
+Engine.initialize()
+print("diffclass: engine ready (\(Engine.threads) threads, BLAS: \(Engine.blasDescription))")
