@@ -29,8 +29,10 @@ let package = Package(
         .target(name: "TensorEngine", dependencies: ["CEngineSupport"]),
         // Layer 2: neural-network layers, optimizers, safetensors, diffusers configs.
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
+        // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
+        .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
     ],

@@ -1,4 +1,63 @@
+import Benchmarks
+import Foundation
 import TensorEngine
 
-Engine.initialize()
-print("diffclass: engine ready (\(Engine.threads) threads, BLAS: \(Engine.blasDescription))")
+let usage = """
+usage: diffclass <command> [options]
+
+commands:
+  bench      time engine kernels against PyTorch   [--json] [--quick] [--no-torch]
+             [--python PATH] [--torch-script PATH] [--min-seconds S]
+  selfcheck  run the engine's numerical self-check
+  help       show this text
+
+global options:
+  --threads N   threads for kernels and BLAS (default: DIFFCLASS_THREADS or all cores)
+"""
+
+func runBench(_ args: inout Arguments) throws {
+    let json = args.flag("json"), quick = args.flag("quick"), noTorch = args.flag("no-torch")
+    let python = args.string("python") ?? "python3"
+    let script = args.string("torch-script") ?? "tools/bench_torch.py"
+    let minSeconds = try args.double("min-seconds", range: 0...600) ?? (quick ? 0.2 : 0.5)
+    try args.finish(command: "bench")
+    let log: (String) -> Void = { line in if !json { print(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+    log("diffclass bench: \(Engine.threads) threads")
+    let report = BenchmarkRunner.run(EngineBenchmarks.cases(quick: quick), torchScript: noTorch ? nil : script,
+                                     python: python, minSeconds: minSeconds, log: log)
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    } else {
+        print("")
+        print(BenchmarkRunner.table(report))
+    }
+}
+
+func main() -> Int32 {
+    var raw = Array(CommandLine.arguments.dropFirst())
+    guard let command = raw.first else { print(usage); return 2 }
+    raw.removeFirst()
+    do {
+        var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds"])
+        if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
+        Engine.initialize()
+        switch command {
+        case "bench": try runBench(&args)
+        case "selfcheck":
+            try args.finish(command: "selfcheck")
+            let report = SelfCheck.run()
+            print(report.text)
+            return report.passed ? 0 : 1
+        case "help", "--help", "-h": print(usage)
+        default: throw UsageError("unknown command '\(command)' (see 'diffclass help')")
+        }
+        return 0
+    } catch {
+        FileHandle.standardError.write(Data("diffclass: \(error)\n".utf8))
+        return 2
+    }
+}
+
+exit(main())

@@ -1,0 +1,35 @@
+import TensorEngine
+
+/// The engine's benchmark cases (issue: foundation). Shapes follow the U-Nets the classifiers run:
+/// batch 64 at 28x28, 14x14 and 7x7.
+public enum EngineBenchmarks {
+    static func filled(_ shape: [Int], seed: UInt64) -> Tensor {
+        // A cheap deterministic fill (values in [-1, 1)); benchmarks need no statistical quality.
+        var state = seed &* 0x9E3779B97F4A7C15 | 1
+        let t = Tensor.uninitialized(shape)
+        let p = t.pointer
+        for i in 0..<t.count {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            p[i] = Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+        }
+        return t
+    }
+
+    public static func cases(quick: Bool = false) -> [BenchmarkCase] {
+        var list: [BenchmarkCase] = []
+        let n = quick ? 1024 : 2048
+        let gemmFlops = 2.0 * Double(n) * Double(n) * Double(n)
+        list.append(BenchmarkCase(name: "sgemm_raw_\(n)", flops: gemmFlops,
+                                  spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {
+            let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2), c = Tensor.uninitialized([n, n])
+            return { blasMatmul(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, b: b.pointer, c: c.pointer) }
+        })
+        list.append(BenchmarkCase(name: "matmul_engine_\(n)", flops: gemmFlops,
+                                  spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {
+            let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2)
+            return { _ = Autograd.noGrad { a.matmul(b) } }
+        })
+        list += extraCases(quick: quick)
+        return list
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// A command-line error: printed as "diffclass: <message>" with exit status 2.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// Minimal `--flag value` / `--flag=value` / `--switch` parser. Every flag a command reads is
+/// declared by reading it; `finish()` rejects flags nobody read, so typos fail loudly.
+struct Arguments {
+    private var options: [String: String] = [:]
+    private var switches: Set<String> = []
+    private(set) var positional: [String] = []
+    private var used: Set<String> = []
+    private var order: [String] = []
+
+    /// `valued` names the flags that take a value; any other `--name` is a switch.
+    init(_ args: [String], valued: Set<String>) throws {
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--" { positional += args[(i + 1)...]; break }
+            if a.hasPrefix("--") {
+                var name = String(a.dropFirst(2)), value: String?
+                if let eq = name.firstIndex(of: "=") {
+                    value = String(name[name.index(after: eq)...])
+                    name = String(name[..<eq])
+                }
+                order.append(name)
+                if valued.contains(name) {
+                    if value == nil {
+                        guard i + 1 < args.count else { throw UsageError("--\(name) needs a value") }
+                        i += 1
+                        value = args[i]
+                    }
+                    guard options[name] == nil else { throw UsageError("--\(name) given twice") }
+                    options[name] = value
+                } else {
+                    guard value == nil else { throw UsageError("--\(name) takes no value") }
+                    switches.insert(name)
+                }
+            } else {
+                positional.append(a)
+            }
+            i += 1
+        }
+    }
+
+    mutating func string(_ name: String) -> String? { used.insert(name); return options[name] }
+
+    mutating func flag(_ name: String) -> Bool { used.insert(name); return switches.contains(name) }
+
+    mutating func int(_ name: String, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
+        guard let s = string(name) else { return nil }
+        guard let v = Int(s), range.contains(v) else {
+            throw UsageError("--\(name) expects an integer in \(range.lowerBound)...\(range.upperBound), got '\(s)'")
+        }
+        return v
+    }
+
+    mutating func double(_ name: String, range: ClosedRange<Double> = -Double.infinity...Double.infinity) throws -> Double? {
+        guard let s = string(name) else { return nil }
+        guard let v = Double(s), range.contains(v) else {
+            throw UsageError("--\(name) expects a number in \(range.lowerBound)...\(range.upperBound), got '\(s)'")
+        }
+        return v
+    }
+
+    /// Throws on any flag that was given but never read.
+    func finish(command: String) throws {
+        for name in order where !used.contains(name) {
+            throw UsageError("unknown option --\(name) for '\(command)' (see 'diffclass help')")
+        }
+    }
+}
