@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "TensorEngine", targets: ["TensorEngine"]),
         .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -29,12 +30,15 @@ let package = Package(
         .target(name: "TensorEngine", dependencies: ["CEngineSupport"]),
         // Layer 2: neural-network layers, optimizers, safetensors, diffusers configs.
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
+        // Layer 3: noise schedules, diffusers-compatible U-Nets, training and sampling.
+        .target(name: "Diffusion", dependencies: ["NeuralNetworks"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
         .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
     ],
     swiftLanguageModes: [.v5]
 )

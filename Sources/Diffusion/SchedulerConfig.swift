@@ -1,0 +1,108 @@
+import Foundation
+
+/// A config file that failed to parse or holds values we do not support; names the file.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let file: String
+    public let message: String
+    public init(file: String, _ message: String) { self.file = file; self.message = message }
+    public var description: String { "\(file): \(message)" }
+}
+
+/// diffusers' `scheduler_config.json` for DDPMScheduler / DDIMScheduler, with diffusers' key names
+/// and defaults. Fields we read: the noise schedule and the prediction type; the sampling fields
+/// are kept so a written file loads in diffusers unchanged.
+public struct SchedulerConfig: Codable, Equatable {
+    public var className: String
+    public var diffusersVersion: String?
+    public var numTrainTimesteps: Int
+    public var betaStart: Double
+    public var betaEnd: Double
+    public var betaSchedule: String
+    public var predictionType: String
+    public var varianceType: String
+    public var clipSample: Bool
+    public var clipSampleRange: Double
+    public var timestepSpacing: String
+    public var stepsOffset: Int
+
+    enum CodingKeys: String, CodingKey {
+        case className = "_class_name", diffusersVersion = "_diffusers_version"
+        case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
+        case betaSchedule = "beta_schedule", predictionType = "prediction_type", varianceType = "variance_type"
+        case clipSample = "clip_sample", clipSampleRange = "clip_sample_range"
+        case timestepSpacing = "timestep_spacing", stepsOffset = "steps_offset"
+    }
+
+    public init(numTrainTimesteps: Int = 1000, betaStart: Double = 0.0001, betaEnd: Double = 0.02,
+                betaSchedule: String = "linear", predictionType: String = "epsilon") {
+        className = "DDPMScheduler"
+        diffusersVersion = "0.42.1"
+        self.numTrainTimesteps = numTrainTimesteps
+        self.betaStart = betaStart
+        self.betaEnd = betaEnd
+        self.betaSchedule = betaSchedule
+        self.predictionType = predictionType
+        varianceType = "fixed_small"
+        clipSample = true
+        clipSampleRange = 1
+        timestepSpacing = "leading"
+        stepsOffset = 0
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SchedulerConfig()
+        className = try c.decodeIfPresent(String.self, forKey: .className) ?? d.className
+        diffusersVersion = try c.decodeIfPresent(String.self, forKey: .diffusersVersion)
+        numTrainTimesteps = try c.decodeIfPresent(Int.self, forKey: .numTrainTimesteps) ?? d.numTrainTimesteps
+        betaStart = try c.decodeIfPresent(Double.self, forKey: .betaStart) ?? d.betaStart
+        betaEnd = try c.decodeIfPresent(Double.self, forKey: .betaEnd) ?? d.betaEnd
+        betaSchedule = try c.decodeIfPresent(String.self, forKey: .betaSchedule) ?? d.betaSchedule
+        predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType) ?? d.predictionType
+        varianceType = try c.decodeIfPresent(String.self, forKey: .varianceType) ?? d.varianceType
+        clipSample = try c.decodeIfPresent(Bool.self, forKey: .clipSample) ?? d.clipSample
+        clipSampleRange = try c.decodeIfPresent(Double.self, forKey: .clipSampleRange) ?? d.clipSampleRange
+        timestepSpacing = try c.decodeIfPresent(String.self, forKey: .timestepSpacing) ?? d.timestepSpacing
+        stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset) ?? d.stepsOffset
+    }
+
+    /// Reads and validates a `scheduler_config.json`.
+    public static func load(_ url: URL) throws -> SchedulerConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)")
+        }
+        let config: SchedulerConfig
+        do { config = try JSONDecoder().decode(SchedulerConfig.self, from: data) } catch {
+            throw ConfigError(file: url.path, "not a valid scheduler config: \(error)")
+        }
+        try config.validate(file: url.path)
+        return config
+    }
+
+    public func validate(file: String) throws {
+        guard numTrainTimesteps >= 2 else { throw ConfigError(file: file, "num_train_timesteps must be at least 2, got \(numTrainTimesteps)") }
+        guard ["linear", "scaled_linear", "squaredcos_cap_v2"].contains(betaSchedule) else {
+            throw ConfigError(file: file, "beta_schedule '\(betaSchedule)' is not supported (linear, scaled_linear, squaredcos_cap_v2)")
+        }
+        guard PredictionType(rawValue: predictionType) != nil else {
+            throw ConfigError(file: file, "prediction_type '\(predictionType)' is not supported (epsilon, v_prediction, sample)")
+        }
+        guard betaStart > 0, betaEnd > 0, betaStart < 1, betaEnd < 1 else {
+            throw ConfigError(file: file, "beta_start and beta_end must lie in (0, 1), got \(betaStart), \(betaEnd)")
+        }
+    }
+
+    public func write(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: url, options: .atomic)
+    }
+}
+
+/// What the network predicts (diffusers' `prediction_type`).
+public enum PredictionType: String, Codable {
+    case epsilon
+    case vPrediction = "v_prediction"
+    case sample
+}
