@@ -42,6 +42,8 @@ def make_case(torch, spec):
     if op == "matmul":
         a, b = rand(spec["m"], spec["k"]), rand(spec["k"], spec["n"])
         return lambda: torch.mm(a, b)
+    if op == "randn":
+        return lambda: torch.randn(spec["n"], generator=g)
     if op in ("conv2d", "conv2d_fwdbwd"):
         n, c, o, h, w, k = (spec[x] for x in ("n", "c", "o", "h", "w", "k"))
         stride, pad = spec.get("stride", 1), spec.get("padding", k // 2)

@@ -29,6 +29,12 @@ public enum EngineBenchmarks {
             let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2)
             return { _ = Autograd.noGrad { a.matmul(b) } }
         })
+        let normals = quick ? 1 << 22 : 10_000_000
+        list.append(BenchmarkCase(name: "randn_\(normals)", flops: nil,
+                                  spec: ["op": .string("randn"), "n": .int(normals)]) {
+            var g = RandomGenerator(seed: 1)
+            return { _ = Tensor.randn([normals], generator: &g) }
+        })
         list += extraCases(quick: quick)
         return list
     }

@@ -364,20 +364,6 @@ final class RandomTests: XCTestCase {
         XCTAssertNil(w.gradFunction)
         XCTAssertFalse(w.requiresGrad)
     }
-
-    // MARK: Speed
-
-    /// 10M normals; the assertion is loose (debug builds, loaded machines). For the real figure:
-    /// swift test -c release --filter RandomTests/testNormalThroughput
-    func testNormalThroughput() {
-        var g = RandomGenerator(seed: 1)
-        _ = Tensor.randn([1 << 20], generator: &g)  // warm up
-        let start = Date()
-        let t = Tensor.randn([10_000_000], generator: &g)
-        let seconds = Date().timeIntervalSince(start)
-        print("randn 10M: \(String(format: "%.3f", seconds)) s with \(Engine.threads) threads; first \(t.pointer[0])")
-        XCTAssertLessThan(seconds, 10)
-    }
 }
 
 /// Pearson's chi-square statistic of `counts` against equal expected frequencies.
