@@ -36,8 +36,55 @@ def schedules():
     return out
 
 
+UNET_CONFIGS = {
+    # Two levels, class-conditional, attention on the low-resolution level, head dim 4.
+    "unet_a": dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                   down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                   norm_num_groups=4, attention_head_dim=4, num_class_embeds=5),
+    # Three levels, non-square input, attention everywhere with head dim = channels, centred input,
+    # un-flipped embedding with a frequency shift, scaled mid block, separate attention groups.
+    "unet_b": dict(sample_size=(12, 8), in_channels=3, out_channels=2, block_out_channels=(8, 16, 16), layers_per_block=2,
+                   down_block_types=("AttnDownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                   up_block_types=("UpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D"), norm_num_groups=4,
+                   attention_head_dim=None, attn_norm_num_groups=2, center_input_sample=True, flip_sin_to_cos=False,
+                   freq_shift=1, mid_block_scale_factor=1.5, norm_eps=1e-6),
+}
+
+
+def unet_fixtures():
+    """For each config: a diffusers model folder with random weights, and io.safetensors holding
+    inputs, the forward output, d(sum(out * weights))/d(input) and a few parameter gradients."""
+    from diffusers import UNet2DModel
+    from safetensors.torch import save_file
+    for name, cfg in UNET_CONFIGS.items():
+        torch.manual_seed(1)
+        model = UNet2DModel(**cfg)
+        with torch.no_grad():  # make norms' affine parameters non-trivial too
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        folder = os.path.join(OUT, name)
+        model.save_pretrained(folder, safe_serialization=True)
+        h, w = (cfg["sample_size"], cfg["sample_size"]) if isinstance(cfg["sample_size"], int) else cfg["sample_size"]
+        batch = 3
+        x = torch.randn(batch, cfg["in_channels"], h, w, requires_grad=True)
+        t = torch.tensor([3, 500, 999])
+        labels = torch.tensor([0, 4, 2]) if cfg.get("num_class_embeds") else None
+        out = model(x, t, class_labels=labels).sample
+        weights = torch.randn_like(out)
+        (out * weights).sum().backward()
+        tensors = {"sample": x.detach(), "timesteps": t.float(), "output": out.detach(), "weights": weights,
+                   "grad_sample": x.grad.detach()}
+        if labels is not None:
+            tensors["class_labels"] = labels.float()
+        for key in ("conv_in.weight", "time_embedding.linear_1.weight", "down_blocks.1.resnets.0.conv1.weight",
+                    "mid_block.attentions.0.to_q.weight", "up_blocks.0.resnets.0.norm1.bias", "conv_out.weight"):
+            tensors["grad." + key] = dict(model.named_parameters())[key].grad.detach()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(folder, "io.safetensors"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    unet_fixtures()
     with open(os.path.join(OUT, "schedules.json"), "w") as f:
         json.dump(schedules(), f, indent=1)
     print("wrote", OUT, file=sys.stderr)
