@@ -19,8 +19,8 @@ extension Tensor {
         groupNormOp(groups: groups, weight: weight, bias: bias, eps: eps, silu: false)
     }
 
-    /// `silu(groupNorm(...))` in one pass over memory (the GroupNorm-then-SiLU of U-Net ResNet
-    /// blocks). Matches `F.silu(F.group_norm(x, groups, weight, bias, eps))` up to Float rounding
+    /// `silu(groupNorm(...))` without a separate SiLU pass or intermediate tensor (the
+    /// GroupNorm-then-SiLU of U-Net ResNet blocks). Matches `F.silu(F.group_norm(x, groups, weight, bias, eps))` up to Float rounding
     /// (the sigmoid uses a polynomial exp); the backward recomputes the normalised values instead
     /// of storing them.
     public func groupNormSiLU(groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {

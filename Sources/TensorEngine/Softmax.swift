@@ -36,10 +36,6 @@ extension Tensor {
     }
 }
 
-/// Rows per chunk so a chunk holds about `elements` values.
-@inline(__always)
-func rowGrain(_ rowLength: Int, elements: Int = 16384) -> Int { Swift.max(1, elements / Swift.max(rowLength, 1)) }
-
 /// Softmax (or log-softmax) of one contiguous row of length n >= 1. `y` may not alias `x`.
 @inline(__always)
 func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, log: Bool) {

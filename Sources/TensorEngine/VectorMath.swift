@@ -2,6 +2,10 @@
 // vectorisable exp and row reductions with fixed summation order (so results never depend on the
 // thread count). All are internal and `@inline(__always)`, so they specialise into each kernel.
 
+/// Rows per chunk so a chunk holds about `elements` values.
+@inline(__always)
+func rowGrain(_ rowLength: Int, elements: Int = 16384) -> Int { Swift.max(1, elements / Swift.max(rowLength, 1)) }
+
 /// e^x for Float without a library call; the loop `dst[i] = fastExp(src[i])` auto-vectorises
 /// (about 3x faster than glibc's `expf` here). Relative error about 2.5e-7 (2 ulp); exactly 0 below
 /// -87.34 (no denormals); NaN stays NaN; +inf and anything above 88.3 give e^88.3 (about 2.2e38),
