@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "TensorEngine", targets: ["TensorEngine"]),
         .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -26,12 +27,19 @@ let package = Package(
             dependencies: [.target(name: "COpenBLAS", condition: .when(platforms: [.linux]))],
             linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS]))]
         ),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // PNG/JPEG decoding and encoding, gzip inflation; errors returned, never aborts.
+        .target(name: "CImageSupport", dependencies: ["CLibPNG", "CLibJPEG", "CZlib"]),
         // Layer 1: tensors, kernels, reverse-mode autodiff, seeded random numbers.
         .target(name: "TensorEngine", dependencies: ["CEngineSupport"]),
         // Layer 2: neural-network layers, optimizers, safetensors, diffusers configs.
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
         // Layer 3: noise schedules, diffusers-compatible U-Nets, training and sampling.
         .target(name: "Diffusion", dependencies: ["NeuralNetworks"]),
+        // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
+        .target(name: "Datasets", dependencies: ["NeuralNetworks", "CImageSupport"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
@@ -39,6 +47,7 @@ let package = Package(
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
     ],
     swiftLanguageModes: [.v5]
 )

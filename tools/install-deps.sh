@@ -5,7 +5,7 @@
 # runs:  sudo apt-get install -y libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev)
+[ ${#packages[@]} -gt 0 ] || packages=(libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

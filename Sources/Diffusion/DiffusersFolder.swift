@@ -1,0 +1,45 @@
+import Foundation
+import NeuralNetworks
+
+/// Reading and writing diffusers' model folders: `config.json`, `diffusion_pytorch_model.safetensors`
+/// and, for a pipeline-style folder, `scheduler/scheduler_config.json`.
+public enum DiffusersFolder {
+    public static let configName = "config.json"
+    public static let weightsName = "diffusion_pytorch_model.safetensors"
+    public static let schedulerPath = "scheduler/scheduler_config.json"
+
+    /// Where a UNet lives in `folder`: the folder itself, or its `unet/` subfolder (pipeline layout).
+    public static func unetDirectory(_ folder: URL) -> URL {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: folder.appendingPathComponent(configName).path) { return folder }
+        return folder.appendingPathComponent("unet")
+    }
+}
+
+extension UNet2DModel {
+    /// Loads a diffusers `UNet2DModel` folder (or a pipeline folder with `unet/`). Every key and
+    /// shape is checked: missing, unused or misshapen tensors are named in the error.
+    public static func load(from folder: URL) throws -> UNet2DModel {
+        let dir = DiffusersFolder.unetDirectory(folder)
+        let configURL = dir.appendingPathComponent(DiffusersFolder.configName)
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw ConfigError(file: folder.path, "no \(DiffusersFolder.configName) here or in unet/: not a diffusers UNet2DModel folder")
+        }
+        let config = try UNet2DConfig.load(configURL)
+        let model = UNet2DModel(config: config)
+        let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
+        let file = try SafetensorsFile(url: weightsURL)
+        try model.load(try file.tensors(), source: weightsURL.path)
+        return model
+    }
+
+    /// Writes `config.json` and `diffusion_pytorch_model.safetensors` (F32) into `folder`, which
+    /// diffusers' `UNet2DModel.from_pretrained` loads.
+    public func save(to folder: URL, metadata: [String: String] = [:]) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try config.write(to: folder.appendingPathComponent(DiffusersFolder.configName))
+        var meta = metadata
+        meta["format"] = "pt"
+        try Safetensors.write(stateDict(), metadata: meta, to: folder.appendingPathComponent(DiffusersFolder.weightsName))
+    }
+}
