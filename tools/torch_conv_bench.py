@@ -14,6 +14,12 @@ SHAPES = [  # (N, C, H, W, O, k, stride, pad)
     (64, 64, 14, 14, 64, 3, 1, 1),
     (64, 128, 7, 7, 128, 3, 1, 1),
 ]
+EXTRA = [  # other paths of the engine (im2col, 1x1), for information
+    (64, 64, 28, 28, 64, 3, 2, 1),
+    (64, 3, 32, 32, 32, 3, 1, 1),
+    (64, 128, 14, 14, 64, 1, 1, 0),
+    (16, 128, 32, 32, 64, 1, 1, 0),
+]
 
 def flops(N, C, H, W, O, k, s, p):
     Ho = (H + 2 * p - k) // s + 1
@@ -31,11 +37,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--extra", action="store_true", help="also time the shapes of the other paths")
     a = ap.parse_args()
     torch.manual_seed(0)
     for t in a.threads:
         torch.set_num_threads(t)
-        for (N, C, H, W, O, k, s, p) in SHAPES:
+        for (N, C, H, W, O, k, s, p) in SHAPES + (EXTRA if a.extra else []):
             x = torch.randn(N, C, H, W)
             w = torch.randn(O, C, k, k) * 0.1
             b = torch.randn(O)

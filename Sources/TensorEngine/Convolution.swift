@@ -1,4 +1,5 @@
 import CEngineSupport
+import Foundation
 
 // 2-D convolution, forward and backward, on three paths chosen per geometry:
 //   - Winograd F(4x4,3x3) (ConvolutionWinograd.swift) for 3x3 kernels, stride 1, one group;
@@ -53,12 +54,66 @@ extension Tensor {
 
 // MARK: - Scratch memory and workers
 
-/// Runs `body` with `count` uninitialised floats, 64-byte aligned, freed afterwards.
+/// Runs `body` with `count` uninitialised floats, 64-byte aligned, from `ScratchPool`.
 @inline(__always)
 func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-    defer { raw.deallocate() }
-    return body(raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1)))
+    let buffer = ScratchPool.take(count)
+    defer { ScratchPool.give(buffer) }
+    return body(buffer.pointer)
+}
+
+/// Scratch buffers kept between kernel calls. Fresh memory from the OS costs a page fault per
+/// 4 KB on first touch (measured: 3-6 ms for a 12 MB buffer, more than the convolution using it),
+/// and glibc returns large blocks to the OS on free, so buffers are reused instead. At most
+/// `retainedLimit` bytes are kept; a buffer larger than that is freed after use.
+enum ScratchPool {
+    struct Buffer { let pointer: UnsafeMutablePointer<Float>; let capacity: Int }
+
+    static let retainedLimit = 64 << 20
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var free: [Buffer] = []  // oldest first
+    nonisolated(unsafe) private static var retained = 0
+
+    /// A buffer of at least `count` floats: the smallest kept one that fits, else a new one.
+    static func take(_ count: Int) -> Buffer {
+        let need = Swift.max(count, 16)
+        lock.lock()
+        var best = -1
+        for (i, b) in free.enumerated() where b.capacity >= need && (best < 0 || b.capacity < free[best].capacity) {
+            best = i
+        }
+        if best >= 0 {
+            let b = free.remove(at: best)
+            retained -= b.capacity * 4
+            lock.unlock()
+            return b
+        }
+        lock.unlock()
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: need * MemoryLayout<Float>.stride, alignment: 64)
+        return Buffer(pointer: raw.bindMemory(to: Float.self, capacity: need), capacity: need)
+    }
+
+    /// Returns a buffer; the oldest kept ones are freed while more than `retainedLimit` is kept.
+    static func give(_ b: Buffer) {
+        var release: [Buffer] = []
+        lock.lock()
+        if b.capacity * 4 > retainedLimit {
+            release.append(b)
+        } else {
+            free.append(b)
+            retained += b.capacity * 4
+            while retained > retainedLimit {
+                let old = free.removeFirst()
+                retained -= old.capacity * 4
+                release.append(old)
+            }
+        }
+        lock.unlock()
+        for r in release { UnsafeMutableRawPointer(r.pointer).deallocate() }
+    }
+
+    /// Whether a buffer of `count` floats would be kept between calls.
+    static func keeps(_ count: Int) -> Bool { count * 4 <= retainedLimit }
 }
 
 /// Runs `body(item, worker)` for item in 0..<items, round robin over `workers` workers (worker
@@ -130,9 +185,9 @@ enum ConvolutionKernels {
         case .winograd:
             let plan = Winograd.Plan(n: g.n, cin: g.c, hin: g.h, win: g.w, cout: g.o, hout: g.ho, wout: g.wo,
                                      py: g.ph, px: g.pw)
-            withScratch(36 * g.c * g.o + 9 * g.c * g.o) { u in
+            withScratch(Winograd.weightScratchCount(cin: g.c, cout: g.o)) { u in
                 Winograd.transformWeights(w.pointer, cin: g.c, cout: g.o, flipped: false, into: u,
-                                          scratch: u + 36 * g.c * g.o)
+                                          scratch: u + 36 * Winograd.weightStride(cin: g.c, cout: g.o))
                 Winograd.convolve(x.pointer, plan, u: u, bias: bias?.pointer, out: out.pointer)
             }
         case .pointwise:
@@ -161,19 +216,21 @@ enum ConvolutionKernels {
                 // dX = conv(dY, W rotated 180 degrees with in/out channels swapped), padding 2 - p.
                 let plan = Winograd.Plan(n: g.n, cin: g.o, hin: g.ho, win: g.wo, cout: g.c, hout: g.h, wout: g.w,
                                          py: 2 - g.ph, px: 2 - g.pw)
-                withScratch(45 * g.c * g.o) { u in
+                withScratch(Winograd.weightScratchCount(cin: g.o, cout: g.c)) { u in
                     Winograd.transformWeights(w.pointer, cin: g.o, cout: g.c, flipped: true, into: u,
-                                              scratch: u + 36 * g.c * g.o)
+                                              scratch: u + 36 * Winograd.weightStride(cin: g.o, cout: g.c))
                     Winograd.convolve(gradOut.pointer, plan, u: u, bias: nil, out: gx.pointer)
                 }
             }
             if let gw {
+                // Its chunks run in order, each in two parallel steps: 8x larger chunks amortise the
+                // steps and lengthen the products' inner (tile) dimension.
                 let plan = Winograd.Plan(n: g.n, cin: g.c, hin: g.h, win: g.w, cout: g.o, hout: g.ho, wout: g.wo,
-                                         py: g.ph, px: g.pw, targetTiles: Winograd.targetTilesPerChunk * 2, minChunks: 1)
-                withScratch(45 * g.c * g.o) { du in
+                                         py: g.ph, px: g.pw, targetTiles: Winograd.targetTiles(cin: g.c, cout: g.o, scale: 8), minChunks: 1)
+                withScratch(Winograd.weightScratchCount(cin: g.c, cout: g.o)) { du in
                     Winograd.weightGradientTransform(x.pointer, gradOut.pointer, plan, into: du)
                     Winograd.weightGradientFromTransform(du, cin: g.c, cout: g.o, into: gw.pointer,
-                                                         scratch: du + 36 * g.c * g.o)
+                                                         scratch: du + 36 * Winograd.weightStride(cin: g.c, cout: g.o))
                 }
             }
         case .pointwise:
@@ -252,8 +309,9 @@ enum Pointwise {
 /// The general path: im2col + GEMM. Columns: row (c, ky, kx) of the group's channels, column
 /// (image, oy, ox) for the images of a chunk, so one product covers several images.
 enum Im2col {
-    /// Floats of one chunk's column matrix (32 MB), unless a single output row needs more.
-    static let columnBudget = 1 << 23
+    /// Floats of one chunk's column matrix (4 MB), unless a single output row needs more. OpenBLAS
+    /// ran these products at ~85 GFLOP/s with 1-4 MB operands, ~50 GFLOP/s with 14 MB.
+    static let columnBudget = 1 << 20
     /// From this many output pixels per image, products go straight into the output per image
     /// (no copy); below, one product per chunk goes to a buffer and is copied out.
     static let directPixels = 1024
@@ -311,11 +369,11 @@ enum Im2col {
                         continue
                     }
                     for i in 0..<lo { d[i] = 0 }
-                    let s = plane + iy * g.w + (lo * sw - g.pw + kx)
+                    let s = plane + iy * g.w + (lo * sw - g.pw + kx), dl = d + lo
                     if sw == 1 {
-                        for i in 0..<(hi - lo) { d[lo + i] = s[i] }
+                        for i in 0..<(hi - lo) { dl[i] = s[i] }
                     } else {
-                        for i in 0..<(hi - lo) { d[lo + i] = s[i * sw] }
+                        for i in 0..<(hi - lo) { dl[i] = s[i &* sw] }
                     }
                     for i in hi..<wo { d[i] = 0 }
                 }
@@ -340,7 +398,7 @@ enum Im2col {
                     if sw == 1 {
                         for i in 0..<(hi - lo) { d[i] += s[i] }
                     } else {
-                        for i in 0..<(hi - lo) { d[i * sw] += s[i] }
+                        for i in 0..<(hi - lo) { d[i &* sw] += s[i] }
                     }
                 }
             }
@@ -405,55 +463,66 @@ enum Im2col {
     }
 
     /// Input and weight gradients. Chunks of images run in order (the weight gradient accumulates
-    /// over them). Within a chunk, after the output gradient is gathered, each block of input
-    /// channels is one work item: its column rows from x, its slice of dW (+)= dY colsᵀ, then its
-    /// rows of Wᵀ dY and their col2im into dX. Blocks are fixed by the geometry.
+    /// over them), each in three parallel steps over partitions fixed by the geometry:
+    ///   1. per (image, channel): gather the output gradient as [og, columns], fill x's columns;
+    ///   2. per (output-row block, channel block): dW_g[block] (+)= dY colsᵀ;
+    ///   3. per (channel block, image group): cols = W_gᵀ dY for those columns, then col2im into dX.
     static func backward(_ gy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                          _ g: Conv2dGeometry, _ gx: UnsafeMutablePointer<Float>?, _ gw: UnsafeMutablePointer<Float>?) {
         let ch = Chunking(g, minChunks: 1)
         let kk = g.kh * g.kw, k = g.cg * kk, l = g.ho * g.wo, plane = g.h * g.w
         let colSize = k * ch.maxColumns * g.wo, gySize = g.og * ch.maxColumns * g.wo
         let threads = Engine.threads
-        // Channel blocks of about 64 column rows.
+        // Channel blocks of about 64 column rows; output-row blocks of 32.
         let blockChannels = Swift.max(1, (64 + kk - 1) / kk)
-        let blocks = (g.cg + blockChannels - 1) / blockChannels
+        let cBlocks = (g.cg + blockChannels - 1) / blockChannels
+        let blockRows = 32, oBlocks = (g.og + blockRows - 1) / blockRows
         if let gx { gx.update(repeating: 0, count: g.n * g.c * plane) }
         withScratch(colSize + gySize) { col in
             let gp = col + colSize
             for c in 0..<ch.chunks {
                 let (n0, n1, r0, r1) = ch.ranges(c, g)
-                let cols = (r1 - r0) * g.wo, ldc = (n1 - n0) * cols
+                let images = n1 - n0
+                let cols = (r1 - r0) * g.wo, ldc = images * cols
+                // Image groups of at least 256 columns for step 3.
+                let groupImages = Swift.max(1, 256 / Swift.max(1, cols))
+                let imageGroups = (images + groupImages - 1) / groupImages
                 for grp in 0..<g.groups {
-                    // The chunk's output gradient as [og, images * cols].
-                    let rowsOut = (n1 - n0) * g.og
-                    runOnWorkers(rowsOut, workers: Swift.min(threads, Swift.max(1, rowsOut / 16))) { item, _ in
-                        let n = n0 + item / g.og, o = item % g.og
-                        let s = gy + (n * g.o + grp * g.og + o) * l + r0 * g.wo
-                        let d = gp + o * ldc + (n - n0) * cols
-                        for i in 0..<cols { d[i] = s[i] }
-                    }
-                    runOnWorkers(blocks, workers: Swift.min(threads, blocks)) { b, _ in
-                        let c0 = b * blockChannels, c1 = Swift.min(g.cg, c0 + blockChannels)
-                        let rows = col + c0 * kk * ldc, m = (c1 - c0) * kk
-                        if let gw {
-                            for n in n0..<n1 {
-                                let src = x + (n * g.c + grp * g.cg) * plane
-                                for ci in c0..<c1 {
-                                    fill(src + ci * plane, ci: ci, g, r0: r0, r1: r1, col: col + (n - n0) * cols, ldc: ldc)
-                                }
-                            }
-                            // dW_g[:, rows] (+)= dY [og, ldc] x rowsᵀ.
-                            sgemm(transA: false, transB: true, m: g.og, n: m, k: ldc, a: gp, lda: ldc, b: rows, ldb: ldc,
-                                  beta: c == 0 ? 0 : 1, c: gw + grp * g.og * k + c0 * kk, ldc: k)
+                    let items = images * g.cg
+                    runOnWorkers(items, workers: Swift.min(threads, items)) { item, _ in
+                        let n = n0 + item / g.cg, ci = item % g.cg
+                        var o = ci
+                        while o < g.og {
+                            let s = gy + (n * g.o + grp * g.og + o) * l + r0 * g.wo
+                            let d = gp + o * ldc + (n - n0) * cols
+                            for i in 0..<cols { d[i] = s[i] }
+                            o += g.cg
                         }
-                        if let gx {
-                            // rows [m, ldc] = (W_g[:, rows])ᵀ x dY, then col2im into dX.
-                            sgemm(transA: true, transB: false, m: m, n: ldc, k: g.og, a: w + grp * g.og * k + c0 * kk,
-                                  lda: k, b: gp, ldb: ldc, c: rows, ldc: ldc)
-                            for n in n0..<n1 {
-                                let dst = gx + (n * g.c + grp * g.cg) * plane
+                        if gw != nil {
+                            fill(x + (n * g.c + grp * g.cg + ci) * plane, ci: ci, g, r0: r0, r1: r1,
+                                 col: col + (n - n0) * cols, ldc: ldc)
+                        }
+                    }
+                    if let gw {
+                        runOnWorkers(oBlocks * cBlocks, workers: Swift.min(threads, oBlocks * cBlocks)) { item, _ in
+                            let o0 = (item / cBlocks) * blockRows, c0 = (item % cBlocks) * blockChannels
+                            let mo = Swift.min(blockRows, g.og - o0), nk = (Swift.min(g.cg, c0 + blockChannels) - c0) * kk
+                            sgemm(transA: false, transB: true, m: mo, n: nk, k: ldc, a: gp + o0 * ldc, lda: ldc,
+                                  b: col + c0 * kk * ldc, ldb: ldc, beta: c == 0 ? 0 : 1,
+                                  c: gw + (grp * g.og + o0) * k + c0 * kk, ldc: k)
+                        }
+                    }
+                    if let gx {
+                        runOnWorkers(cBlocks * imageGroups, workers: Swift.min(threads, cBlocks * imageGroups)) { item, _ in
+                            let c0 = (item / imageGroups) * blockChannels, c1 = Swift.min(g.cg, c0 + blockChannels)
+                            let i0 = (item % imageGroups) * groupImages, i1 = Swift.min(images, i0 + groupImages)
+                            let rows = col + c0 * kk * ldc + i0 * cols
+                            sgemm(transA: true, transB: false, m: (c1 - c0) * kk, n: (i1 - i0) * cols, k: g.og,
+                                  a: w + grp * g.og * k + c0 * kk, lda: k, b: gp + i0 * cols, ldb: ldc, c: rows, ldc: ldc)
+                            for i in i0..<i1 {
+                                let dst = gx + ((n0 + i) * g.c + grp * g.cg) * plane
                                 for ci in c0..<c1 {
-                                    accumulate(dst + ci * plane, ci: ci, g, r0: r0, r1: r1, col: col + (n - n0) * cols, ldc: ldc)
+                                    accumulate(dst + ci * plane, ci: ci, g, r0: r0, r1: r1, col: col + i * cols, ldc: ldc)
                                 }
                             }
                         }

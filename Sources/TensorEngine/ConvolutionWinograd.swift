@@ -57,7 +57,16 @@ private func gradOutputTransform4(_ y0: F4, _ y1: F4, _ y2: F4, _ y3: F4) -> (F4
 /// Winograd F(4x4, 3x3) kernels. Internal; `Convolution.swift` decides when they run.
 enum Winograd {
     /// Tiles of one chunk at most about this many (whole tile rows; at least one row).
-    static let targetTilesPerChunk = 256
+    /// Floats of one chunk's transforms (V and M, 512 KB), so they stay in the L2 cache between the
+    /// transform and product steps. Measured on the benchmark shapes: 4x larger chunks were up to
+    /// 25% slower, 2x smaller ones the same.
+    static let chunkBudget = 1 << 17
+
+    /// Tiles per chunk so that a chunk's transforms (36 x tiles x channels in and out) stay near
+    /// `scale * chunkBudget` floats, within [16, 256 * scale].
+    static func targetTiles(cin: Int, cout: Int, scale: Int = 1) -> Int {
+        Swift.min(256 * scale, Swift.max(16, scale * chunkBudget / (36 * (roundUp4(cin) + roundUp4(cout)))))
+    }
 
     static func roundUp4(_ x: Int) -> Int { (x + 3) & ~3 }
 
@@ -66,9 +75,14 @@ enum Winograd {
         guard g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.groups == 1 else { return false }
         // Narrow channel counts make the 36 products too thin for BLAS (im2col does better).
         guard g.c >= 8 && g.o >= 8 else { return false }
-        // Multiplies saved: direct 9*ho*wo against 36 per (partly used) tile.
-        let tiles = ((g.ho + 3) / 4) * ((g.wo + 3) / 4)
-        return 9 * g.ho * g.wo >= 2 * 36 * tiles
+        // Multiplies per channel pair: direct 9 per output pixel, Winograd 36 per (partly used) tile.
+        let tiles = g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4)
+        let direct = 9 * g.n * g.ho * g.wo, winograd = 36 * tiles
+        // The weight transform costs about as much per channel pair as ~500 saved multiplies when
+        // its buffer stays in `ScratchPool`, several thousand when it must come fresh from the OS
+        // (measured with 256 and 512 channels at batch 1-16, 8x8 and 16x16).
+        let minSaving = ScratchPool.keeps(2 * weightScratchCount(cin: g.c, cout: g.o)) ? 512 : 4096
+        return direct >= 2 * winograd && direct - winograd >= minSaving
     }
 
     /// How a convolution's tile rows are split into chunks.
@@ -83,16 +97,20 @@ enum Winograd {
         let rowsPerChunk: Int
         var chunks: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
         var maxTiles: Int { rowsPerChunk * tilesX }
+        /// Floats between transform points in V and M (Y): one cache line more than the data, so
+        /// the 36 planes do not all fall on the same cache sets when the size is a power of two.
+        var vStride: Int { maxTiles * cp + 16 }
+        var mStride: Int { maxTiles * op + 16 }
 
         init(n: Int, cin: Int, hin: Int, win: Int, cout: Int, hout: Int, wout: Int, py: Int, px: Int,
-             targetTiles: Int = Winograd.targetTilesPerChunk, minChunks: Int = 4) {
+             targetTiles: Int? = nil, minChunks: Int = 4) {
             self.n = n; self.cin = cin; self.hin = hin; self.win = win
             self.cout = cout; self.hout = hout; self.wout = wout; self.py = py; self.px = px
             tilesY = (hout + 3) / 4; tilesX = (wout + 3) / 4
             cp = Winograd.roundUp4(cin); op = Winograd.roundUp4(cout)
             wp = 4 * tilesX + 2
             rows = n * tilesY
-            var rpc = Swift.max(1, targetTiles / tilesX)
+            var rpc = Swift.max(1, (targetTiles ?? Winograd.targetTiles(cin: cin, cout: cout)) / tilesX)
             // Several chunks when there is enough work, so threads can share it.
             rpc = Swift.min(rpc, Swift.max(1, (rows + minChunks - 1) / minChunks))
             rowsPerChunk = rpc
@@ -101,86 +119,116 @@ enum Winograd {
 
     // MARK: Weight transforms
 
+    /// Floats between transform points of U and dU: one cache line more than cin * cout, so the
+    /// 36 planes do not share cache sets when cin * cout is a multiple of 1024 (that made the
+    /// transform of a 512x512 kernel 10x slower).
+    static func weightStride(cin: Int, cout: Int) -> Int { cin * cout + 16 }
+
+    /// Floats for U (or dU) and the transforms' scratch together.
+    static func weightScratchCount(cin: Int, cout: Int) -> Int { 45 * weightStride(cin: cin, cout: cout) }
+
     /// U[36][cin][cout] = G g Gᵀ for each channel pair, from a [cout][cin][3][3] weight; with
     /// `flipped`, from a [cin][cout][3][3] weight rotated by 180 degrees (the kernel of the input
-    /// gradient). `scratch` holds 9 * cin * cout floats.
+    /// gradient). `scratch` holds 9 * cin * cout + 4 floats.
     static func transformWeights(_ weight: UnsafePointer<Float>, cin: Int, cout: Int, flipped: Bool,
                                  into u: UnsafeMutablePointer<Float>, scratch wt: UnsafeMutablePointer<Float>) {
-        let pairs = cin * cout
+        let pairs = cin * cout, ps = weightStride(cin: cin, cout: cout)
         // wt[k][ci][co]: tap k of the kernel from input channel ci to output channel co.
-        for ci in 0..<cin {
-            for co in 0..<cout {
-                let src = flipped ? weight + (ci * cout + co) * 9 : weight + (co * cin + ci) * 9
-                let p = ci * cout + co
-                for k in 0..<9 { wt[k * pairs + p] = src[flipped ? 8 - k : k] }
-            }
-        }
-        parallelFor(pairs, grain: 4096) { range in
-            for p in range {
-                var t = (Float(0), Float(0), Float(0))
-                // tmp[i][kx] = (G g)[i][kx], then U[i][j] = sum_kx tmp[i][kx] G[j][kx].
-                for i in 0..<6 {
-                    for kx in 0..<3 {
-                        let g0 = wt[kx * pairs + p], g1 = wt[(3 + kx) * pairs + p], g2 = wt[(6 + kx) * pairs + p]
-                        let v = gTransform(g0, g1, g2, i)
-                        switch kx { case 0: t.0 = v; case 1: t.1 = v; default: t.2 = v }
-                    }
-                    for j in 0..<6 { u[(i * 6 + j) * pairs + p] = gTransform(t.0, t.1, t.2, j) }
+        parallelFor(cin, grain: Swift.max(1, 8192 / Swift.max(1, 9 * cout))) { range in
+            for ci in range {
+                for co in 0..<cout {
+                    let src = flipped ? weight + (ci * cout + co) * 9 : weight + (co * cin + ci) * 9
+                    let p = ci * cout + co
+                    if flipped { for k in 0..<9 { wt[k * ps + p] = src[8 - k] } }
+                    else { for k in 0..<9 { wt[k * ps + p] = src[k] } }
                 }
             }
         }
-    }
-
-    /// Row `i` of G times (g0, g1, g2).
-    @inline(__always)
-    private static func gTransform(_ g0: Float, _ g1: Float, _ g2: Float, _ i: Int) -> Float {
-        switch i {
-        case 0: return g0 * 0.25
-        case 1: return (g0 + g1 + g2) * (-1.0 / 6.0)
-        case 2: return (g0 - g1 + g2) * (-1.0 / 6.0)
-        case 3: return g0 * (1.0 / 24.0) + g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0)
-        case 4: return g0 * (1.0 / 24.0) - g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0)
-        default: return g2
+        // Four pairs at a time: t = G g (6x3), U = t Gᵀ (6x6).
+        parallelFor((pairs + 3) / 4, grain: 1024) { range in
+            for q in range {
+                let p = 4 * q, lanes = Swift.min(4, pairs - p)
+                @inline(__always) func g(_ k: Int) -> F4 {
+                    if lanes == 4 { return load4(wt + k * ps + p) }
+                    var v = F4(); for l in 0..<lanes { v[l] = wt[k * ps + p + l] }; return v
+                }
+                let c0 = kernelTransform3(g(0), g(3), g(6))
+                let c1 = kernelTransform3(g(1), g(4), g(7))
+                let c2 = kernelTransform3(g(2), g(5), g(8))
+                @inline(__always) func put(_ i: Int, _ a: F4, _ b: F4, _ c: F4) {
+                    let r = kernelTransform3(a, b, c)
+                    let d = u + i * 6 * ps + p
+                    if lanes == 4 {
+                        store4(r.0, d); store4(r.1, d + ps); store4(r.2, d + 2 * ps)
+                        store4(r.3, d + 3 * ps); store4(r.4, d + 4 * ps); store4(r.5, d + 5 * ps)
+                    } else {
+                        for l in 0..<lanes {
+                            d[l] = r.0[l]; d[ps + l] = r.1[l]; d[2 * ps + l] = r.2[l]
+                            d[3 * ps + l] = r.3[l]; d[4 * ps + l] = r.4[l]; d[5 * ps + l] = r.5[l]
+                        }
+                    }
+                }
+                put(0, c0.0, c1.0, c2.0); put(1, c0.1, c1.1, c2.1); put(2, c0.2, c1.2, c2.2)
+                put(3, c0.3, c1.3, c2.3); put(4, c0.4, c1.4, c2.4); put(5, c0.5, c1.5, c2.5)
+            }
         }
     }
 
-    /// Row `j` of Gᵀ times the 6-vector d (the transpose of `gTransform`).
+    /// G g for a 3-vector g (6 outputs).
     @inline(__always)
-    private static func gTransposeTransform(_ d: UnsafePointer<Float>, stride s: Int, _ j: Int) -> Float {
-        let d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s]
-        switch j {
-        case 0: return d0 * 0.25 - (d1 + d2) * (1.0 / 6.0) + (d3 + d4) * (1.0 / 24.0)
-        case 1: return (d2 - d1) * (1.0 / 6.0) + (d3 - d4) * (1.0 / 12.0)
-        default: return (d3 + d4 - d1 - d2) * (1.0 / 6.0) + d5
-        }
+    private static func kernelTransform3(_ g0: F4, _ g1: F4, _ g2: F4) -> (F4, F4, F4, F4, F4, F4) {
+        let a = g0 + g2, b = g0 * (1.0 / 24.0) + g2 * (1.0 / 6.0), c = g1 * (1.0 / 12.0)
+        return (g0 * 0.25, (a + g1) * (-1.0 / 6.0), (a - g1) * (-1.0 / 6.0), b + c, b - c, g2)
     }
 
-    /// dW[cout][cin][3][3] = Gᵀ dU G from dU[36][cin][cout]. `scratch` holds 9 * cin * cout floats.
+    /// Gᵀ d for a 6-vector d (3 outputs): the transpose of `kernelTransform3`.
+    @inline(__always)
+    private static func kernelGradientTransform6(_ d0: F4, _ d1: F4, _ d2: F4, _ d3: F4, _ d4: F4, _ d5: F4)
+        -> (F4, F4, F4) {
+        let p12 = d1 + d2, p34 = d3 + d4
+        return (d0 * 0.25 - p12 * (1.0 / 6.0) + p34 * (1.0 / 24.0),
+                (d2 - d1) * (1.0 / 6.0) + (d3 - d4) * (1.0 / 12.0),
+                (p34 - p12) * (1.0 / 6.0) + d5)
+    }
+
+    /// dW[cout][cin][3][3] = Gᵀ dU G from dU[36][cin][cout] (points `weightStride` apart).
+    /// `scratch` holds 9 * weightStride floats.
     static func weightGradientFromTransform(_ du: UnsafePointer<Float>, cin: Int, cout: Int,
                                             into dw: UnsafeMutablePointer<Float>,
                                             scratch wt: UnsafeMutablePointer<Float>) {
-        let pairs = cin * cout
-        parallelFor(pairs, grain: 4096) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 18) { buf in
-                let r = buf.baseAddress!
-                for p in range {
-                    // r[i][kx] = sum_j dU[i][j] G[j][kx]; then dg[ky][kx] = sum_i G[i][ky] r[i][kx].
-                    for i in 0..<6 {
-                        for kx in 0..<3 { r[i * 3 + kx] = gTransposeTransform(du + (i * 6) * pairs + p, stride: pairs, kx) }
-                    }
-                    for ky in 0..<3 {
-                        for kx in 0..<3 { wt[(ky * 3 + kx) * pairs + p] = gTransposeTransform(r + kx, stride: 3, ky) }
-                    }
+        let pairs = cin * cout, ps = weightStride(cin: cin, cout: cout)
+        parallelFor((pairs + 3) / 4, grain: 1024) { range in
+            for q in range {
+                let p = 4 * q, lanes = Swift.min(4, pairs - p)
+                @inline(__always) func d(_ k: Int) -> F4 {
+                    if lanes == 4 { return load4(du + k * ps + p) }
+                    var v = F4(); for l in 0..<lanes { v[l] = du[k * ps + p + l] }; return v
                 }
+                // r[i] = (dU G)[i][*] (rows i), then dg[*][kx] = Gᵀ r[*][kx].
+                let r0 = kernelGradientTransform6(d(0), d(1), d(2), d(3), d(4), d(5))
+                let r1 = kernelGradientTransform6(d(6), d(7), d(8), d(9), d(10), d(11))
+                let r2 = kernelGradientTransform6(d(12), d(13), d(14), d(15), d(16), d(17))
+                let r3 = kernelGradientTransform6(d(18), d(19), d(20), d(21), d(22), d(23))
+                let r4 = kernelGradientTransform6(d(24), d(25), d(26), d(27), d(28), d(29))
+                let r5 = kernelGradientTransform6(d(30), d(31), d(32), d(33), d(34), d(35))
+                let k0 = kernelGradientTransform6(r0.0, r1.0, r2.0, r3.0, r4.0, r5.0)  // column kx = 0
+                let k1 = kernelGradientTransform6(r0.1, r1.1, r2.1, r3.1, r4.1, r5.1)
+                let k2 = kernelGradientTransform6(r0.2, r1.2, r2.2, r3.2, r4.2, r5.2)
+                @inline(__always) func put(_ k: Int, _ v: F4) {
+                    if lanes == 4 { store4(v, wt + k * ps + p) } else { for l in 0..<lanes { wt[k * ps + p + l] = v[l] } }
+                }
+                put(0, k0.0); put(1, k1.0); put(2, k2.0)
+                put(3, k0.1); put(4, k1.1); put(5, k2.1)
+                put(6, k0.2); put(7, k1.2); put(8, k2.2)
             }
         }
         // wt[k][ci][co] -> dw[co][ci][k].
-        parallelFor(cout, grain: 16) { range in
+        parallelFor(cout, grain: Swift.max(1, 8192 / Swift.max(1, 9 * cin))) { range in
             for co in range {
                 for ci in 0..<cin {
                     let p = ci * cout + co
                     let dst = dw + (co * cin + ci) * 9
-                    for k in 0..<9 { dst[k] = wt[k * pairs + p] }
+                    for k in 0..<9 { dst[k] = wt[k * ps + p] }
                 }
             }
         }
@@ -199,24 +247,38 @@ enum Winograd {
         let xLo = Swift.max(0, px), xHi = Swift.min(width, srcW + px)
         if xLo >= xHi { return }
         let plane = height * srcW
-        for r in 0..<rowsOut {
-            let y = y0 + r
-            if y < 0 || y >= height { continue }
-            let drow = dst + r * width * cpad
-            var c = 0
-            while c + 4 <= channels {
-                let s0 = src + c * plane + y * srcW - px
+        let r0 = Swift.max(0, -y0), r1 = Swift.min(rowsOut, height - y0)
+        if r0 >= r1 { return }
+        var c = 0
+        // Blocks of 4 channels: each plane is read as one run of rows; 4x4 blocks are transposed in registers.
+        while c + 4 <= channels {
+            for r in r0..<r1 {
+                let s0 = src + c * plane + (y0 + r) * srcW - px
                 let s1 = s0 + plane, s2 = s1 + plane, s3 = s2 + plane
-                for x in xLo..<xHi {
-                    store4(F4(s0[x], s1[x], s2[x], s3[x]), drow + x * cpad + c)
+                let drow = dst + r * width * cpad + c
+                var x = xLo
+                while x + 4 <= xHi {
+                    let a = load4(s0 + x), b = load4(s1 + x), e = load4(s2 + x), f = load4(s3 + x)
+                    store4(F4(a[0], b[0], e[0], f[0]), drow + x * cpad)
+                    store4(F4(a[1], b[1], e[1], f[1]), drow + (x + 1) * cpad)
+                    store4(F4(a[2], b[2], e[2], f[2]), drow + (x + 2) * cpad)
+                    store4(F4(a[3], b[3], e[3], f[3]), drow + (x + 3) * cpad)
+                    x += 4
                 }
-                c += 4
+                while x < xHi {
+                    store4(F4(s0[x], s1[x], s2[x], s3[x]), drow + x * cpad)
+                    x += 1
+                }
             }
-            while c < channels {
-                let s0 = src + c * plane + y * srcW - px
-                for x in xLo..<xHi { drow[x * cpad + c] = s0[x] }
-                c += 1
+            c += 4
+        }
+        while c < channels {
+            for r in r0..<r1 {
+                let s0 = src + c * plane + (y0 + r) * srcW - px
+                let drow = dst + r * width * cpad + c
+                for x in xLo..<xHi { drow[x * cpad] = s0[x] }
             }
+            c += 1
         }
     }
 
@@ -229,7 +291,7 @@ enum Winograd {
         let chunks = p.chunks
         let workers = Swift.min(Engine.threads, chunks)
         let packSize = 6 * p.wp * p.cp
-        let vSize = 36 * p.maxTiles * p.cp, mSize = 36 * p.maxTiles * p.op
+        let vSize = 36 * p.vStride, mSize = 36 * p.mStride
         let perWorker = packSize + vSize + mSize + 4 * p.op + 36 * 4
         withScratch(perWorker * workers) { scratch in
             // Padding lanes of M (never written by BLAS when cout % 4 != 0) are kept at zero.
@@ -250,8 +312,8 @@ enum Winograd {
                 // 2. One product per transform point: M_k[tiles, cout] = V_k[tiles, cin] U_k[cin, cout].
                 for k in 0..<36 {
                     sgemm(transA: false, transB: false, m: tiles, n: p.cout, k: p.cin,
-                          a: v + k * tiles * p.cp, lda: p.cp, b: u + k * p.cin * p.cout, ldb: p.cout,
-                          c: m + k * tiles * p.op, ldc: p.op)
+                          a: v + k * p.vStride, lda: p.cp, b: u + k * weightStride(cin: p.cin, cout: p.cout), ldb: p.cout,
+                          c: m + k * p.mStride, ldc: p.op)
                 }
                 // 3. Output transforms.
                 for row in row0..<row1 {
@@ -269,7 +331,7 @@ enum Winograd {
     static func inputTransformRow(_ pack: UnsafeMutablePointer<Float>, _ p: Plan, tileBase: Int, tiles: Int,
                                   into v: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
         let cp = p.cp, rs = p.wp * cp        // row stride of the pack
-        let ks = tiles * cp                  // stride between transform points in V
+        let ks = p.vStride                   // stride between transform points in V
         for tx in 0..<p.tilesX {
             var c = 0
             while c < cp {
@@ -304,7 +366,7 @@ enum Winograd {
     static func outputTransformRow(_ m: UnsafeMutablePointer<Float>, _ p: Plan, tileBase: Int, tiles: Int,
                                    bias: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, ty: Int,
                                    tmp: UnsafeMutablePointer<Float>) {
-        let op = p.op, ks = tiles * op
+        let op = p.op, ks = p.mStride
         let plane = p.hout * p.wout
         let rowsValid = Swift.min(4, p.hout - 4 * ty)
         for tx in 0..<p.tilesX {
@@ -354,7 +416,7 @@ enum Winograd {
         let threads = Engine.threads
         let workersT = Swift.min(threads, p.rowsPerChunk)
         let packSize = 6 * p.wp * p.cp + 4 * p.wp * p.op + 36 * 4
-        let vSize = 36 * p.maxTiles * p.cp, ySize = 36 * p.maxTiles * p.op
+        let vSize = 36 * p.vStride, ySize = 36 * p.mStride
         withScratch(packSize * threads + vSize + ySize) { scratch in
             let v = scratch, yhat = v + vSize, packs = yhat + ySize
             for chunk in 0..<p.chunks {
@@ -375,8 +437,8 @@ enum Winograd {
                 let beta: Float = chunk == 0 ? 0 : 1
                 runOnWorkers(36, workers: Swift.min(threads, 36)) { k, _ in
                     sgemm(transA: true, transB: false, m: p.cin, n: p.cout, k: tiles,
-                          a: v + k * tiles * p.cp, lda: p.cp, b: yhat + k * tiles * p.op, ldb: p.op,
-                          beta: beta, c: du + k * p.cin * p.cout, ldc: p.cout)
+                          a: v + k * p.vStride, lda: p.cp, b: yhat + k * p.mStride, ldb: p.op,
+                          beta: beta, c: du + k * weightStride(cin: p.cin, cout: p.cout), ldc: p.cout)
                 }
             }
         }
@@ -386,7 +448,7 @@ enum Winograd {
     @inline(__always)
     static func gradOutputTransformRow(_ gpack: UnsafeMutablePointer<Float>, _ p: Plan, tileBase: Int, tiles: Int,
                                        into yhat: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
-        let op = p.op, rs = p.wp * op, ks = tiles * op
+        let op = p.op, rs = p.wp * op, ks = p.mStride
         for tx in 0..<p.tilesX {
             var o = 0
             while o < op {

@@ -40,7 +40,7 @@ extension Tensor {
                             if sw == 1 {
                                 for i in 0..<wo { drow[i] += sk[i] }
                             } else {
-                                for i in 0..<wo { drow[i] += sk[i * sw] }
+                                for i in 0..<wo { drow[i] += sk[i &* sw] }
                             }
                         }
                     }
@@ -64,7 +64,7 @@ extension Tensor {
                                 if sw == 1 {
                                     for i in 0..<wo { dk[i] += grow[i] * scale }
                                 } else {
-                                    for i in 0..<wo { dk[i * sw] += grow[i] * scale }
+                                    for i in 0..<wo { dk[i &* sw] += grow[i] * scale }
                                 }
                             }
                         }
@@ -103,9 +103,9 @@ extension Tensor {
                 for iy in 0..<h {
                     let srow = s + iy * w, drow = d + iy * sh * wo
                     if sw == 2 {
-                        for i in 0..<w { let v = srow[i]; drow[2 * i] = v; drow[2 * i + 1] = v }
+                        for i in 0..<w { let v = srow[i]; drow[2 &* i] = v; drow[2 &* i &+ 1] = v }
                     } else {
-                        for i in 0..<w { let v = srow[i]; for j in 0..<sw { drow[i * sw + j] = v } }
+                        for i in 0..<w { let v = srow[i]; let d = drow + i &* sw; for j in 0..<sw { d[j] = v } }
                     }
                     for r in 1..<Swift.max(1, sh) {
                         let copy = drow + r * wo
@@ -128,7 +128,7 @@ extension Tensor {
                             let grow = s + (iy * sh + a) * wo
                             for b in 0..<sw {
                                 let gb = grow + b
-                                for i in 0..<w { drow[i] += gb[i * sw] }
+                                for i in 0..<w { drow[i] += gb[i &* sw] }
                             }
                         }
                     }
