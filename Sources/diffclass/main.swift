@@ -8,6 +8,11 @@ usage: diffclass <command> [options]
 commands:
   bench      time engine kernels against PyTorch   [--json] [--quick] [--no-torch]
              [--python PATH] [--torch-script PATH] [--min-seconds S]
+  train      train a class-conditional diffusion U-Net
+             --dataset fashion-mnist | --data DIR, --out DIR, [--steps N] [--batch-size N] [--lr X]
+             [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
+             [--checkpoint-every N] [--seed S] [--config config.json] [--schedule linear|scaled_linear|
+             squaredcos_cap_v2] [--prediction epsilon|v_prediction|sample] [--limit N] [--resume]
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -40,11 +45,15 @@ func main() -> Int32 {
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
     do {
-        var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds"])
+        var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
+                                               "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
+                                               "label-dropout", "checkpoint-every", "seed", "config", "schedule",
+                                               "prediction", "limit"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
         case "bench": try runBench(&args)
+        case "train": try runTrain(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -1,0 +1,218 @@
+import Foundation
+import NeuralNetworks
+
+/// Labelled images for training: a batch as ([n, C, H, W] in [-1, 1], class ids [n] as Float).
+public protocol TrainingData {
+    var count: Int { get }
+    func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor)
+}
+
+/// Settings of a training run; saved with every checkpoint, and a resumed run must use the same.
+public struct TrainingOptions: Codable, Equatable {
+    public var steps = 20_000
+    public var batchSize = 128
+    public var learningRate: Float = 2e-3
+    public var warmupSteps = 500
+    public var weightDecay: Float = 0.0
+    public var emaDecay: Float = 0.999
+    public var gradientClip: Float = 1.0
+    /// Probability of replacing a label by the null class (index = number of classes), so one
+    /// model is both conditional and unconditional.
+    public var labelDropout: Float = 0.1
+    public var numClasses = 10
+    public var checkpointEvery = 500
+    public var seed: UInt64 = 0
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case steps, batchSize = "batch_size", learningRate = "learning_rate", warmupSteps = "warmup_steps"
+        case weightDecay = "weight_decay", emaDecay = "ema_decay", gradientClip = "gradient_clip"
+        case labelDropout = "label_dropout", numClasses = "num_classes", checkpointEvery = "checkpoint_every", seed
+    }
+
+    /// The options that must match for a resume (the step count may grow).
+    func sameRun(as other: TrainingOptions) -> Bool {
+        var a = self, b = other
+        a.steps = 0; b.steps = 0
+        a.checkpointEvery = 0; b.checkpointEvery = 0
+        return a == b
+    }
+}
+
+/// One line of progress.
+public struct TrainingProgress {
+    public let step: Int, steps: Int
+    public let loss: Float
+    public let imagesPerSecond: Double
+    public let secondsRemaining: Double
+    public let learningRate: Float
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Trains a class-conditional UNet2DModel with the DDPM objective (MSE to the schedule's target,
+/// uniform timesteps), AdamW, linear warm-up, gradient clipping, EMA and label dropout to a null
+/// class. Every random draw comes from (seed, step), and batches from a seeded permutation per
+/// epoch, so a run stopped and resumed from any checkpoint ends exactly where an uninterrupted run
+/// ends (same thread-independent kernels, same optimizer and EMA state).
+public final class DiffusionTrainer {
+    public let model: UNet2DModel
+    public let schedule: NoiseSchedule
+    public let options: TrainingOptions
+    let data: TrainingData
+    let optimizer: AdamW
+    let ema: ExponentialMovingAverage
+    public private(set) var step = 0
+    private var permutationCache: (epoch: Int, order: [Int])?
+
+    public init(model: UNet2DModel, schedule: NoiseSchedule, options: TrainingOptions, data: TrainingData) {
+        self.model = model
+        self.schedule = schedule
+        self.options = options
+        self.data = data
+        optimizer = AdamW(parameters: model.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
+        ema = ExponentialMovingAverage(parameters: model.parameters, decay: options.emaDecay)
+    }
+
+    /// Dataset indices of batch `s`: the sample stream runs through a new seeded permutation each epoch.
+    func batchIndices(_ s: Int) -> [Int] {
+        let n = data.count
+        return (0..<options.batchSize).map { j in
+            let i = s * options.batchSize + j
+            let epoch = i / n
+            if permutationCache?.epoch != epoch {
+                var g = RandomGenerator(seed: options.seed, stream: 0x5045524D + UInt64(epoch) << 32)
+                permutationCache = (epoch, g.permutation(n))
+            }
+            return permutationCache!.order[i % n]
+        }
+    }
+
+    /// One optimisation step; returns the loss.
+    @discardableResult
+    public func trainStep() -> Float {
+        let s = step
+        let indices = batchIndices(s)
+        let (x0, dataLabels) = data.batch(indices)
+        var g = RandomGenerator(seed: options.seed, stream: 0x5354455000000000 | UInt64(s))
+        let b = indices.count
+        let t = (0..<b).map { _ in g.nextInt(upperBound: schedule.timesteps) }
+        let noise = Tensor.randn(x0.shape, generator: &g)
+        let drop = g.uniforms(count: b)
+        let labelValues = dataLabels.scalars.enumerated().map { i, v in drop[i] < options.labelDropout ? Float(options.numClasses) : v }
+        let labels = Tensor(shape: [b], labelValues)
+        let xt = schedule.addNoise(x0, noise: noise, timesteps: t)
+        let target = schedule.target(x0: x0, noise: noise, timesteps: t)
+        let out = model(xt, timesteps: t.map(Float.init), classLabels: labels)
+        let loss = (out - target).square().mean()
+        loss.backward()
+        clipGradientNorm(model.parameters, maxNorm: options.gradientClip)
+        optimizer.learningRate = options.learningRate * Swift.min(1, Float(s + 1) / Float(Swift.max(1, options.warmupSteps)))
+        optimizer.update()
+        ema.update(model.parameters)
+        model.zeroGrad()
+        step += 1
+        return loss.item
+    }
+
+    // MARK: Checkpoints
+
+    static let checkpointName = "checkpoint"
+
+    /// Writes model, EMA, optimizer state and options to `dir/checkpoint` atomically (a complete
+    /// new folder replaces the old one), then the EMA model as a diffusers folder in `dir`.
+    public func saveCheckpoint(to dir: URL) throws {
+        let fm = FileManager.default
+        let tmp = dir.appendingPathComponent(Self.checkpointName + ".tmp")
+        let final = dir.appendingPathComponent(Self.checkpointName)
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        try Safetensors.write(model.stateDict(), to: tmp.appendingPathComponent("model.safetensors"))
+        try Safetensors.write(ema.state(), to: tmp.appendingPathComponent("ema.safetensors"))
+        try Safetensors.write(optimizer.state(), to: tmp.appendingPathComponent("optimizer.safetensors"))
+        let state = CheckpointState(step: step, options: options)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: tmp.appendingPathComponent("state.json"))
+        let old = dir.appendingPathComponent(Self.checkpointName + ".old")
+        try? fm.removeItem(at: old)
+        if fm.fileExists(atPath: final.path) { try fm.moveItem(at: final, to: old) }
+        try fm.moveItem(at: tmp, to: final)
+        try? fm.removeItem(at: old)
+        try exportEMAModel(to: dir)
+    }
+
+    /// Writes the EMA weights as a diffusers folder with the scheduler config.
+    public func exportEMAModel(to dir: URL) throws {
+        let live = model.stateDict()
+        ema.copy(to: model.parameters)
+        defer { for (k, p) in model.namedParameters() { p.assign(live[k]!) } }
+        try model.save(to: dir, metadata: ["trained_steps": String(step)])
+        let schedDir = dir.appendingPathComponent("scheduler")
+        try FileManager.default.createDirectory(at: schedDir, withIntermediateDirectories: true)
+        try schedule.config.write(to: schedDir.appendingPathComponent("scheduler_config.json"))
+    }
+
+    /// Restores from `dir/checkpoint` when present; returns whether it did.
+    public func resumeIfPossible(from dir: URL) throws -> Bool {
+        let ck = dir.appendingPathComponent(Self.checkpointName)
+        let stateURL = ck.appendingPathComponent("state.json")
+        guard FileManager.default.fileExists(atPath: stateURL.path) else { return false }
+        let state: CheckpointState
+        do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
+            throw TrainingError(description: "\(stateURL.path): unreadable checkpoint state: \(error)")
+        }
+        guard state.options.sameRun(as: options) else {
+            throw TrainingError(description: "\(stateURL.path): the checkpoint was made with other settings (\(state.options)); resume with the same ones or use a new --out")
+        }
+        try model.load(SafetensorsFile(url: ck.appendingPathComponent("model.safetensors")).tensors(),
+                       source: ck.appendingPathComponent("model.safetensors").path)
+        try ema.restore(SafetensorsFile(url: ck.appendingPathComponent("ema.safetensors")).tensors())
+        try optimizer.restore(SafetensorsFile(url: ck.appendingPathComponent("optimizer.safetensors")).tensors())
+        step = state.step
+        return true
+    }
+
+    struct CheckpointState: Codable {
+        let step: Int
+        let options: TrainingOptions
+    }
+
+    /// Trains up to `options.steps`, checkpointing every `checkpointEvery` steps and at the end;
+    /// `progress` is called every `logEvery` steps. `shouldStop` is polled between steps (a
+    /// signal handler sets it) and leads to a final checkpoint.
+    public func run(outputDirectory dir: URL, logEvery: Int = 20, shouldStop: () -> Bool = { false },
+                    progress: (TrainingProgress) -> Void) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let logURL = dir.appendingPathComponent("loss.csv")
+        if !FileManager.default.fileExists(atPath: logURL.path) { try Data("step,loss\n".utf8).write(to: logURL) }
+        let log = try FileHandle(forWritingTo: logURL)
+        defer { try? log.close() }
+        log.seekToEndOfFile()
+        var window: [Float] = []
+        var windowStart = DispatchTime.now().uptimeNanoseconds, windowSteps = 0
+        while step < options.steps {
+            if shouldStop() { break }
+            let loss = trainStep()
+            log.write(Data("\(step),\(loss)\n".utf8))
+            window.append(loss)
+            windowSteps += 1
+            if step % logEvery == 0 || step == options.steps {
+                let now = DispatchTime.now().uptimeNanoseconds
+                let seconds = Double(now - windowStart) / 1e9
+                let ips = Double(windowSteps * options.batchSize) / Swift.max(seconds, 1e-9)
+                progress(TrainingProgress(step: step, steps: options.steps, loss: window.reduce(0, +) / Float(window.count),
+                                          imagesPerSecond: ips,
+                                          secondsRemaining: Double((options.steps - step) * options.batchSize) / Swift.max(ips, 1e-9),
+                                          learningRate: optimizer.learningRate))
+                window.removeAll()
+                windowStart = now
+                windowSteps = 0
+            }
+            if step % options.checkpointEvery == 0 { try saveCheckpoint(to: dir) }
+        }
+        try saveCheckpoint(to: dir)
+    }
+}

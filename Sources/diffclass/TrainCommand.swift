@@ -1,0 +1,87 @@
+import Datasets
+import Diffusion
+import Foundation
+import NeuralNetworks
+
+/// Set by SIGINT/SIGTERM: the trainer stops after the current step and checkpoints.
+nonisolated(unsafe) var stopRequested: Int32 = 0
+
+func installStopHandler() {
+    signal(SIGINT) { _ in stopRequested = 1 }
+    signal(SIGTERM) { _ in stopRequested = 1 }
+}
+
+/// The shipped Fashion-MNIST architecture (models/fashion-mnist): 3 levels, 1.86 M parameters.
+func defaultUNetConfig(imageSize: Int, channels: Int, classes: Int) -> UNet2DConfig {
+    var c = UNet2DConfig()
+    c.sampleSize = [imageSize, imageSize]
+    c.inChannels = channels
+    c.outChannels = channels
+    c.blockOutChannels = [32, 64, 96]
+    c.layersPerBlock = 1
+    c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+    c.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+    c.normNumGroups = 8
+    c.attentionHeadDim = 32
+    c.numClassEmbeds = classes + 1   // + the null class
+    return c
+}
+
+func runTrain(_ args: inout Arguments) throws {
+    guard let out = args.string("out") else { throw UsageError("train needs --out DIR") }
+    let dataset = args.string("dataset"), data = args.string("data")
+    var options = TrainingOptions()
+    options.steps = try args.int("steps", range: 1...10_000_000) ?? options.steps
+    options.batchSize = try args.int("batch-size", range: 1...65536) ?? options.batchSize
+    options.learningRate = Float(try args.double("lr", range: 0...10) ?? Double(options.learningRate))
+    options.warmupSteps = try args.int("warmup", range: 0...10_000_000) ?? options.warmupSteps
+    options.weightDecay = Float(try args.double("weight-decay", range: 0...10) ?? Double(options.weightDecay))
+    options.emaDecay = Float(try args.double("ema-decay", range: 0...1) ?? Double(options.emaDecay))
+    options.gradientClip = Float(try args.double("grad-clip", range: 0...1e9) ?? Double(options.gradientClip))
+    options.labelDropout = Float(try args.double("label-dropout", range: 0...1) ?? Double(options.labelDropout))
+    options.checkpointEvery = try args.int("checkpoint-every", range: 1...10_000_000) ?? options.checkpointEvery
+    options.seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
+    let configPath = args.string("config")
+    let betaSchedule = args.string("schedule") ?? "linear"
+    let prediction = args.string("prediction") ?? "epsilon"
+    let resume = args.flag("resume")
+    let limit = try args.int("limit", range: 1...Int.max)
+    try args.finish(command: "train")
+
+    var train = try DatasetLocator.load(dataset: dataset, data: data, split: .train)
+    if let limit { train = train.prefix(limit) }
+    options.numClasses = train.classNames.count
+    let outURL = URL(fileURLWithPath: out)
+    let hasCheckpoint = FileManager.default.fileExists(atPath: outURL.appendingPathComponent("checkpoint/state.json").path)
+    if hasCheckpoint && !resume {
+        throw UsageError("\(out) already holds a training checkpoint: pass --resume to continue it, or choose another --out")
+    }
+    var config: UNet2DConfig
+    if let configPath {
+        config = try UNet2DConfig.load(URL(fileURLWithPath: configPath))
+        guard config.numClassEmbeds == options.numClasses + 1 else {
+            throw UsageError("\(configPath): num_class_embeds must be \(options.numClasses + 1) (\(options.numClasses) classes + the null class)")
+        }
+    } else if hasCheckpoint {
+        config = try UNet2DConfig.load(outURL.appendingPathComponent("config.json"))
+    } else {
+        config = defaultUNetConfig(imageSize: train.height, channels: train.channels, classes: options.numClasses)
+    }
+    let scheduler = SchedulerConfig(betaSchedule: betaSchedule, predictionType: prediction)
+    try scheduler.validate(file: "--schedule/--prediction")
+    let model = UNet2DModel(config: config, seed: options.seed)
+    let trainer = DiffusionTrainer(model: model, schedule: NoiseSchedule(scheduler), options: options, data: train)
+    if resume, try trainer.resumeIfPossible(from: outURL) {
+        print("resumed from \(out)/checkpoint at step \(trainer.step)")
+    }
+    print(String(format: "training %@ on %d images (%@), %.2f M parameters, %.1f MFLOP/forward, %d threads",
+                 "UNet2DModel", train.count, train.name, Double(model.parameterCount) / 1e6, model.flopsPerImage / 1e6, Engine.threads))
+    installStopHandler()
+    try trainer.run(outputDirectory: outURL, shouldStop: { stopRequested != 0 }) { p in
+        let eta = Int(p.secondsRemaining)
+        print(String(format: "step %d/%d  loss %.5f  lr %.2e  %.1f img/s  ETA %dh%02dm", p.step, p.steps, p.loss,
+                     p.learningRate, p.imagesPerSecond, eta / 3600, eta / 60 % 60))
+        fflush(stdout)
+    }
+    print("saved \(out) at step \(trainer.step)\(trainer.step < options.steps ? " (stopped early; rerun with --resume)" : "")")
+}
