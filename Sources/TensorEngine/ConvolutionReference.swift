@@ -48,15 +48,13 @@ public struct Conv2dGeometry: Equatable, CustomStringConvertible {
 
 /// Direct-loop versions of the image ops, the yardstick for the fast kernels.
 public enum ImageOpsReference {
-    /// out[n,o,y,x] = bias[o] + sum over c in o's group, ky, kx of
-    /// in[n,c,y*sh-ph+ky, x*sw-pw+kx] * w[o,c,ky,kx] (zero outside the input).
-    public static func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor?, _ g: Conv2dGeometry) -> Tensor {
-        let out = Tensor.uninitialized(g.outputShape)
-        let px = x.pointer, pw = weight.pointer, po = out.pointer
+    /// Calls `term(out, in, w)` with the flat indices of output, input and weight elements for every
+    /// product in[in] * w[w] that the convolution adds into out[out] (taps outside the input skipped).
+    private static func forEachTerm(_ g: Conv2dGeometry, _ term: (Int, Int, Int) -> Void) {
         for n in 0..<g.n { for o in 0..<g.o {
             let grp = o / g.og
             for oy in 0..<g.ho { for ox in 0..<g.wo {
-                var acc = Double(bias?.pointer[o] ?? 0)
+                let out = ((n * g.o + o) * g.ho + oy) * g.wo + ox
                 for ci in 0..<g.cg {
                     let c = grp * g.cg + ci
                     for ky in 0..<g.kh {
@@ -65,40 +63,29 @@ public enum ImageOpsReference {
                         for kx in 0..<g.kw {
                             let ix = ox * g.sw - g.pw + kx
                             if ix < 0 || ix >= g.w { continue }
-                            acc += Double(px[((n * g.c + c) * g.h + iy) * g.w + ix])
-                                * Double(pw[((o * g.cg + ci) * g.kh + ky) * g.kw + kx])
+                            term(out, ((n * g.c + c) * g.h + iy) * g.w + ix, ((o * g.cg + ci) * g.kh + ky) * g.kw + kx)
                         }
                     }
                 }
-                po[((n * g.o + o) * g.ho + oy) * g.wo + ox] = Float(acc)
             } }
         } }
-        return out
+    }
+
+    /// out[n,o,y,x] = bias[o] + sum over c in o's group, ky, kx of
+    /// in[n,c,y*sh-ph+ky, x*sw-pw+kx] * w[o,c,ky,kx] (zero outside the input).
+    public static func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor?, _ g: Conv2dGeometry) -> Tensor {
+        let plane = g.ho * g.wo
+        var acc = (0..<(g.n * g.o * plane)).map { Double(bias?.pointer[($0 / plane) % g.o] ?? 0) }
+        let px = x.pointer, pw = weight.pointer
+        forEachTerm(g) { o, i, w in acc[o] += Double(px[i]) * Double(pw[w]) }
+        return Tensor(shape: g.outputShape, acc.map { Float($0) })
     }
 
     /// The gradient of `conv2d` with respect to its input, given the output gradient.
     public static func conv2dBackwardInput(_ gradOut: Tensor, _ weight: Tensor, _ g: Conv2dGeometry) -> Tensor {
         var acc = [Double](repeating: 0, count: g.n * g.c * g.h * g.w)
         let pg = gradOut.pointer, pw = weight.pointer
-        for n in 0..<g.n { for o in 0..<g.o {
-            let grp = o / g.og
-            for oy in 0..<g.ho { for ox in 0..<g.wo {
-                let gv = Double(pg[((n * g.o + o) * g.ho + oy) * g.wo + ox])
-                for ci in 0..<g.cg {
-                    let c = grp * g.cg + ci
-                    for ky in 0..<g.kh {
-                        let iy = oy * g.sh - g.ph + ky
-                        if iy < 0 || iy >= g.h { continue }
-                        for kx in 0..<g.kw {
-                            let ix = ox * g.sw - g.pw + kx
-                            if ix < 0 || ix >= g.w { continue }
-                            acc[((n * g.c + c) * g.h + iy) * g.w + ix] +=
-                                gv * Double(pw[((o * g.cg + ci) * g.kh + ky) * g.kw + kx])
-                        }
-                    }
-                }
-            } }
-        } }
+        forEachTerm(g) { o, i, w in acc[i] += Double(pg[o]) * Double(pw[w]) }
         return Tensor(shape: g.inputShape, acc.map { Float($0) })
     }
 
@@ -106,25 +93,7 @@ public enum ImageOpsReference {
     public static func conv2dBackwardWeight(_ gradOut: Tensor, _ x: Tensor, _ g: Conv2dGeometry) -> Tensor {
         var acc = [Double](repeating: 0, count: g.o * g.cg * g.kh * g.kw)
         let pg = gradOut.pointer, px = x.pointer
-        for n in 0..<g.n { for o in 0..<g.o {
-            let grp = o / g.og
-            for oy in 0..<g.ho { for ox in 0..<g.wo {
-                let gv = Double(pg[((n * g.o + o) * g.ho + oy) * g.wo + ox])
-                for ci in 0..<g.cg {
-                    let c = grp * g.cg + ci
-                    for ky in 0..<g.kh {
-                        let iy = oy * g.sh - g.ph + ky
-                        if iy < 0 || iy >= g.h { continue }
-                        for kx in 0..<g.kw {
-                            let ix = ox * g.sw - g.pw + kx
-                            if ix < 0 || ix >= g.w { continue }
-                            acc[((o * g.cg + ci) * g.kh + ky) * g.kw + kx] +=
-                                gv * Double(px[((n * g.c + c) * g.h + iy) * g.w + ix])
-                        }
-                    }
-                }
-            } }
-        } }
+        forEachTerm(g) { o, i, w in acc[w] += Double(pg[o]) * Double(px[i]) }
         return Tensor(shape: g.weightShape, acc.map { Float($0) })
     }
 
