@@ -22,7 +22,7 @@ public enum EngineBenchmarks {
         list.append(BenchmarkCase(name: "sgemm_raw_\(n)", flops: gemmFlops,
                                   spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {
             let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2), c = Tensor.uninitialized([n, n])
-            return { blasMatmul(transA: false, transB: false, m: n, n: n, k: n, a: a.pointer, b: b.pointer, c: c.pointer) }
+            return { rawBLASMatmul(m: n, n: n, k: n, a: a.pointer, b: b.pointer, c: c.pointer) }
         })
         list.append(BenchmarkCase(name: "matmul_engine_\(n)", flops: gemmFlops,
                                   spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {

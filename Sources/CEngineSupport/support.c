@@ -29,6 +29,16 @@ int ces_blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *ces_blas_config(void) { return openblas_get_config(); }
 #endif
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+void ces_configure_allocator(void) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+}
+#else
+void ces_configure_allocator(void) {}
+#endif
+
 void ces_flush_denormals(void) {
 #if defined(__x86_64__) || defined(__i386__)
     /* FTZ (bit 15) and DAZ (bit 6) of MXCSR. */

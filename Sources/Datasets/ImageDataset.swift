@@ -18,13 +18,13 @@ public struct ImageDataset {
     }
 
     /// Images `indices` as [n, C, H, W] in [-1, 1].
-    public func batch(_ indices: [Int]) -> Tensor {
+    public func images(_ indices: [Int]) -> Tensor {
         let hw = height * width, per = hw * channels
         let out = Tensor.uninitialized([indices.count, channels, height, width])
         let p = out.pointer
         pixels.withUnsafeBufferPointer { src in
             for (n, i) in indices.enumerated() {
-                precondition(i >= 0 && i < count, "ImageDataset.batch: index \(i) outside 0..<\(count)")
+                precondition(i >= 0 && i < count, "ImageDataset.images: index \(i) outside 0..<\(count)")
                 let s = src.baseAddress! + i * per, d = p + n * per
                 for y in 0..<hw { for c in 0..<channels { d[c * hw + y] = Float(s[y * channels + c]) / 127.5 - 1 } }
             }

@@ -4,7 +4,7 @@ import NeuralNetworks
 
 extension ImageDataset: TrainingData {
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
-        (batch(indices) as Tensor, labelTensor(indices))
+        (images(indices), labelTensor(indices))
     }
 }
 

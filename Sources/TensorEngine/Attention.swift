@@ -39,7 +39,7 @@ extension Tensor {
         attentionForward(q: query.pointer, k: key.pointer, v: value.pointer, mask: mask, out: out.pointer,
                          lse: record ? lse.pointer : nil, shape: shape, alpha: alpha, causal: causal)
         guard record else { return out }
-        return out.recorded("scaled_dot_product_attention", inputs) { g in
+        return out.recorded("scaled_dot_product_attention", inputs) { [unowned out] g in
             attentionBackward(grad: g, q: query, k: key, v: value, mask: mask, maskTensor: attentionMask,
                               out: out, lse: lse, shape: shape, alpha: alpha, causal: causal)
         }

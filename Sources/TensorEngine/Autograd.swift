@@ -41,7 +41,9 @@ public enum Autograd {
 extension Tensor {
     /// Marks `self` as made from `inputs` by `name` when recording applies; returns `self`.
     /// `backward` gets the gradient of `self` and returns one gradient per input, each of that
-    /// input's shape, or nil where the input needs no gradient.
+    /// input's shape, or nil where the input needs no gradient. A closure that needs the output
+    /// must capture it `[unowned out]`: a strong capture is a reference cycle (output ->
+    /// gradFunction -> closure -> output) that would keep a forward graph alive.
     @discardableResult
     public func recorded(_ name: String, _ inputs: [Tensor],
                          _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
@@ -55,6 +57,10 @@ extension Tensor {
     /// Back-propagates from this tensor. Without `gradient` the tensor must hold one element and
     /// its gradient is 1. Gradients accumulate into `grad` of every leaf that requires them (call
     /// `zeroGrad` on parameters between steps). Backward functions run with recording off.
+    ///
+    /// Like PyTorch without `retain_graph`, the graph is released as backward walks it (each
+    /// node drops its inputs once its gradients are computed), so activations are freed during
+    /// backward; a second `backward()` through the same graph is not possible.
     public func backward(_ gradient: Tensor? = nil) {
         let seed: Tensor
         if let gradient {
@@ -95,6 +101,7 @@ extension Tensor {
                     continue
                 }
                 let inputGrads = fn.backward(g)
+                node.gradFunction = nil
                 precondition(inputGrads.count == fn.inputs.count,
                              "backward of \(fn.name): \(inputGrads.count) gradients for \(fn.inputs.count) inputs")
                 for (input, ig) in zip(fn.inputs, inputGrads) {

@@ -58,7 +58,7 @@ extension Tensor {
     public func pow(_ exponent: Tensor) -> Tensor {
         let a = self, b = exponent
         let out = broadcastKernel(a, b, op: "pow") { Foundation.pow($0, $1) }
-        return out.recorded("pow", [a, b]) { g in
+        return out.recorded("pow", [a, b]) { [unowned out] g in
             [a.requiresGrad ? (g * b * a.pow(b - 1)).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * out * a.log()).sumToShape(b.shape) : nil]
         }
@@ -123,7 +123,7 @@ extension Tensor {
     public func exp() -> Tensor {
         let x = self
         let y = mapKernel(x) { Foundation.exp($0) }
-        return y.recorded("exp", [x]) { g in [zipKernel(g, y) { $0 * $1 }] }
+        return y.recorded("exp", [x]) { [unowned y] g in [zipKernel(g, y) { $0 * $1 }] }
     }
 
     public func log() -> Tensor {
@@ -134,13 +134,13 @@ extension Tensor {
     public func sqrt() -> Tensor {
         let x = self
         let y = mapKernel(x) { Foundation.sqrt($0) }
-        return y.recorded("sqrt", [x]) { g in [zipKernel(g, y) { 0.5 * $0 / $1 }] }
+        return y.recorded("sqrt", [x]) { [unowned y] g in [zipKernel(g, y) { 0.5 * $0 / $1 }] }
     }
 
     public func rsqrt() -> Tensor {
         let x = self
         let y = mapKernel(x) { 1 / Foundation.sqrt($0) }
-        return y.recorded("rsqrt", [x]) { g in [zipKernel(g, y) { gv, yv in -0.5 * gv * yv * yv * yv }] }
+        return y.recorded("rsqrt", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in -0.5 * gv * yv * yv * yv }] }
     }
 
     public func abs() -> Tensor {
@@ -169,13 +169,13 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         let x = self
         let y = mapKernel(x) { sigmoidScalar($0) }
-        return y.recorded("sigmoid", [x]) { g in [zipKernel(g, y) { gv, yv in gv * yv * (1 - yv) }] }
+        return y.recorded("sigmoid", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in gv * yv * (1 - yv) }] }
     }
 
     public func tanh() -> Tensor {
         let x = self
         let y = mapKernel(x) { fastTanh($0) }
-        return y.recorded("tanh", [x]) { g in [zipKernel(g, y) { gv, yv in gv * (1 - yv * yv) }] }
+        return y.recorded("tanh", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in gv * (1 - yv * yv) }] }
     }
 
     /// x * sigmoid(x).

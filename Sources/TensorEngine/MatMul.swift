@@ -17,14 +17,52 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
               b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Public BLAS entry for kernels in higher layers: one product on the calling thread with all
-/// engine threads given to BLAS.
+/// One unpartitioned BLAS call with `Engine.threads` BLAS threads (for benchmarks: "the raw
+/// BLAS call"). Its bits may depend on the thread count; the engine itself uses `blasMatmul`.
+public func rawBLASMatmul(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                          c: UnsafeMutablePointer<Float>) {
+    Engine.setBLASThreads(Engine.threads)
+    sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
+}
+
+/// Public BLAS entry for kernels in higher layers: C[m,n] = alpha op(A) op(B) + beta C, packed
+/// row-major operands.
+///
+/// Multi-threaded OpenBLAS does not always give the same bits as single-threaded (it splits
+/// work by thread count), so large products are split here into a fixed partition that depends
+/// only on the shape (row blocks, or column blocks when C is wide), each block a single-threaded
+/// BLAS call run on the engine's workers: identical results for every thread count.
 public func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
                        c: UnsafeMutablePointer<Float>) {
-    Engine.setBLASThreads(Engine.threads)
-    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-          a: a, lda: transA ? m : k, b: b, ldb: transB ? k : n, beta: beta, c: c, ldc: n)
+    let lda = transA ? m : k, ldb = transB ? k : n
+    let work = Double(m) * Double(n) * Double(k)
+    // About 4 MFLOP at least per block, at most 16 blocks.
+    let blocks = Swift.max(1, Swift.min(16, Int(work / 2e6)))
+    let splitRows = m >= n
+    let extent = splitRows ? m : n
+    let per = Swift.max(splitRows ? 16 : 64, (extent + blocks - 1) / blocks)
+    let count = (extent + per - 1) / per
+    if count <= 1 {
+        Engine.setBLASThreads(1)
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+              beta: beta, c: c, ldc: n)
+        return
+    }
+    parallelChunks(count) { i in
+        let start = i * per, size = Swift.min(per, extent - start)
+        if splitRows {
+            // Rows start..<start+size of op(A).
+            let aBlock = transA ? a + start : a + start * lda
+            sgemm(transA: transA, transB: transB, m: size, n: n, k: k, alpha: alpha, a: aBlock, lda: lda,
+                  b: b, ldb: ldb, beta: beta, c: c + start * n, ldc: n)
+        } else {
+            // Columns start..<start+size of op(B).
+            let bBlock = transB ? b + start * ldb : b + start
+            sgemm(transA: transA, transB: transB, m: m, n: size, k: k, alpha: alpha, a: a, lda: lda,
+                  b: bBlock, ldb: ldb, beta: beta, c: c + start, ldc: n)
+        }
+    }
 }
 
 extension Tensor {

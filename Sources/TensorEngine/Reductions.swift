@@ -119,7 +119,7 @@ extension Tensor {
             }
         }
         let input = self, keptShape = L.keptShape
-        return out.recorded(op, [input]) { g in
+        return out.recorded(op, [input]) { [unowned out] g in
             let m = out.reshaped(keptShape)
             let hit = input.equal(m)
             let ties = hit.sum(axes: ax, keepDims: true)

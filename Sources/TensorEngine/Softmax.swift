@@ -30,7 +30,7 @@ extension Tensor {
         let out = Tensor.uninitialized(shape)
         softmaxForward(pointer, out.pointer, outer: outer, n: n, inner: inner, log: log)
         let x = self
-        return out.recorded(name, [x]) { g in
+        return out.recorded(name, [x]) { [unowned out] g in
             [softmaxBackward(g, output: out, outer: outer, n: n, inner: inner, log: log)]
         }
     }

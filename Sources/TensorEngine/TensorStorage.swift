@@ -11,8 +11,7 @@ public final class TensorStorage: @unchecked Sendable {
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1) * MemoryLayout<Float>.stride,
-                                                   alignment: 64)
+        let raw = BufferCache.allocate(Swift.max(count, 1) * MemoryLayout<Float>.stride)
         pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         MemoryStatistics.allocated(bytes: count * MemoryLayout<Float>.stride)
     }
@@ -25,7 +24,7 @@ public final class TensorStorage: @unchecked Sendable {
 
     deinit {
         MemoryStatistics.freed(bytes: count * MemoryLayout<Float>.stride)
-        UnsafeMutableRawPointer(pointer).deallocate()
+        BufferCache.release(UnsafeMutableRawPointer(pointer), bytes: Swift.max(count, 1) * MemoryLayout<Float>.stride)
     }
 
     @inlinable public var buffer: UnsafeMutableBufferPointer<Float> {

@@ -42,7 +42,7 @@ final class DatasetsTests: XCTestCase {
         XCTAssertEqual(ds.count, 3)
         XCTAssertEqual(ds.labels, [2, 0, 1])
         XCTAssertEqual(ds.classNames, ["0", "1", "2"])
-        let batch = ds.batch([1])
+        let batch = ds.images([1])
         XCTAssertEqual(batch.shape, [1, 1, 2, 2])
         XCTAssertEqual(batch.scalars[0], Float(80) / 127.5 - 1, accuracy: 1e-6)
         XCTAssertThrowsError(try ImageDataset.mnistFormat(directory: tmp, split: .train)) { e in
@@ -104,6 +104,6 @@ final class DatasetsTests: XCTestCase {
         let ds = try ImageFolder.load(tmp, size: 2, channels: 3)
         XCTAssertEqual(ds.classNames, ["cat", "dog"])
         XCTAssertEqual(ds.labels, [0, 0, 1])
-        XCTAssertEqual(ds.batch([0, 1, 2]).shape, [3, 3, 2, 2])
+        XCTAssertEqual(ds.images([0, 1, 2]).shape, [3, 3, 2, 2])
     }
 }

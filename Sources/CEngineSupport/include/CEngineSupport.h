@@ -20,6 +20,10 @@ int ces_blas_get_threads(void);
 /// A string naming the BLAS library and its configuration.
 const char *ces_blas_config(void);
 
+/// Keeps freed memory in the process (glibc: no mmap for blocks under 1 GB, no trimming), so
+/// reused tensor buffers do not page-fault again. No-op elsewhere.
+void ces_configure_allocator(void);
+
 /// Sets flush-to-zero and denormals-are-zero for the calling thread.
 void ces_flush_denormals(void);
 
