@@ -41,7 +41,7 @@ let package = Package(
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
         .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
-        .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks"]),
+        .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
         .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "Datasets", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),

@@ -74,6 +74,29 @@ def make_case(torch, spec):
             with torch.no_grad():
                 F.scaled_dot_product_attention(q, k, v)
         return attn
+    if op in ("unet_train", "unet_forward"):
+        from diffusers import UNet2DModel
+        config = json.loads(spec["config"])
+        config = {k: v for k, v in config.items() if not k.startswith("_")}
+        model = UNet2DModel(**config)
+        n = spec["batch"]
+        x = torch.randn(n, 1, 28, 28, generator=g)
+        t = torch.tensor([(i * 37) % 1000 for i in range(n)])
+        labels = torch.tensor([i % 11 for i in range(n)])
+        if op == "unet_forward":
+            model.eval()
+            def fwd():
+                with torch.no_grad():
+                    model(x, t, class_labels=labels)
+            return fwd
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        target = torch.zeros_like(x)
+        def step():
+            loss = (model(x, t, class_labels=labels).sample - target).pow(2).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return step
     return None
 
 

@@ -160,3 +160,24 @@ public struct UNet2DConfig: Codable, Equatable {
         try encoder.encode(self).write(to: url, options: .atomic)
     }
 }
+
+extension UNet2DConfig {
+    /// The architecture of the shipped Fashion-MNIST model (models/fashion-mnist): three levels of
+    /// 32, 64 and 96 channels (28 -> 14 -> 7), one ResNet block per level, attention at 14x14 and
+    /// 7x7 with head dimension 32, GroupNorm with 8 groups, and `classes + 1` class embeddings (the
+    /// last is the null class). 1.86 M parameters, 0.52 GFLOP per 28x28 forward.
+    public static func smallClassConditional(imageSize: Int, channels: Int, classes: Int) -> UNet2DConfig {
+        var c = UNet2DConfig()
+        c.sampleSize = [imageSize, imageSize]
+        c.inChannels = channels
+        c.outChannels = channels
+        c.blockOutChannels = [32, 64, 96]
+        c.layersPerBlock = 1
+        c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+        c.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+        c.normNumGroups = 8
+        c.attentionHeadDim = 32
+        c.numClassEmbeds = classes + 1
+        return c
+    }
+}

@@ -11,22 +11,6 @@ func installStopHandler() {
     signal(SIGTERM) { _ in stopRequested = 1 }
 }
 
-/// The shipped Fashion-MNIST architecture (models/fashion-mnist): 3 levels, 1.86 M parameters.
-func defaultUNetConfig(imageSize: Int, channels: Int, classes: Int) -> UNet2DConfig {
-    var c = UNet2DConfig()
-    c.sampleSize = [imageSize, imageSize]
-    c.inChannels = channels
-    c.outChannels = channels
-    c.blockOutChannels = [32, 64, 96]
-    c.layersPerBlock = 1
-    c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
-    c.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
-    c.normNumGroups = 8
-    c.attentionHeadDim = 32
-    c.numClassEmbeds = classes + 1   // + the null class
-    return c
-}
-
 func runTrain(_ args: inout Arguments) throws {
     guard let out = args.string("out") else { throw UsageError("train needs --out DIR") }
     let dataset = args.string("dataset"), data = args.string("data")
@@ -65,7 +49,7 @@ func runTrain(_ args: inout Arguments) throws {
     } else if hasCheckpoint {
         config = try UNet2DConfig.load(outURL.appendingPathComponent("config.json"))
     } else {
-        config = defaultUNetConfig(imageSize: train.height, channels: train.channels, classes: options.numClasses)
+        config = UNet2DConfig.smallClassConditional(imageSize: train.height, channels: train.channels, classes: options.numClasses)
     }
     let scheduler = SchedulerConfig(betaSchedule: betaSchedule, predictionType: prediction)
     try scheduler.validate(file: "--schedule/--prediction")

@@ -28,7 +28,7 @@ func runBench(_ args: inout Arguments) throws {
     try args.finish(command: "bench")
     let log: (String) -> Void = { line in if !json { print(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
     log("diffclass bench: \(Engine.threads) threads")
-    let report = BenchmarkRunner.run(EngineBenchmarks.cases(quick: quick), torchScript: noTorch ? nil : script,
+    let report = BenchmarkRunner.run(EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick), torchScript: noTorch ? nil : script,
                                      python: python, minSeconds: minSeconds, log: log)
     if json {
         let encoder = JSONEncoder()
