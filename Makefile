@@ -3,6 +3,10 @@ SWIFT ?= swift
 THREADS ?=
 threads_flag = $(if $(THREADS),--threads $(THREADS),)
 BIN = .build/release/diffclass
+# Vector code: Swift targets baseline x86-64 (SSE2) unless told otherwise. On a CPU with AVX2 and
+# FMA, build for it (measured: group norm 2x, the U-Net 5-10% faster). Override: make ARCH_FLAGS=
+ARCH_FLAGS ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell -Xcc -march=haswell")
+SWIFT_BUILD = $(SWIFT) build -c release $(ARCH_FLAGS)
 
 .PHONY: deps build test demo bench clean
 
@@ -10,12 +14,12 @@ deps:
 	@tools/install-deps.sh
 
 build: deps
-	$(SWIFT) build -c release --product diffclass
+	$(SWIFT_BUILD) --product diffclass
 
 # Release mode: the numerical tests run real kernels at realistic sizes.
 test: deps
-	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build --disable-swift-testing
+	$(SWIFT_BUILD) --build-tests
+	$(SWIFT) test -c release $(ARCH_FLAGS) --skip-build --disable-swift-testing
 
 # The main job. Until the classifier lands: the engine's self-check and a short benchmark summary.
 demo: build

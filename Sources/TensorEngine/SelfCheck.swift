@@ -69,9 +69,6 @@ public enum SelfCheck {
         return Outcome(name: name, passed: worst <= 1e-2, detail: String(format: "max rel. error %.2e vs finite differences", worst))
     }
 
-    /// Checks registered by later parts of the engine (convolution, normalisation, attention, RNG).
-    nonisolated(unsafe) static var extraChecks: [() -> Outcome] = []
-
     public static func run() -> Report {
         var outcomes: [Outcome] = []
         let a = values([3, 67, 131], seed: 1), b = values([131, 45], seed: 2)
@@ -83,11 +80,30 @@ public enum SelfCheck {
         outcomes.append(gradientCheck("broadcast/reduce gradient", input: values([4, 6, 5], seed: 6)) {
             ($0 * $0.mean(axes: [1], keepDims: true)).logSumExp(axes: [2])
         })
-        for check in extraChecks { outcomes.append(check()) }
+        let x = values([2, 8, 9, 7], seed: 10), cw = values([6, 8, 3, 3], seed: 11), cb = values([6], seed: 12)
+        let geometry = Conv2dGeometry(input: x.shape, weight: cw.shape, stride: (1, 1), padding: (1, 1), groups: 1)
+        let convRef = ImageOpsReference.conv2d(x, cw, bias: cb, geometry)
+        outcomes.append(compare("conv2d Winograd vs reference", x.conv2d(weight: cw, bias: cb, stride: 1, padding: 1, algorithm: .winograd),
+                                convRef, tolerance: 1e-4))
+        outcomes.append(compare("conv2d im2col vs reference", x.conv2d(weight: cw, bias: cb, stride: 1, padding: 1, algorithm: .im2col),
+                                convRef, tolerance: 1e-5))
+        outcomes.append(gradientCheck("conv2d gradient", input: values([1, 3, 5, 6], seed: 13)) {
+            $0.conv2d(weight: values([4, 3, 3, 3], seed: 14), stride: 2, padding: 1)
+        })
+        let gw = values([8], seed: 15), gb = values([8], seed: 16)
+        outcomes.append(compare("group norm + SiLU vs reference", x.groupNormSiLU(groups: 4, weight: gw, bias: gb),
+                                ReferenceOps.groupNormSiLU(x, groups: 4, weight: gw, bias: gb), tolerance: 1e-5))
+        let q = values([2, 3, 70, 16], seed: 17), k = values([2, 3, 70, 16], seed: 18), v = values([2, 3, 70, 16], seed: 19)
+        outcomes.append(compare("attention vs reference", Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true),
+                                ReferenceOps.scaledDotProductAttention(query: q, key: k, value: v, causal: true), tolerance: 1e-5))
+        // Random123's known answer for Philox 4x32-10 with counter 0 and key 0.
+        let kat = Philox4x32(key: SIMD2(0, 0)).block(counter: SIMD4(0, 0, 0, 0))
+        let katOK = kat == SIMD4<UInt32>(0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)
+        outcomes.append(Outcome(name: "Philox 4x32-10 known answer", passed: katOK, detail: katOK ? "matches Random123" : "got \(kat)"))
         // Same numbers whatever the thread count.
         let saved = Engine.threads
-        let x = values([4, 50_000], seed: 7), y = values([50_000], seed: 8)
-        func probe() -> [Float] { ((x * y).silu().sum(axes: [1]) + x.matmul(x.transposed()).sum()).scalars }
+        let wide = values([4, 50_000], seed: 7), y = values([50_000], seed: 8)
+        func probe() -> [Float] { ((wide * y).silu().sum(axes: [1]) + wide.matmul(wide.transposed()).sum()).scalars }
         Engine.threads = 1
         let one = probe()
         Engine.threads = Swift.max(2, saved)
