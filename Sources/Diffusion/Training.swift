@@ -187,7 +187,15 @@ public final class DiffusionTrainer {
                     progress: (TrainingProgress) -> Void) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let logURL = dir.appendingPathComponent("loss.csv")
-        if !FileManager.default.fileExists(atPath: logURL.path) { try Data("step,loss\n".utf8).write(to: logURL) }
+        // Keep the log consistent with the checkpoint: a run killed between checkpoints logged
+        // steps that the resumed run will redo.
+        var logText = "step,loss\n"
+        if let old = try? String(contentsOf: logURL, encoding: .utf8) {
+            for line in old.split(separator: "\n").dropFirst() {
+                if let s = Int(line.split(separator: ",").first ?? ""), s <= step { logText += line + "\n" }
+            }
+        }
+        try Data(logText.utf8).write(to: logURL, options: .atomic)
         let log = try FileHandle(forWritingTo: logURL)
         defer { try? log.close() }
         log.seekToEndOfFile()

@@ -13,6 +13,9 @@ commands:
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
              [--checkpoint-every N] [--seed S] [--config config.json] [--schedule linear|scaled_linear|
              squaredcos_cap_v2] [--prediction epsilon|v_prediction|sample] [--limit N] [--resume]
+  sample     draw samples from a class-conditional model into a PNG grid
+             --model DIR --out FILE.png [--class K|all] [--n N] [--steps N] [--sampler ddim|ddpm]
+             [--guidance W] [--seed S]
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -48,12 +51,13 @@ func main() -> Int32 {
         var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
-                                               "prediction", "limit"])
+                                               "prediction", "limit", "model", "class", "n", "sampler", "guidance"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
         case "bench": try runBench(&args)
         case "train": try runTrain(&args)
+        case "sample": try runSample(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -1,0 +1,56 @@
+import Datasets
+import Diffusion
+import Foundation
+
+func runSample(_ args: inout Arguments) throws {
+    guard let modelPath = args.string("model") else { throw UsageError("sample needs --model DIR") }
+    guard let out = args.string("out") else { throw UsageError("sample needs --out FILE.png") }
+    let classArg = args.string("class") ?? "all"
+    let n = try args.int("n", range: 1...4096)
+    let steps = try args.int("steps", range: 1...1000) ?? 50
+    let guidance = Float(try args.double("guidance", range: 0...100) ?? 1)
+    let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
+    let methodName = args.string("sampler") ?? "ddim"
+    try args.finish(command: "sample")
+    guard let method = Sampler.Method(rawValue: methodName) else { throw UsageError("--sampler must be ddpm or ddim, got '\(methodName)'") }
+
+    let folder = URL(fileURLWithPath: modelPath)
+    let model = try UNet2DModel.load(from: folder)
+    let scheduleURL = folder.appendingPathComponent(DiffusersFolder.schedulerPath)
+    let schedule = NoiseSchedule(FileManager.default.fileExists(atPath: scheduleURL.path) ? try SchedulerConfig.load(scheduleURL) : SchedulerConfig())
+    guard let embeds = model.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
+    let classCount = embeds - 1
+    let classes: [Int], columns: Int
+    if classArg == "all" {
+        let per = n ?? 8
+        classes = (0..<classCount).flatMap { Array(repeating: $0, count: per) }
+        columns = per
+    } else {
+        guard let k = Int(classArg), k >= 0, k < embeds else {
+            throw UsageError("--class must be 'all' or a class id in 0...\(classCount) (\(classCount) = unconditional), got '\(classArg)'")
+        }
+        classes = Array(repeating: k, count: n ?? 64)
+        columns = Int(Double(classes.count).squareRoot().rounded(.up))
+    }
+    guard steps <= schedule.timesteps, schedule.timesteps % steps == 0 || method == .ddim else {
+        throw UsageError("--steps \(steps) must divide the \(schedule.timesteps) training timesteps for ddpm")
+    }
+    var sampler = Sampler(model: model, schedule: schedule)
+    sampler.method = method
+    sampler.steps = steps
+    sampler.guidance = guidance
+    sampler.nullClass = classCount
+    let size = model.config.sampleSize ?? [28, 28]
+    let start = Date()
+    let samples = sampler.sample(classes: classes, channels: model.config.inChannels, height: size[0], width: size[1], seed: seed) { i in
+        print("\rsampling step \(i)/\(steps)", terminator: "")
+        fflush(stdout)
+    }
+    print("")
+    let per = samples.count / classes.count
+    let images = (0..<classes.count).map { Array(samples.scalars[($0 * per)..<(($0 + 1) * per)]) }
+    let grid = Image.grid(images, channels: model.config.inChannels, height: size[0], width: size[1], columns: columns)
+    try grid.writePNG(to: URL(fileURLWithPath: out))
+    print(String(format: "wrote %@: %d samples, %@ %d steps, guidance %.1f, %.1f s", out, classes.count, methodName, steps,
+                 guidance, Date().timeIntervalSince(start)))
+}
