@@ -16,6 +16,8 @@ commands:
   sample     draw samples from a class-conditional model into a PNG grid
              --model DIR --out FILE.png [--class K|all] [--n N] [--steps N] [--sampler ddim|ddpm]
              [--guidance W] [--seed S]
+  loss       held-out denoising loss of a model   --model DIR --dataset fashion-mnist | --data DIR
+             [--split test|train] [--limit N] [--seed S]
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -51,13 +53,14 @@ func main() -> Int32 {
         var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
-                                               "prediction", "limit", "model", "class", "n", "sampler", "guidance"])
+                                               "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
         case "bench": try runBench(&args)
         case "train": try runTrain(&args)
         case "sample": try runSample(&args)
+        case "loss": try runLoss(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -1,0 +1,27 @@
+import Foundation
+import XCTest
+import Diffusion
+import NeuralNetworks
+
+/// The shipped model (models/fashion-mnist) gives diffusers' output (fixture written by
+/// tools/check_shipped_model.py, which also checks that diffusers loads the folder).
+final class ShippedModelTests: XCTestCase {
+    func testShippedModelMatchesDiffusers() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folder = root.appendingPathComponent("models/fashion-mnist")
+        let model = try UNet2DModel.load(from: folder)
+        _ = try SchedulerConfig.load(folder.appendingPathComponent("scheduler/scheduler_config.json"))
+        let io = try SafetensorsFile(url: fixtureURL("shipped_model_io.safetensors"))
+        let out = Autograd.noGrad {
+            model(try! io.tensor("sample"), timesteps: try! io.tensor("timesteps").scalars, classLabels: try! io.tensor("class_labels"))
+        }
+        let expected = try io.tensor("output")
+        var num = 0.0, den = 0.0
+        for i in 0..<out.count {
+            let d = Double(out.pointer[i] - expected.pointer[i])
+            num += d * d
+            den += Double(expected.pointer[i]) * Double(expected.pointer[i])
+        }
+        XCTAssertLessThan((num / den).squareRoot(), 1e-4)
+    }
+}
