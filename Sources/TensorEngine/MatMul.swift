@@ -37,8 +37,9 @@ public func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha
                        c: UnsafeMutablePointer<Float>) {
     let lda = transA ? m : k, ldb = transB ? k : n
     let work = Double(m) * Double(n) * Double(k)
-    // About 4 MFLOP at least per block, at most 16 blocks.
-    let blocks = Swift.max(1, Swift.min(16, Int(work / 2e6)))
+    // About 4 MFLOP at least per block, at most 8 blocks: every block re-packs the shared
+    // operand, which costs a few percent on large square products at 16 blocks.
+    let blocks = Swift.max(1, Swift.min(8, Int(work / 2e6)))
     let splitRows = m >= n
     let extent = splitRows ? m : n
     let per = Swift.max(splitRows ? 16 : 64, (extent + blocks - 1) / blocks)
