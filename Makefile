@@ -21,10 +21,13 @@ test: deps
 	$(SWIFT_BUILD) --build-tests
 	$(SWIFT) test -c release $(ARCH_FLAGS) --skip-build --disable-swift-testing
 
-# The main job. Until the classifier lands: the engine's self-check and a short benchmark summary.
+# The main job. Until the classifier lands: the engine's self-check, a short benchmark summary,
+# and a sample sheet of the shipped Fashion-MNIST model (runs/demo/samples.png).
 demo: build
 	$(BIN) selfcheck $(threads_flag)
 	$(BIN) bench --quick $(threads_flag)
+	mkdir -p runs/demo
+	$(BIN) sample --model models/fashion-mnist --class all --n 8 --steps 25 --guidance 2 --out runs/demo/samples.png $(threads_flag)
 
 # Engine benchmarks against PyTorch (when a Python with torch is present) at equal threads.
 bench: build

@@ -48,6 +48,8 @@ let package = Package(
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
+        .testTarget(name: "CLITests", dependencies: ["diffclass"]),
     ],
     swiftLanguageModes: [.v5]
 )
