@@ -18,8 +18,8 @@ build: deps
 
 # Release mode: the numerical tests run real kernels at realistic sizes.
 test: deps
-	$(SWIFT_BUILD) --build-tests
-	$(SWIFT) test -c release $(ARCH_FLAGS) --skip-build --disable-swift-testing
+	$(SWIFT_BUILD) --build-tests -Xswiftc -enable-testing
+	$(SWIFT) test -c release $(ARCH_FLAGS) -Xswiftc -enable-testing --skip-build --disable-swift-testing
 
 # The main job. Until the classifier lands: the engine's self-check, a short benchmark summary,
 # and a sample sheet of the shipped Fashion-MNIST model (runs/demo/samples.png).
