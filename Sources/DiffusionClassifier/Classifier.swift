@@ -28,6 +28,15 @@ public struct Classification: Sendable {
     public let probabilities: [Double]
     /// U-Net forward passes (one per (class, probe) pair).
     public let calls: Int
+
+    public init(prediction: Int, survivors: [Int], meanErrors: [Double?], scoreCounts: [Int], probabilities: [Double], calls: Int) {
+        self.prediction = prediction
+        self.survivors = survivors
+        self.meanErrors = meanErrors
+        self.scoreCounts = scoreCounts
+        self.probabilities = probabilities
+        self.calls = calls
+    }
 }
 
 /// A diffusion model as a classifier (Li et al. 2023): predict argmin_c of the mean
