@@ -131,7 +131,7 @@ public final class EvaluationRun {
                     progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
         var done = try completedRecords()
         if !FileManager.default.fileExists(atPath: resultsURL.path) {
-            FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: resultsURL)
         defer { try? handle.close() }
