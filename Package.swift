@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "TensorEngine", targets: ["TensorEngine"]),
         .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "DiffusionClassifier", targets: ["DiffusionClassifier"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
@@ -38,15 +39,18 @@ let package = Package(
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
         // Layer 3: noise schedules, diffusers-compatible U-Nets, training and sampling.
         .target(name: "Diffusion", dependencies: ["NeuralNetworks"]),
+        // Layer 4: diffusion models as classifiers (scoring, timestep schedules, elimination, evaluation runs).
+        .target(name: "DiffusionClassifier", dependencies: ["Diffusion"]),
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
         .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "Datasets", "Benchmarks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
+        .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"]),

@@ -18,6 +18,15 @@ commands:
              [--guidance W] [--seed S]
   loss       held-out denoising loss of a model   --model DIR --dataset fashion-mnist | --data DIR
              [--split test|train] [--limit N] [--seed S]
+  eval       classify a dataset split with a class-conditional diffusion model (Li et al. 2023)
+             --model DIR, --dataset fashion-mnist | --data DIR, --out RUN, [--split test|train] [--limit N]
+             [--shard I/N] [--seed S] [--batch-size N] [--loss l2|l1|huber] [--weighting uniform|exp|exp:K|elbo]
+             [--tau X] [--noise FILE] [--t-range A:B]
+             timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
+                      | --n-timesteps N [--timesteps grid|uniform|stratified] | --timesteps T1,T2,...
+                      | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--timesteps ...]
+             writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json;
+             rerunning with the same settings resumes
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -53,7 +62,9 @@ func main() -> Int32 {
         var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
-                                               "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split"])
+                                               "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
+                                               "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
+                                               "tau", "noise", "min-scores", "max-scores", "p-value", "test-every"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -61,6 +72,7 @@ func main() -> Int32 {
         case "train": try runTrain(&args)
         case "sample": try runSample(&args)
         case "loss": try runLoss(&args)
+        case "eval": try runEval(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -1,0 +1,101 @@
+import Diffusion
+import Foundation
+import TensorEngine
+
+/// Settings of the classifier that do not change which probes are scored.
+public struct ClassifierOptions: Sendable {
+    public var loss: ErrorLoss = .l2
+    public var weighting: TimestepWeighting = .uniform
+    /// Pairs per U-Net call; does not change results.
+    public var batchSize = 256
+    /// Posterior temperature (see `Posterior`).
+    public var tau = 1.0
+    /// Seeds each image's noise and timestep draws (see `SeededNoise`).
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// What the classifier concluded for one image.
+public struct Classification: Sendable {
+    /// The predicted candidate (index into the classifier's conditions).
+    public let prediction: Int
+    /// Candidates still in the running when the strategy stopped.
+    public let survivors: [Int]
+    /// Per candidate: mean weighted error over the probes it saw.
+    public let meanErrors: [Double?]
+    /// Per candidate: how many probes it was scored on.
+    public let scoreCounts: [Int]
+    public let probabilities: [Double]
+    /// U-Net forward passes (one per (class, probe) pair).
+    public let calls: Int
+
+    public init(prediction: Int, survivors: [Int], meanErrors: [Double?], scoreCounts: [Int], probabilities: [Double], calls: Int) {
+        self.prediction = prediction
+        self.survivors = survivors
+        self.meanErrors = meanErrors
+        self.scoreCounts = scoreCounts
+        self.probabilities = probabilities
+        self.calls = calls
+    }
+}
+
+/// A diffusion model as a classifier (Li et al. 2023): predict argmin_c of the mean
+/// eps-prediction error of eps_theta(x_t, t, c), with the noise shared by every class. The
+/// strategy decides which (class, timestep) pairs are scored.
+public final class Classifier {
+    public let model: ConditionalNoisePredictor
+    public let schedule: NoiseSchedule
+    public let conditions: [Int]
+    public let strategy: ClassificationStrategy
+    public let options: ClassifierOptions
+    public let range: Range<Int>
+    public let noiseFile: FileNoise?
+    let weights: [Double]
+
+    /// `conditions`: the model's class id for each candidate (0..<K for a class-conditional
+    /// U-Net). `range`: the timesteps allowed (default 0..<T). `noiseFile`: fixed noise for
+    /// every image instead of seeded draws.
+    public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, conditions: [Int], strategy: ClassificationStrategy,
+                options: ClassifierOptions = ClassifierOptions(), range: Range<Int>? = nil, noiseFile: FileNoise? = nil) throws {
+        let range = range ?? 0..<schedule.timesteps
+        guard range.lowerBound >= 0, range.upperBound <= schedule.timesteps, !range.isEmpty else {
+            throw ClassifierError("--t-range: \(range.lowerBound):\(range.upperBound) is not a non-empty part of 0:\(schedule.timesteps)")
+        }
+        guard !conditions.isEmpty else { throw ClassifierError("no classes to choose from") }
+        guard options.batchSize >= 1 else { throw ClassifierError("--batch-size: must be at least 1") }
+        try strategy.validate(range: range, classes: conditions.count)
+        self.model = model
+        self.schedule = schedule
+        self.conditions = conditions
+        self.strategy = strategy
+        self.options = options
+        self.range = range
+        self.noiseFile = noiseFile
+        weights = options.weighting.weights(schedule: schedule)
+    }
+
+    /// A scorer for image `imageIndex` (x0 [1, C, H, W] in the model's input range).
+    public func makeScorer(_ x0: Tensor, imageIndex: Int) throws -> ImageScorer {
+        let noise: NoiseSource
+        if let noiseFile {
+            try noiseFile.check(imageShape: x0.shape)
+            noise = noiseFile
+        } else {
+            noise = SeededNoise(seed: options.seed, imageIndex: imageIndex, shape: x0.shape)
+        }
+        return ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
+                           weights: weights, batchSize: options.batchSize, noise: noise)
+    }
+
+    /// Classifies one image. Results depend only on (settings, seed, imageIndex, x0).
+    public func classify(_ x0: Tensor, imageIndex: Int) throws -> Classification {
+        let scorer = try makeScorer(x0, imageIndex: imageIndex)
+        var generator = SeededNoise.imageGenerator(seed: options.seed, imageIndex: imageIndex).derived(1)
+        let survivors = try strategy.run(scorer, range: range, generator: &generator)
+        let means = (0..<conditions.count).map { scorer.meanError($0) }
+        let prediction = survivors.min { (means[$0] ?? .infinity, $0) < (means[$1] ?? .infinity, $1) }!
+        return Classification(prediction: prediction, survivors: survivors, meanErrors: means,
+                              scoreCounts: scorer.probeIDs.map(\.count),
+                              probabilities: Posterior.probabilities(meanErrors: means, tau: options.tau), calls: scorer.calls)
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import TensorEngine
+
+/// Progress after each image.
+public struct EvaluationProgress: Sendable {
+    public let done: Int
+    public let total: Int
+    public let correct: Int
+    public let meanCalls: Double
+    /// Images per second in this session (resumed images not counted).
+    public let imagesPerSecond: Double
+    public let record: ImageRecord
+    public var accuracy: Double { done == 0 ? 0 : Double(correct) / Double(done) }
+}
+
+/// `RUN/summary.json`.
+public struct EvaluationSummary: Codable, Sendable {
+    public var n: Int
+    public var correct: Int
+    public var accuracy: Double
+    /// sqrt(p (1 - p) / n).
+    public var accuracyStderr: Double
+    /// Mean over the classes present of each class's accuracy.
+    public var meanPerClassAccuracy: Double
+    /// Per class (null where the run has no image of that class).
+    public var perClassAccuracy: [Double?]
+    public var classNames: [String]
+    public var meanCalls: Double
+    /// n / the sum of per-image seconds.
+    public var imagesPerSecond: Double
+    public var totalSeconds: Double
+    public var settings: EvaluationSettings
+    public var seed: UInt64
+    public var batchSize: Int
+    public var threads: Int
+    public var limit: Int?
+    public var shard: String?
+
+    public init(records: [ImageRecord], classNames: [String], settings: EvaluationSettings, batchSize: Int, threads: Int, scope: RunScope) {
+        n = records.count
+        correct = records.filter(\.correct).count
+        accuracy = n == 0 ? 0 : Double(correct) / Double(n)
+        accuracyStderr = n == 0 ? 0 : (accuracy * (1 - accuracy) / Double(n)).squareRoot()
+        perClassAccuracy = classNames.indices.map { c in
+            let mine = records.filter { $0.label == c }
+            return mine.isEmpty ? nil : Double(mine.filter(\.correct).count) / Double(mine.count)
+        }
+        let present = perClassAccuracy.compactMap { $0 }
+        meanPerClassAccuracy = present.isEmpty ? 0 : present.reduce(0, +) / Double(present.count)
+        self.classNames = classNames
+        meanCalls = n == 0 ? 0 : Double(records.map(\.calls).reduce(0, +)) / Double(n)
+        totalSeconds = records.map(\.seconds).reduce(0, +)
+        imagesPerSecond = totalSeconds > 0 ? Double(n) / totalSeconds : 0
+        self.settings = settings
+        seed = settings.seed
+        self.batchSize = batchSize
+        self.threads = threads
+        limit = scope.limit
+        shard = scope.shard.map { "\($0.index)/\($0.count)" }
+    }
+}
+
+/// An evaluation folder: `settings.json` (what decides results), `results.jsonl` (one line per
+/// finished image, written and flushed as each finishes), `summary.json` (rewritten at the end).
+///
+/// Resuming: a rerun with equal settings skips the indices already in `results.jsonl` (an
+/// unterminated last line, from a run killed mid-write, is cut off); a rerun with different
+/// settings is refused, naming the settings that differ. Per-image results depend only on the
+/// settings, the image and its index, so a resumed run, or shards merged, give the same lines as
+/// one full run (up to timing).
+public final class EvaluationRun {
+    public let directory: URL
+    public let settings: EvaluationSettings
+    public var settingsURL: URL { directory.appendingPathComponent("settings.json") }
+    public var resultsURL: URL { directory.appendingPathComponent("results.jsonl") }
+    public var summaryURL: URL { directory.appendingPathComponent("summary.json") }
+
+    /// Opens (creating if needed) `directory`, checking or writing `settings.json`.
+    public init(directory: URL, settings: EvaluationSettings) throws {
+        self.directory = directory
+        self.settings = settings
+        let fm = FileManager.default
+        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
+        }
+        if fm.fileExists(atPath: settingsURL.path) {
+            let old: EvaluationSettings
+            do { old = try EvaluationSettings.decode(try Data(contentsOf: settingsURL)) } catch {
+                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another --out")
+            }
+            let diff = try settings.differences(from: old)
+            guard diff.isEmpty else {
+                throw ClassifierError("\(settingsURL.path): this run folder was made with different settings "
+                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another --out")
+            }
+        } else {
+            if fm.fileExists(atPath: resultsURL.path) {
+                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another --out")
+            }
+            try settings.encoded().write(to: settingsURL, options: .atomic)
+        }
+    }
+
+    /// The records already in `results.jsonl`, by index; cuts off an unterminated last line.
+    public func completedRecords() throws -> [Int: ImageRecord] {
+        guard FileManager.default.fileExists(atPath: resultsURL.path) else { return [:] }
+        var data = try Data(contentsOf: resultsURL)
+        if let last = data.last, last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            data = data.prefix(keep)
+            let handle = try FileHandle(forWritingTo: resultsURL)
+            try handle.truncate(atOffset: UInt64(keep))
+            try handle.close()
+        }
+        var records: [Int: ImageRecord] = [:]
+        for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+            do {
+                let r = try ImageRecord.parse(Data(line))
+                records[r.index] = r
+            } catch {
+                throw ClassifierError("\(resultsURL.path): line \(n + 1) is not a result record (\(error))")
+            }
+        }
+        return records
+    }
+
+    /// Classifies every index of `indices` not yet done, appending a line per image, then writes
+    /// and returns the summary over `indices`.
+    public func run(indices: [Int], labels: [Int], classNames: [String], scope: RunScope, batchSize: Int,
+                    image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification,
+                    progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
+        var done = try completedRecords()
+        if !FileManager.default.fileExists(atPath: resultsURL.path) {
+            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: resultsURL)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        var count = indices.filter { done[$0] != nil }.count
+        var correct = indices.filter { done[$0]?.correct == true }.count
+        var calls = indices.compactMap { done[$0]?.calls }.reduce(0, +)
+        let start = Date()
+        var sessionImages = 0
+        for i in indices where done[i] == nil {
+            let t0 = Date()
+            let c = try classify(try image(i), i)
+            let record = ImageRecord(index: i, label: labels[i], classification: c, seconds: Date().timeIntervalSince(t0))
+            try handle.write(contentsOf: try record.line())
+            done[i] = record
+            count += 1
+            sessionImages += 1
+            correct += record.correct ? 1 : 0
+            calls += record.calls
+            let elapsed = Date().timeIntervalSince(start)
+            progress(EvaluationProgress(done: count, total: indices.count, correct: correct,
+                                        meanCalls: Double(calls) / Double(count),
+                                        imagesPerSecond: elapsed > 0 ? Double(sessionImages) / elapsed : 0, record: record))
+        }
+        let records = indices.compactMap { done[$0] }
+        let summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
+                                        threads: Engine.threads, scope: scope)
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(summary).write(to: summaryURL, options: .atomic)
+        return summary
+    }
+}

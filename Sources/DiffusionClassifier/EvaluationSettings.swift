@@ -1,0 +1,139 @@
+import Diffusion
+import Foundation
+
+/// Everything that decides an evaluation's per-image results, as stored in `RUN/settings.json`.
+/// A rerun into the same folder must have equal settings (it then resumes). What does not change
+/// results (batch size, threads, `--limit`, `--shard`) is not here; it goes in `summary.json`.
+public struct EvaluationSettings: Codable, Equatable, Sendable {
+    public enum Method: String, Codable, Sendable { case fixed, staged, ttest }
+
+    public var model: String
+    public var dataset: String
+    public var split: String
+    public var classes: Int
+    public var numTrainTimesteps: Int
+    public var predictionType: String
+    public var method: Method
+    /// `staged`: "keep:n,keep:n" (`--stages`).
+    public var stages: String?
+    /// `fixed` and `ttest`: grid, uniform, stratified or explicit (`--timesteps`).
+    public var timesteps: String
+    /// `fixed`: the number of timesteps; `ttest`: max scores per class.
+    public var nTimesteps: Int?
+    /// `explicit`: the list.
+    public var timestepList: [Int]?
+    /// [A, B]: timesteps come from A..<B (`--t-range A:B`).
+    public var tRange: [Int]
+    public var loss: ErrorLoss
+    public var weighting: String
+    public var tau: Double
+    public var seed: UInt64
+    /// `--noise FILE`, or nil for seeded per-image noise.
+    public var noise: String?
+    /// `ttest` only.
+    public var minScores: Int?
+    public var pValue: Double?
+    public var testEvery: Int?
+
+    public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: Method,
+                stages: String? = nil, timesteps: String = "grid", nTimesteps: Int? = nil, timestepList: [Int]? = nil,
+                tRange: [Int]? = nil, loss: ErrorLoss = .l2, weighting: String = "uniform", tau: Double = 1, seed: UInt64 = 0,
+                noise: String? = nil, minScores: Int? = nil, pValue: Double? = nil, testEvery: Int? = nil) {
+        self.model = model
+        self.dataset = dataset
+        self.split = split
+        self.classes = classes
+        numTrainTimesteps = schedule.timesteps
+        predictionType = schedule.prediction.rawValue
+        self.method = method
+        self.stages = stages
+        self.timesteps = timesteps
+        self.nTimesteps = nTimesteps
+        self.timestepList = timestepList
+        self.tRange = tRange ?? [0, schedule.timesteps]
+        self.loss = loss
+        self.weighting = weighting
+        self.tau = tau
+        self.seed = seed
+        self.noise = noise
+        self.minScores = minScores
+        self.pValue = pValue
+        self.testEvery = testEvery
+    }
+
+    public var range: Range<Int> { tRange[0]..<tRange[1] }
+
+    /// The timestep sampler of a `fixed` or `ttest` run.
+    public func sampler() throws -> TimestepSampler {
+        switch timesteps {
+        case "explicit":
+            guard let list = timestepList else { throw ClassifierError("--timesteps: explicit timesteps need a list") }
+            return .explicit(list)
+        case "grid", "uniform", "stratified":
+            guard let n = nTimesteps else { throw ClassifierError("--n-timesteps: missing") }
+            return timesteps == "grid" ? .grid(n) : timesteps == "uniform" ? .uniform(n) : .stratified(n)
+        default:
+            throw ClassifierError("--timesteps: unknown sampler '\(timesteps)' (grid, uniform, stratified, or a list t1,t2,...)")
+        }
+    }
+
+    public func strategy() throws -> ClassificationStrategy {
+        switch method {
+        case .fixed:
+            return FixedTimesteps(sampler: try sampler())
+        case .staged:
+            guard timesteps == "grid" else { throw ClassifierError("--stages: staged evaluation uses the official grid; drop --timesteps \(timesteps)") }
+            return try StagedElimination(parsing: stages ?? "")
+        case .ttest:
+            return SequentialElimination(rule: PairedTTestRule(pValue: pValue ?? 2e-3), sampler: try sampler(),
+                                         minScores: minScores ?? 20, testEvery: testEvery ?? 1)
+        }
+    }
+
+    /// The classifier these settings describe, for classes 0..<classes of `model`.
+    public func makeClassifier(model: ConditionalNoisePredictor, schedule: NoiseSchedule, batchSize: Int) throws -> Classifier {
+        guard schedule.timesteps == numTrainTimesteps, schedule.prediction.rawValue == predictionType else {
+            throw ClassifierError("settings are for T = \(numTrainTimesteps), \(predictionType); the schedule has T = \(schedule.timesteps), \(schedule.prediction.rawValue)")
+        }
+        guard tRange.count == 2 else { throw ClassifierError("--t-range: need A:B") }
+        let noiseFile = try noise.map { try FileNoise(url: URL(fileURLWithPath: $0)) }
+        return try Classifier(model: model, schedule: schedule, conditions: Array(0..<classes), strategy: try strategy(),
+                              options: try classifierOptions(batchSize: batchSize), range: range, noiseFile: noiseFile)
+    }
+
+    public func classifierOptions(batchSize: Int) throws -> ClassifierOptions {
+        var o = ClassifierOptions()
+        o.loss = loss
+        o.weighting = try TimestepWeighting(parsing: weighting)
+        o.batchSize = batchSize
+        o.tau = tau
+        o.seed = seed
+        return o
+    }
+
+    /// JSON with snake_case keys, sorted.
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> EvaluationSettings {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(EvaluationSettings.self, from: data)
+    }
+
+    /// "key: old -> new" for each setting that differs (compared as JSON values).
+    public func differences(from other: EvaluationSettings) throws -> [String] {
+        func dict(_ s: EvaluationSettings) throws -> [String: Any] {
+            (try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any]) ?? [:]
+        }
+        let a = try dict(other), b = try dict(self)
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in
+            let x = a[k].map { "\($0)" } ?? "null", y = b[k].map { "\($0)" } ?? "null"
+            return x == y ? nil : "\(k): \(x) -> \(y)"
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Diffusion
+import TensorEngine
+
+/// One (timestep, noise draw) pair at which classes are scored. Every class scored on a probe
+/// sees the same x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_k (paired samples).
+public struct Probe: Equatable, Sendable {
+    public let timestep: Int
+    /// k: eps_k of the image's `NoiseSource`; probes are numbered 0, 1, 2... as they are created.
+    public let noiseIndex: Int
+}
+
+/// The errors of one image: per candidate class, per probe, the eps-space error
+/// `loss(eps_hat(x_t, t, c), eps)`, with eps_hat converted from the model's prediction type
+/// (`NoiseSchedule.epsilon(fromOutput:)`), so v- and x0-prediction models are scored like
+/// eps-prediction ones.
+///
+/// Forward passes run under `Autograd.noGrad`, batched over (class, probe) pairs in class-major
+/// order (as the public code orders them), `batchSize` pairs per call of the model. `calls`
+/// counts U-Net forward passes per image: one per (class, probe) pair, whatever the batching.
+public final class ImageScorer {
+    public let model: ConditionalNoisePredictor
+    public let schedule: NoiseSchedule
+    public let x0: Tensor
+    /// The model's condition (class id) for each candidate 0..<K.
+    public let conditions: [Int]
+    public let loss: ErrorLoss
+    /// w(t) for t = 0..<T (see `TimestepWeighting`).
+    public let weights: [Double]
+    public let batchSize: Int
+    public let noiseSource: NoiseSource
+
+    public private(set) var probes: [Probe] = []
+    /// Per candidate: the probes it was scored on, in order, and the raw errors there.
+    public private(set) var probeIDs: [[Int]]
+    public private(set) var errors: [[Double]]
+    public private(set) var calls = 0
+    private var noiseCache: [Tensor] = []
+
+    public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, x0: Tensor, conditions: [Int], loss: ErrorLoss,
+                weights: [Double], batchSize: Int, noise: NoiseSource) {
+        precondition(x0.rank == 4 && x0.shape[0] == 1, "ImageScorer: x0 must be [1, C, H, W], got \(x0.shape)")
+        precondition(batchSize >= 1 && !conditions.isEmpty && weights.count == schedule.timesteps)
+        self.model = model
+        self.schedule = schedule
+        self.x0 = x0
+        self.conditions = conditions
+        self.loss = loss
+        self.weights = weights
+        self.batchSize = batchSize
+        self.noiseSource = noise
+        probeIDs = Array(repeating: [], count: conditions.count)
+        errors = Array(repeating: [], count: conditions.count)
+    }
+
+    public var candidateCount: Int { conditions.count }
+
+    /// Creates one new probe per timestep, each with the next noise draw; returns their ids.
+    public func addProbes<S: Sequence>(timesteps: S) -> [Int] where S.Element == Int {
+        timesteps.map { t in
+            precondition(t >= 0 && t < schedule.timesteps, "ImageScorer: timestep \(t) outside 0..<\(schedule.timesteps)")
+            probes.append(Probe(timestep: t, noiseIndex: probes.count))
+            return probes.count - 1
+        }
+    }
+
+    /// eps_k for probe `id`.
+    public func noise(probe id: Int) throws -> Tensor {
+        while noiseCache.count <= probes[id].noiseIndex { noiseCache.append(try noiseSource.noise(noiseCache.count)) }
+        return noiseCache[probes[id].noiseIndex]
+    }
+
+    /// x_t of the given probes, [P, C, H, W] (what every class sees there).
+    public func noisySamples(probes ids: [Int]) throws -> (xt: Tensor, eps: Tensor) {
+        let eps = Tensor.concat(try ids.map { try noise(probe: $0) }, axis: 0)
+        var shape = x0.shape
+        shape[0] = ids.count
+        let xt = Autograd.noGrad { schedule.addNoise(x0.expanded(to: shape), noise: eps, timesteps: ids.map { probes[$0].timestep }) }
+        return (xt, eps)
+    }
+
+    /// Scores `candidates` on every probe in `ids` (none of which they have seen).
+    public func score(candidates: [Int], probes ids: [Int]) throws {
+        guard !candidates.isEmpty, !ids.isEmpty else { return }
+        for c in candidates { precondition(Set(probeIDs[c]).isDisjoint(with: ids), "ImageScorer: class \(c) already scored on a probe") }
+        let (xt, eps) = try noisySamples(probes: ids)
+        let pairs = candidates.flatMap { c in ids.indices.map { (c, $0) } }
+        var start = 0
+        while start < pairs.count {
+            let batch = pairs[start..<Swift.min(start + batchSize, pairs.count)]
+            let rows = batch.map(\.1)
+            let ts = rows.map { probes[ids[$0]].timestep }
+            let xb = gatherRows(xt, rows), eb = gatherRows(eps, rows)
+            let labels = Tensor(shape: [batch.count], batch.map { Float(conditions[$0.0]) })
+            let values: [Double] = Autograd.noGrad {
+                let out = model.predict(xb, timesteps: ts.map(Float.init), conditions: labels)
+                let epsHat = schedule.epsilon(fromOutput: out, sample: xb, timesteps: ts)
+                return loss.perItem(prediction: epsHat, target: eb)
+            }
+            for ((c, row), e) in zip(batch, values) {
+                probeIDs[c].append(ids[row])
+                errors[c].append(e)
+            }
+            calls += batch.count
+            start += batch.count
+        }
+    }
+
+    /// w(t) * error on each probe candidate `c` has seen, in order.
+    public func weightedErrors(_ c: Int) -> [Double] {
+        zip(probeIDs[c], errors[c]).map { weights[probes[$0].timestep] * $1 }
+    }
+
+    /// The mean weighted error over every probe `c` has seen (nil when none).
+    public func meanError(_ c: Int) -> Double? {
+        let w = weightedErrors(c)
+        return w.isEmpty ? nil : w.reduce(0, +) / Double(w.count)
+    }
+
+    /// Weighted error of `a` minus that of `b` on each probe both have seen, in `a`'s order.
+    public func pairedDifferences(_ a: Int, _ b: Int) -> [Double] {
+        var byProbe: [Int: Double] = [:]
+        for (id, e) in zip(probeIDs[b], weightedErrors(b)) { byProbe[id] = e }
+        return zip(probeIDs[a], weightedErrors(a)).compactMap { id, e in byProbe[id].map { e - $0 } }
+    }
+
+    /// Rows `rows` of a [P, ...] tensor, stacked.
+    private func gatherRows(_ t: Tensor, _ rows: [Int]) -> Tensor {
+        let per = t.count / t.shape[0]
+        var shape = t.shape
+        shape[0] = rows.count
+        let out = Tensor.uninitialized(shape)
+        for (i, r) in rows.enumerated() { (out.pointer + i * per).update(from: t.pointer + r * per, count: per) }
+        return out
+    }
+}

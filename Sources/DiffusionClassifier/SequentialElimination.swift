@@ -1,0 +1,82 @@
+import TensorEngine
+
+/// A rule deciding, after each round of shared probes, which surviving classes to drop.
+/// `SequentialElimination` runs the loop; a custom rule only implements this.
+public protocol EliminationRule {
+    /// The candidates among `survivors` to drop now. Every survivor has been scored on every probe
+    /// so far (use `scorer.weightedErrors`, `pairedDifferences`, `meanError`).
+    func eliminate(survivors: [Int], scorer: ImageScorer) -> [Int]
+}
+
+/// Successive elimination over a sequence of shared probes (Clark & Jaini 2023): every survivor
+/// is scored on the first `minScores` probes at once, then on `testEvery` more at a time; after
+/// each batch the rule drops classes; it stops when one class survives or after `maxScores`
+/// probes (the sampler's count). Calls per image = sum over probes of the survivors then.
+///
+/// Timestep order: a `.grid` or `.stratified` sampler's timesteps are shuffled with the image's
+/// timestep generator, so that any prefix spreads over the range; `.uniform` draws are already in
+/// random order; an `.explicit` list is used in its order. The batching (`testEvery`) is a
+/// setting of the method, not of the engine: it changes which rounds are tested and so the
+/// results, while `--batch-size` does not.
+public struct SequentialElimination<Rule: EliminationRule>: ClassificationStrategy {
+    public let rule: Rule
+    public let sampler: TimestepSampler
+    public let minScores: Int
+    public let testEvery: Int
+
+    public init(rule: Rule, sampler: TimestepSampler, minScores: Int = 20, testEvery: Int = 1) {
+        self.rule = rule
+        self.sampler = sampler
+        self.minScores = minScores
+        self.testEvery = testEvery
+    }
+
+    public var maxScores: Int { sampler.count }
+
+    public func validate(range: Range<Int>, classes: Int) throws {
+        try sampler.validate(range: range, flag: "--max-scores/--timesteps")
+        guard minScores >= 2 else { throw ClassifierError("--min-scores: need at least 2 scores for a t-test, got \(minScores)") }
+        guard testEvery >= 1 else { throw ClassifierError("--test-every: must be at least 1, got \(testEvery)") }
+    }
+
+    public func run(_ scorer: ImageScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
+        var timesteps = sampler.timesteps(range: range, generator: &generator)
+        switch sampler {
+        case .grid, .stratified: generator.shuffle(&timesteps)
+        case .uniform, .explicit: break
+        }
+        var survivors = Array(0..<scorer.candidateCount)
+        var done = 0
+        while done < timesteps.count && survivors.count > 1 {
+            let n = Swift.min(done == 0 ? minScores : testEvery, timesteps.count - done)
+            let ids = scorer.addProbes(timesteps: timesteps[done..<(done + n)])
+            try scorer.score(candidates: survivors, probes: ids)
+            done += n
+            let drop = Set(rule.eliminate(survivors: survivors, scorer: scorer))
+            survivors.removeAll { drop.contains($0) }
+            precondition(!survivors.isEmpty, "EliminationRule dropped every class")
+        }
+        return survivors
+    }
+}
+
+/// Clark & Jaini's rule: with b the survivor of lowest mean error, drop each other survivor c
+/// whose one-sided paired t-test of (error_c - error_b) > 0 has p-value below `pValue` (2e-3 in
+/// their paper). Needs at least 2 shared scores (the driver's `minScores`, 20 by default).
+public struct PairedTTestRule: EliminationRule {
+    public let pValue: Double
+
+    public init(pValue: Double = 2e-3) { self.pValue = pValue }
+
+    public func eliminate(survivors: [Int], scorer: ImageScorer) -> [Int] {
+        guard survivors.count > 1 else { return [] }
+        let means = survivors.map { scorer.meanError($0) ?? .infinity }
+        let best = survivors[means.indices.min { (means[$0], $0) < (means[$1], $1) }!]
+        return survivors.filter { c in
+            guard c != best else { return false }
+            let d = scorer.pairedDifferences(c, best)
+            guard d.count >= 2 else { return false }
+            return StudentT.pairedTest(d).p < pValue
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Diffusion
+
+/// Weights w(t) applied to each eps-space error before a class's errors are averaged (and
+/// before paired differences are tested). Every weighting is scaled so that its mean over
+/// t = 0..<T is 1, which keeps error magnitudes (and a fitted temperature) comparable across
+/// weightings; the scale does not change any ranking.
+///
+/// - `uniform`: w = 1, the public Diffusion Classifier code (and the paper's best setting for SD).
+/// - `exponential(rate)`: w ∝ exp(-rate t / T); rate 7 is Clark & Jaini's exp(-7t), t in [0, 1].
+///   They weight the x0-prediction error; here the weight multiplies the eps-space error (which
+///   is the x0 error times SNR(t) = abar/(1 - abar) for l2), so it is not their exact objective.
+/// - `elbo`: the DDPM variational bound's weight on the eps-space squared error,
+///   w(t) ∝ beta_t / (alpha_t (1 - abar_{t-1})) = SNR(t-1)/SNR(t) - 1 (Ho et al. 2020 L_{t-1}
+///   with sigma_t^2 = the posterior variance, up to the constant 1/2; equivalently Kingma et al.'s
+///   discrete-time VDM weight). At t = 0 abar_{-1} = 1 makes it infinite (the bound uses a decoder
+///   term there), so w(0) is set to w(1). Exact for l2; for l1/huber it is only a heuristic.
+public enum TimestepWeighting: Equatable, Sendable {
+    case uniform
+    case exponential(rate: Double)
+    case elbo
+
+    /// Parses "uniform", "exp" (rate 7), "exp:RATE" or "elbo".
+    public init(parsing text: String, flag: String = "--weighting") throws {
+        switch text {
+        case "uniform": self = .uniform
+        case "elbo": self = .elbo
+        case "exp": self = .exponential(rate: 7)
+        default:
+            if text.hasPrefix("exp:"), let r = Double(text.dropFirst(4)), r.isFinite {
+                self = .exponential(rate: r)
+            } else {
+                throw ClassifierError("\(flag): unknown weighting '\(text)' (uniform, exp, exp:RATE, elbo)")
+            }
+        }
+    }
+
+    /// The canonical text form (parses back to the same value).
+    public var name: String {
+        switch self {
+        case .uniform: return "uniform"
+        case .elbo: return "elbo"
+        case .exponential(let r): return r == 7 ? "exp" : "exp:\(r)"
+        }
+    }
+
+    /// w(t) for t = 0..<T, scaled to mean 1.
+    public func weights(schedule: NoiseSchedule) -> [Double] {
+        let T = schedule.timesteps
+        var w: [Double]
+        switch self {
+        case .uniform:
+            return [Double](repeating: 1, count: T)
+        case .exponential(let rate):
+            w = (0..<T).map { Foundation.exp(-rate * Double($0) / Double(T)) }
+        case .elbo:
+            let abar = schedule.alphasCumprod, beta = schedule.betas
+            w = (0..<T).map { t in
+                let s = Swift.max(t, 1)
+                guard s < T else { return 1 }
+                return beta[s] / ((1 - beta[s]) * (1 - abar[s - 1]))
+            }
+        }
+        let mean = w.reduce(0, +) / Double(T)
+        return w.map { $0 / mean }
+    }
+}
