@@ -58,6 +58,14 @@ public struct EvaluationSummary: Codable, Sendable {
         limit = scope.limit
         shard = scope.shard.map { "\($0.index)/\($0.count)" }
     }
+
+    /// Writes pretty JSON with snake_case keys, sorted (atomically).
+    public func write(to url: URL) throws {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(self).write(to: url, options: .atomic)
+    }
 }
 
 /// An evaluation folder: `settings.json` (what decides results), `results.jsonl` (one line per
@@ -113,15 +121,26 @@ public final class EvaluationRun {
             try handle.close()
         }
         var records: [Int: ImageRecord] = [:]
-        for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+        for (r, _) in try EvaluationRun.parseResults(data, path: resultsURL.path) { records[r.index] = r }
+        return records
+    }
+
+    /// The complete lines of a `results.jsonl` (an unterminated last line is ignored, not
+    /// removed), each with its bytes (newline included), in file order.
+    public static func parseResults(_ data: Data, path: String) throws -> [(record: ImageRecord, line: Data)] {
+        let complete = data.last == 0x0A ? data : data.prefix((data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex)
+        var out: [(record: ImageRecord, line: Data)] = []
+        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
             do {
-                let r = try ImageRecord.parse(Data(line))
-                records[r.index] = r
+                var bytes = Data(line)
+                let r = try ImageRecord.parse(bytes)
+                bytes.append(0x0A)
+                out.append((r, bytes))
             } catch {
-                throw ClassifierError("\(resultsURL.path): line \(n + 1) is not a result record (\(error))")
+                throw ClassifierError("\(path): line \(n + 1) is not a result record (\(error))")
             }
         }
-        return records
+        return out
     }
 
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes
@@ -159,10 +178,7 @@ public final class EvaluationRun {
         let records = indices.compactMap { done[$0] }
         let summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
                                         threads: Engine.threads, scope: scope)
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(summary).write(to: summaryURL, options: .atomic)
+        try summary.write(to: summaryURL)
         return summary
     }
 }

@@ -27,6 +27,8 @@ commands:
                       | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--timesteps ...]
              writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json;
              rerunning with the same settings resumes
+  merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
+             (equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -73,6 +75,7 @@ func main() -> Int32 {
         case "sample": try runSample(&args)
         case "loss": try runLoss(&args)
         case "eval": try runEval(&args)
+        case "merge": try runMerge(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()
