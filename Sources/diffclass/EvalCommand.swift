@@ -23,13 +23,18 @@ func runEval(_ args: inout Arguments) throws {
     let tRangeText = args.string("t-range")
     let lossText = args.string("loss") ?? "l2"
     let weighting = args.string("weighting") ?? "uniform"
-    let tau = try args.double("tau", range: 0...1e9) ?? 1
+    let tauFlag = try args.double("tau", range: 0...1e9)
+    let calibrationPath = args.string("calibration")
     let noise = args.string("noise")
     let minScores = try args.int("min-scores", range: 2...1_000_000)
     let maxScores = try args.int("max-scores", range: 1...1_000_000)
     let pValue = try args.double("p-value", range: 0...1)
     let testEvery = try args.int("test-every", range: 1...1_000_000)
     try args.finish(command: "eval")
+
+    guard tauFlag == nil || calibrationPath == nil else { throw UsageError("give --tau or --calibration, not both") }
+    let calibration = try calibrationPath.map { try CalibrationResult.load(URL(fileURLWithPath: $0)) }
+    let tau = calibration?.tau ?? tauFlag ?? 1
 
     // The model and its schedule.
     let modelURL = URL(fileURLWithPath: modelPath)
@@ -102,6 +107,7 @@ func runEval(_ args: inout Arguments) throws {
         method: method, stages: stagesText, timesteps: sampler, nTimesteps: count, timestepList: list, tRange: tRange,
         loss: loss, weighting: weighting, tau: tau, seed: seed, noise: noise.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
         minScores: ttest ? (minScores ?? 20) : nil, pValue: ttest ? (pValue ?? 2e-3) : nil, testEvery: ttest ? (testEvery ?? 1) : nil)
+    if let calibration, let calibrationPath { try calibration.check(against: settings, file: calibrationPath) }
     let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: batchSize)
 
     let scope = RunScope(limit: limit, shard: shard)

@@ -21,12 +21,15 @@ commands:
   eval       classify a dataset split with a class-conditional diffusion model (Li et al. 2023)
              --model DIR, --dataset fashion-mnist | --data DIR, --out RUN, [--split test|train] [--limit N]
              [--shard I/N] [--seed S] [--batch-size N] [--loss l2|l1|huber] [--weighting uniform|exp|exp:K|elbo]
-             [--tau X] [--noise FILE] [--t-range A:B]
+             [--tau X | --calibration CAL.json] [--noise FILE] [--t-range A:B]
              timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
                       | --n-timesteps N [--timesteps grid|uniform|stratified] | --timesteps T1,T2,...
                       | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--timesteps ...]
              writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json;
              rerunning with the same settings resumes
+  calibrate  fit the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run
+             --run RUN --out CAL.json   (run eval on held-out images first, e.g. --split train --limit 1000)
+             writes tau, NLL and ECE (15 bins) before (tau = 1) and after
   merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
              (equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
   selfcheck  run the engine's numerical self-check
@@ -66,7 +69,8 @@ func main() -> Int32 {
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
-                                               "tau", "noise", "min-scores", "max-scores", "p-value", "test-every"])
+                                               "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
+                                               "run", "calibration", "labels"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -76,6 +80,7 @@ func main() -> Int32 {
         case "loss": try runLoss(&args)
         case "eval": try runEval(&args)
         case "merge": try runMerge(&args)
+        case "calibrate": try runCalibrate(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()
