@@ -27,6 +27,9 @@ commands:
                       | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--timesteps ...]
              writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json;
              rerunning with the same settings resumes
+  classify   label PNG/JPEG files (resized to the model's size)   --model DIR IMAGE... [--json]
+             [--labels a,b,c] [--top K] [timestep, --loss, --weighting, --tau | --calibration, --seed flags as eval]
+             --json: one object per image (path, prediction, class_name, probabilities, mean_errors, calls)
   calibrate  fit the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run
              --run RUN --out CAL.json   (run eval on held-out images first, e.g. --split train --limit 1000)
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
@@ -70,7 +73,7 @@ func main() -> Int32 {
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
-                                               "run", "calibration", "labels"])
+                                               "run", "calibration", "labels", "top"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -81,6 +84,7 @@ func main() -> Int32 {
         case "eval": try runEval(&args)
         case "merge": try runMerge(&args)
         case "calibrate": try runCalibrate(&args)
+        case "classify": return try runClassify(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -65,4 +65,77 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(garbage.err.contains("diffusion_pytorch_model.safetensors"), garbage.err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("g.png").path))
     }
+
+    /// A model folder: the Diffusion tests' random class-conditional 8x8 U-Net (4 classes + null)
+    /// and a default DDPM schedule.
+    func tinyModelFolder(in dir: URL) throws -> URL {
+        let fm = FileManager.default
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DiffusionTests/Fixtures/unet_a")
+        let model = dir.appendingPathComponent("model")
+        try fm.createDirectory(at: model.appendingPathComponent("scheduler"), withIntermediateDirectories: true)
+        for f in ["config.json", "diffusion_pytorch_model.safetensors"] {
+            try fm.copyItem(at: fixtures.appendingPathComponent(f), to: model.appendingPathComponent(f))
+        }
+        try Data("{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 1000, \"beta_schedule\": \"linear\"}".utf8)
+            .write(to: model.appendingPathComponent("scheduler/scheduler_config.json"))
+        return model
+    }
+
+    var png: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/gray8.png") }
+
+    func testClassifyNamesBadFilesAndPrintsOneObjectPerGoodFile() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let bad = dir.appendingPathComponent("bad.png")
+        try Data("not an image".utf8).write(to: bad)
+        let r = try run(["classify", "--model", model.path, "--n-timesteps", "4", "--json", "--labels", "w,x,y,z", png.path, bad.path])
+        XCTAssertEqual(r.status, 1, r.err)
+        XCTAssertTrue(r.err.contains(bad.path), r.err)
+        let lines = r.out.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, r.out)
+        let object = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        XCTAssertEqual(object["path"] as? String, png.path)
+        XCTAssertEqual((object["probabilities"] as? [Double])?.count, 4)
+        XCTAssertEqual(object["calls"] as? Int, 16)
+        XCTAssertTrue(["w", "x", "y", "z"].contains(object["class_name"] as? String ?? ""))
+    }
+
+    func testShardedEvalMergesAndCalibrates() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let common = ["eval", "--model", model.path, "--data", data.path, "--n-timesteps", "3", "--split", "train"]
+        for shard in ["0/2", "1/2"] {
+            let r = try run(common + ["--shard", shard, "--out", path("s\(shard.prefix(1))")])
+            XCTAssertEqual(r.status, 0, r.err)
+        }
+        let merged = try run(["merge", path("s0"), path("s1"), "--out", path("all")])
+        XCTAssertEqual(merged.status, 0, merged.err)
+        XCTAssertTrue(merged.out.contains("merged 4 images"), merged.out)
+        let cal = try run(["calibrate", "--run", path("all"), "--out", path("cal.json")])
+        XCTAssertEqual(cal.status, 0, cal.err)
+        let fitted = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: path("cal.json")))) as! [String: Any]
+        XCTAssertNotNil(fitted["tau"] as? Double)
+        XCTAssertNotNil(fitted["ece_after"] as? Double)
+        let withCal = try run(common + ["--calibration", path("cal.json"), "--limit", "1", "--out", path("c")])
+        XCTAssertEqual(withCal.status, 0, withCal.err)
+        let settings = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: path("c/settings.json")))) as! [String: Any]
+        XCTAssertEqual(settings["tau"] as? Double, fitted["tau"] as? Double)
+        let clash = try run(common + ["--calibration", path("cal.json"), "--loss", "l1", "--out", path("d")])
+        XCTAssertEqual(clash.status, 2)
+        XCTAssertTrue(clash.err.contains("cal.json") && clash.err.contains("--loss"), clash.err)
+    }
 }

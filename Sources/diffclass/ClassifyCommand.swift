@@ -1,0 +1,88 @@
+import Datasets
+import Diffusion
+import DiffusionClassifier
+import Foundation
+import TensorEngine
+
+/// One image's answer for `classify --json` (snake_case keys, sorted).
+private struct ImageAnswer: Encodable {
+    let path: String
+    let prediction: Int
+    let className: String
+    let probabilities: [Double]
+    let meanErrors: [Double?]
+    let calls: Int
+}
+
+/// `diffclass classify --model DIR [timestep flags as eval] IMAGE...`: labels PNG/JPEG files.
+///
+/// Each file is decoded, resized to the model's sample size and mapped to [-1, 1]
+/// (`Image.modelInput`), then classified among the model's classes (class embeddings minus the
+/// null class, or as many as `--labels` names). Every file is classified as image index 0, so its
+/// seeded noise, hence its answer, does not depend on its position in the list. A file that
+/// cannot be read is reported on stderr, naming it, with nothing printed on stdout for it; the
+/// others are still classified and the exit status is 1.
+func runClassify(_ args: inout Arguments) throws -> Int32 {
+    guard let modelPath = args.string("model") else { throw UsageError("classify needs --model DIR") }
+    let json = args.flag("json")
+    let labelsText = args.string("labels")
+    let top = try args.int("top", range: 1...1000) ?? 3
+    let flags = try MethodFlags(&args)
+    try args.finish(command: "classify")
+    let files = args.positional
+    guard !files.isEmpty else { throw UsageError("classify needs image files: diffclass classify --model DIR IMAGE...") }
+
+    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "classify")
+    guard let embeds = model.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
+    let size = model.config.sampleSize ?? [28, 28]
+    let channels = model.config.inChannels
+    let names: [String]
+    if let labelsText {
+        names = labelsText.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard names.count >= 1, names.count <= embeds, !names.contains("") else {
+            throw UsageError("--labels: '\(labelsText)' must name 1 to \(embeds) classes, comma-separated, none empty")
+        }
+    } else if embeds - 1 == 10, channels == 1, size == [28, 28] {
+        names = FashionMNIST.classNames
+    } else {
+        guard embeds >= 2 else { throw UsageError("\(modelPath): one class embedding; name the classes with --labels") }
+        names = (0..<(embeds - 1)).map(String.init)
+    }
+    let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: "files", split: "none", classes: names.count,
+                                      schedule: schedule)
+    let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: flags.batchSize)
+    if !json {
+        print("classify: \(files.count) files, \(names.count) classes, \(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), "
+            + "tau \(settings.tau), seed \(settings.seed)")
+    }
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    var failed = 0
+    for file in files {
+        let text: String
+        do {
+            let x0 = try Image.modelInput(URL(fileURLWithPath: file), channels: channels, height: size[0], width: size[1])
+            let c = try classifier.classify(x0, imageIndex: 0)
+            if json {
+                let answer = ImageAnswer(path: file, prediction: c.prediction, className: names[c.prediction], probabilities: c.probabilities,
+                                         meanErrors: c.meanErrors, calls: c.calls)
+                text = String(decoding: try encoder.encode(answer), as: UTF8.self)
+            } else {
+                let ranked = c.probabilities.indices.sorted { (c.probabilities[$0], -$0) > (c.probabilities[$1], -$1) }.prefix(top)
+                let probs = ranked.map { String(format: "%@ %.3f", names[$0], c.probabilities[$0]) }.joined(separator: ", ")
+                text = "\(file): \(names[c.prediction])  (\(probs); \(c.calls) calls)"
+            }
+        } catch {
+            let message = "\(error)"
+            let named = message.contains(URL(fileURLWithPath: file).path) ? message : "\(file): \(message)"
+            FileHandle.standardError.write(Data("diffclass: \(named)\n".utf8))
+            failed += 1
+            continue
+        }
+        print(text)
+        fflush(stdout)
+    }
+    if failed > 0 { FileHandle.standardError.write(Data("diffclass: \(failed) of \(files.count) files failed\n".utf8)) }
+    return failed > 0 ? 1 : 0
+}
