@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "DiffusionClassifier", targets: ["DiffusionClassifier"]),
         .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Reports", targets: ["Reports"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -43,15 +44,18 @@ let package = Package(
         .target(name: "DiffusionClassifier", dependencies: ["Diffusion"]),
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
         .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
+        // Layer 5: self-contained HTML reports (inline SVG) of evaluation and analysis run folders.
+        .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Benchmarks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"]),
     ],

@@ -12,6 +12,9 @@ public struct ClassifierOptions: Sendable {
     public var tau = 1.0
     /// Seeds each image's noise and timestep draws (see `SeededNoise`).
     public var seed: UInt64 = 0
+    /// Each class draws its own eps per probe (`SeededNoise.independent`) instead of sharing
+    /// one; for studying the paired design (`diffclass analyze`), not for classifying.
+    public var independentNoise = false
     public init() {}
 }
 
@@ -78,13 +81,20 @@ public final class Classifier {
     public func makeScorer(_ x0: Tensor, imageIndex: Int) throws -> ImageScorer {
         let noise: NoiseSource
         if let noiseFile {
+            guard !options.independentNoise else { throw ClassifierError("--noise: a noise file cannot give independent noise per class") }
             try noiseFile.check(imageShape: x0.shape)
             noise = noiseFile
         } else {
             noise = SeededNoise(seed: options.seed, imageIndex: imageIndex, shape: x0.shape)
         }
-        return ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
-                           weights: weights, batchSize: options.batchSize, noise: noise)
+        let scorer = ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
+                                 weights: weights, batchSize: options.batchSize, noise: noise)
+        if options.independentNoise {
+            scorer.classNoise = conditions.indices.map {
+                SeededNoise.independent(seed: options.seed, imageIndex: imageIndex, classIndex: $0, shape: x0.shape)
+            }
+        }
+        return scorer
     }
 
     /// Classifies one image. Results depend only on (settings, seed, imageIndex, x0).

@@ -28,6 +28,10 @@ public final class ImageScorer {
     public let weights: [Double]
     public let batchSize: Int
     public let noiseSource: NoiseSource
+    /// Independent noise (for studying the paired design): when set, candidate c draws its own
+    /// eps on every probe, draw k of `classNoise[c]` for the probe with noise index k, instead
+    /// of the shared `noiseSource` draw. nil (the classifier's default): every class shares eps.
+    public var classNoise: [NoiseSource]?
 
     public private(set) var probes: [Probe] = []
     /// Per candidate: the probes it was scored on, in order, and the raw errors there.
@@ -82,14 +86,21 @@ public final class ImageScorer {
     public func score(candidates: [Int], probes ids: [Int]) throws {
         guard !candidates.isEmpty, !ids.isEmpty else { return }
         for c in candidates { precondition(Set(probeIDs[c]).isDisjoint(with: ids), "ImageScorer: class \(c) already scored on a probe") }
-        let (xt, eps) = try noisySamples(probes: ids)
+        // The noisy samples each candidate sees: shared by all (paired), or its own (independent).
+        var samples: [Int: (xt: Tensor, eps: Tensor)] = [:]
+        if let classNoise {
+            precondition(classNoise.count == conditions.count, "ImageScorer: classNoise needs one source per candidate")
+            for c in candidates { samples[c] = try noisySamples(probes: ids, source: classNoise[c]) }
+        } else {
+            let shared = try noisySamples(probes: ids)
+            for c in candidates { samples[c] = shared }
+        }
         let pairs = candidates.flatMap { c in ids.indices.map { (c, $0) } }
         var start = 0
         while start < pairs.count {
             let batch = pairs[start..<Swift.min(start + batchSize, pairs.count)]
-            let rows = batch.map(\.1)
-            let ts = rows.map { probes[ids[$0]].timestep }
-            let xb = gatherRows(xt, rows), eb = gatherRows(eps, rows)
+            let ts = batch.map { probes[ids[$0.1]].timestep }
+            let xb = gatherRows(batch.map { (samples[$0.0]!.xt, $0.1) }), eb = gatherRows(batch.map { (samples[$0.0]!.eps, $0.1) })
             let labels = Tensor(shape: [batch.count], batch.map { Float(conditions[$0.0]) })
             let values: [Double] = Autograd.noGrad {
                 let out = model.predict(xb, timesteps: ts.map(Float.init), conditions: labels)
@@ -103,6 +114,15 @@ public final class ImageScorer {
             calls += batch.count
             start += batch.count
         }
+    }
+
+    /// x_t of the given probes with eps from `source` (draw k for noise index k), [P, C, H, W].
+    private func noisySamples(probes ids: [Int], source: NoiseSource) throws -> (xt: Tensor, eps: Tensor) {
+        let eps = Tensor.concat(try ids.map { try source.noise(probes[$0].noiseIndex) }, axis: 0)
+        var shape = x0.shape
+        shape[0] = ids.count
+        let xt = Autograd.noGrad { schedule.addNoise(x0.expanded(to: shape), noise: eps, timesteps: ids.map { probes[$0].timestep }) }
+        return (xt, eps)
     }
 
     /// w(t) * error on each probe candidate `c` has seen, in order.
@@ -123,13 +143,14 @@ public final class ImageScorer {
         return zip(probeIDs[a], weightedErrors(a)).compactMap { id, e in byProbe[id].map { e - $0 } }
     }
 
-    /// Rows `rows` of a [P, ...] tensor, stacked.
-    private func gatherRows(_ t: Tensor, _ rows: [Int]) -> Tensor {
-        let per = t.count / t.shape[0]
-        var shape = t.shape
+    /// The given (tensor, row) rows of [P, ...] tensors of equal shape, stacked.
+    private func gatherRows(_ rows: [(Tensor, Int)]) -> Tensor {
+        let first = rows[0].0
+        let per = first.count / first.shape[0]
+        var shape = first.shape
         shape[0] = rows.count
         let out = Tensor.uninitialized(shape)
-        for (i, r) in rows.enumerated() { (out.pointer + i * per).update(from: t.pointer + r * per, count: per) }
+        for (i, (t, r)) in rows.enumerated() { (out.pointer + i * per).update(from: t.pointer + r * per, count: per) }
         return out
     }
 }

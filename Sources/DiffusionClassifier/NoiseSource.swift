@@ -24,6 +24,19 @@ public struct SeededNoise: NoiseSource {
         self.shape = shape
     }
 
+    /// Draws from `generator` (draw k at block offset k * ceil(C H W / 4)).
+    public init(generator: RandomGenerator, shape: [Int]) {
+        self.generator = generator
+        self.shape = shape
+    }
+
+    /// Independent noise for candidate `classIndex` of image `imageIndex`: the image generator's
+    /// `derived(2).derived(classIndex)` (timestep draws use `derived(1)`), so eps depends only on
+    /// (seed, image, class, probe).
+    public static func independent(seed: UInt64, imageIndex: Int, classIndex: Int, shape: [Int]) -> SeededNoise {
+        SeededNoise(generator: imageGenerator(seed: seed, imageIndex: imageIndex).derived(2).derived(UInt64(classIndex)), shape: shape)
+    }
+
     /// The per-image generator; timestep draws use its `derived(1)`.
     public static func imageGenerator(seed: UInt64, imageIndex: Int) -> RandomGenerator {
         RandomGenerator(seed: seed).derived(UInt64(imageIndex))

@@ -35,6 +35,14 @@ commands:
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
   merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
              (equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
+  report     write a self-contained HTML report (inline SVG) of a run folder   RUN [--compare RUN2,RUN3] [--out FILE]
+             accuracy ± stderr, confusion matrix, per-class accuracy, reliability diagram and ECE, accuracy
+             against U-Net calls (one point per run; --compare adds runs), analysis.json charts if present;
+             default RUN/report.html
+  analyze    the paper's timestep findings on a model   --model DIR, --dataset fashion-mnist | --data DIR,
+             --out RUN, [--limit N (50)] [--seed S] [--split test|train] [--points N (20)] [--counts 1,2,5,10,20,50]
+             [--batch-size N]; accuracy from one timestep against t, and against the number of timesteps
+             with shared vs independent noise; writes RUN/analysis.json (then run diffclass report RUN)
   selfcheck  run the engine's numerical self-check
   help       show this text
 
@@ -73,7 +81,7 @@ func main() -> Int32 {
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
-                                               "run", "calibration", "labels", "top"])
+                                               "run", "calibration", "labels", "top", "compare", "points", "counts"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -84,6 +92,8 @@ func main() -> Int32 {
         case "eval": try runEval(&args)
         case "merge": try runMerge(&args)
         case "calibrate": try runCalibrate(&args)
+        case "report": try runReport(&args)
+        case "analyze": try runAnalyze(&args)
         case "classify": return try runClassify(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")

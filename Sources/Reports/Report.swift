@@ -1,0 +1,126 @@
+import DiffusionClassifier
+import Foundation
+
+/// `RUN/report.html`: one self-contained page (inline CSS and SVG, no external assets) on an
+/// evaluation run: headline numbers and settings, confusion matrix, per-class accuracy,
+/// reliability diagram with ECE, accuracy against U-Net calls (with `compare` runs), and the
+/// timestep analysis when `analysis.json` exists. All text from files is escaped.
+public struct Report {
+    public var run: RunData
+    public var compare: [RunData]
+
+    public init(run: RunData, compare: [RunData] = []) {
+        self.run = run
+        self.compare = compare
+    }
+
+    /// Loads `directory` and each of `compare` (errors name the folder or file).
+    public static func load(_ directory: URL, compare: [URL] = []) throws -> Report {
+        Report(run: try RunData.load(directory), compare: try compare.map { try RunData.load($0) })
+    }
+
+    /// The page.
+    public func html() -> String {
+        var body: [String] = []
+        body.append("<h1>Diffusion classifier report: \(htmlEscape(run.name))</h1>")
+        if !run.records.isEmpty {
+            body.append(headline())
+            body.append(section("Confusion matrix", "Rows: true class; columns: predicted class; shade: fraction of the row.",
+                                Charts.confusionMatrix(run.confusion, names: run.classNames)))
+            body.append(section("Per-class accuracy", nil, Charts.bars(run.perClassAccuracy, names: run.classNames)))
+            let ece = run.expectedCalibrationError
+            body.append(section("Reliability diagram",
+                                String(format: "Accuracy against confidence of the recorded probabilities (15 bins; bars: accuracy, red dots: mean confidence). ECE %.4f.", ece),
+                                Charts.reliability(run.reliabilityBins(), ece: ece)))
+            body.append(callsChart())
+        }
+        if let a = run.analysis { body.append(analysisSection(a)) }
+        if !run.settings.isEmpty {
+            let rows = run.settings.map { "<tr><th>\(htmlEscape($0.key))</th><td>\(htmlEscape($0.value))</td></tr>" }
+            body.append("<h2>Settings</h2>\n<table class=\"kv\">\n\(rows.joined(separator: "\n"))\n</table>")
+        }
+        return """
+        <!DOCTYPE html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <title>\(htmlEscape(run.name)) report</title>
+        <style>
+        body { font-family: sans-serif; max-width: 960px; margin: 2em auto; color: #222; }
+        h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
+        .headline { font-size: 1.4em; }
+        table.kv th { text-align: left; padding-right: 1em; font-weight: normal; color: #555; }
+        table.kv td { font-family: monospace; }
+        p.note { color: #555; }
+        </style>
+        </head>
+        <body>
+        \(body.joined(separator: "\n"))
+        </body>
+        </html>
+
+        """
+    }
+
+    /// Writes `html()` to `url` atomically; errors name the file.
+    public func write(to url: URL) throws {
+        do { try Data(html().utf8).write(to: url, options: .atomic) } catch {
+            throw ClassifierError("\(url.path): cannot write the report (\(error.localizedDescription))")
+        }
+    }
+
+    func section(_ title: String, _ note: String?, _ svg: String) -> String {
+        "<h2>\(htmlEscape(title))</h2>\n" + (note.map { "<p class=\"note\">\(htmlEscape($0))</p>\n" } ?? "") + "<div class=\"chart\">\(svg)</div>"
+    }
+
+    func headline() -> String {
+        let line = String(format: "accuracy <b>%.2f%% ± %.2f</b> (n = %d), %.0f U-Net calls/image, %.3f images/s",
+                          100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, run.imagesPerSecond)
+        let method = run.methodDescription
+        return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>")
+    }
+
+    /// Accuracy (± standard error) against mean calls per image (log scale), one point per run.
+    func callsChart() -> String {
+        let runs = [run] + compare.filter { !$0.records.isEmpty }
+        let series = runs.enumerated().map { i, r in
+            ChartSeries(name: "\(r.name)\(r.methodDescription.isEmpty ? "" : " (\(r.methodDescription))")",
+                        color: Palette.series[i % Palette.series.count],
+                        points: [(r.meanCalls, r.accuracy, r.accuracyStderr)], line: false,
+                        labels: [String(format: "%@: %.0f calls/image, %.2f%% ± %.2f (n = %d)", r.name, r.meanCalls,
+                                        100 * r.accuracy, 100 * r.accuracyStderr, r.n)])
+        }
+        var all = series
+        if runs.count >= 2 {
+            let sorted = runs.sorted { $0.meanCalls < $1.meanCalls }
+            all.insert(ChartSeries(name: "runs by cost", color: "#bbb", points: sorted.map { ($0.meanCalls, $0.accuracy, 0) }), at: 0)
+        }
+        let rows = runs.map { r in
+            String(format: "<tr><td>%@</td><td>%@</td><td>%d</td><td>%.0f</td><td>%.2f%% ± %.2f</td></tr>", htmlEscape(r.name),
+                   htmlEscape(r.methodDescription), r.n, r.meanCalls, 100 * r.accuracy, 100 * r.accuracyStderr)
+        }
+        let table = "<table class=\"kv\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th></tr>\n"
+            + rows.joined(separator: "\n") + "\n</table>"
+        return section("Accuracy against U-Net calls", "Mean U-Net calls per image (log scale); error bars: ± one standard error.",
+                       Charts.xy(all, xLabel: "U-Net calls per image", yLabel: "accuracy", logX: true)) + "\n" + table
+    }
+
+    /// The two timestep findings of `analysis.json`.
+    func analysisSection(_ a: AnalysisResult) -> String {
+        let single = ChartSeries(name: "one timestep, all classes on one shared eps", color: Palette.series[0],
+                                 points: a.singleTimestep.map { (Double($0.t), $0.accuracy, $0.stderr) })
+        let shared = ChartSeries(name: "shared noise (every class sees the same eps)", color: Palette.series[0],
+                                 points: a.timestepCounts.map { (Double($0.count), $0.sharedAccuracy, $0.sharedStderr) })
+        let independent = ChartSeries(name: "independent noise (each class its own eps)", color: Palette.series[1],
+                                      points: a.timestepCounts.map { (Double($0.count), $0.independentAccuracy, $0.independentStderr) })
+        let chance = ChartSeries(name: "chance", color: "#999", points: a.singleTimestep.isEmpty ? [] :
+                                    [(Double(a.singleTimestep.first!.t), 1 / Double(max(a.classes, 1)), 0), (Double(a.singleTimestep.last!.t), 1 / Double(max(a.classes, 1)), 0)])
+        let intro = "<h2>Timestep analysis</h2>\n<p class=\"note\">\(htmlEscape("\(a.n) images of \(a.dataset) \(a.split), seed \(a.seed), \(a.calls) U-Net calls; model \(a.model)."))</p>"
+        return intro + "\n"
+            + section("Accuracy from a single timestep", "Each class scored at one timestep t only; error bars: ± one standard error.",
+                      Charts.xy([single, chance], xLabel: "timestep t", yLabel: "accuracy"))
+            + "\n"
+            + section("Accuracy against the number of timesteps", "Prefixes of a \(a.countTimesteps.count)-point grid ordered to spread; log scale.",
+                      Charts.xy([shared, independent], xLabel: "timesteps per class", yLabel: "accuracy", logX: true))
+    }
+}

@@ -1,0 +1,63 @@
+import Datasets
+import DiffusionClassifier
+import Foundation
+import TensorEngine
+
+/// `diffclass analyze`: the paper's timestep findings on a model (see `TimestepAnalysis`):
+/// accuracy from a single timestep against t, and accuracy against the number of timesteps
+/// with shared versus independent noise. Writes `RUN/analysis.json`; `diffclass report RUN`
+/// draws it.
+func runAnalyze(_ args: inout Arguments) throws {
+    guard let modelPath = args.string("model") else { throw UsageError("analyze needs --model DIR") }
+    guard let out = args.string("out") else { throw UsageError("analyze needs --out RUN") }
+    let dataset = args.string("dataset"), data = args.string("data")
+    let splitName = args.string("split") ?? "test"
+    guard let split = ImageDataset.Split(rawValue: splitName) else { throw UsageError("--split: '\(splitName)' is not train or test") }
+    let limit = try args.int("limit", range: 1...Int.max) ?? 50
+    let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
+    let batchSize = try args.int("batch-size", range: 1...65536) ?? 256
+    let points = try args.int("points", range: 1...1_000_000) ?? 20
+    let countsText = args.string("counts") ?? "1,2,5,10,20,50"
+    try args.finish(command: "analyze")
+    let counts = countsText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw UsageError("--counts: '\(countsText)' is not a list of positive integers") }
+
+    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "analyze")
+    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
+                                     channels: model.config.inChannels)
+    let classes = ds.classNames.count
+    guard let embeds = model.config.numClassEmbeds, embeds >= classes else {
+        throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
+    }
+    var analysis: TimestepAnalysis
+    do { analysis = try TimestepAnalysis(T: schedule.timesteps, points: points, counts: counts.map { $0! }, seed: seed) } catch {
+        throw UsageError("--points/--counts: \(error)")
+    }
+    analysis.batchSize = batchSize
+    let indices = Array(0..<min(limit, ds.count))
+    let calls = indices.count * classes * (points + 2 * (counts.map { $0! }.max() ?? 0))
+    print("analyze: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(points) single timesteps, counts \(countsText), "
+        + "seed \(seed), \(calls) U-Net calls, \(Engine.threads) threads -> \(out)")
+    fflush(stdout)
+    let start = Date()
+    let r = try analysis.run(model: model, schedule: schedule, conditions: Array(0..<classes), images: indices.map { ds.images([$0]) },
+                             labels: indices.map { ds.labels[$0] }, indices: indices) { done, total in
+        print(String(format: "%d/%d images  %.1f s", done, total, Date().timeIntervalSince(start)))
+        fflush(stdout)
+    }
+    let result = AnalysisResult(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, n: indices.count, classes: classes,
+                                seed: seed, timesteps: schedule.timesteps, singleTimestep: r.singleTimestep, timestepCounts: r.timestepCounts,
+                                countTimesteps: r.countTimesteps, calls: r.calls)
+    let dir = URL(fileURLWithPath: out)
+    do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+        throw UsageError("\(out): cannot create the run folder: \(error.localizedDescription)")
+    }
+    try result.write(to: dir.appendingPathComponent("analysis.json"))
+    let best = r.singleTimestep.max { $0.accuracy < $1.accuracy }
+    for c in r.timestepCounts {
+        print(String(format: "%3d timesteps: shared %.2f%% ± %.2f, independent %.2f%% ± %.2f", c.count, 100 * c.sharedAccuracy,
+                     100 * c.sharedStderr, 100 * c.independentAccuracy, 100 * c.independentStderr))
+    }
+    if let best { print(String(format: "best single timestep t = %d: %.2f%%", best.t, 100 * best.accuracy)) }
+    print("wrote \(out)/analysis.json (diffclass report \(out) draws it)")
+}

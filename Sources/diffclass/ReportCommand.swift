@@ -1,0 +1,22 @@
+import DiffusionClassifier
+import Foundation
+import Reports
+
+/// `diffclass report RUN [--compare RUN2,RUN3] [--out FILE]`: writes a self-contained HTML
+/// report of an eval (and/or analyze) run folder, by default `RUN/report.html`.
+func runReport(_ args: inout Arguments) throws {
+    let compare = args.string("compare").map { $0.split(separator: ",").map { URL(fileURLWithPath: String($0)) } } ?? []
+    let out = args.string("out")
+    try args.finish(command: "report")
+    guard args.positional.count == 1 else { throw UsageError("report needs exactly one run folder: diffclass report RUN [--compare RUN2,RUN3]") }
+    let directory = URL(fileURLWithPath: args.positional[0])
+    let report = try Report.load(directory, compare: compare)
+    let url = out.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("report.html")
+    try report.write(to: url)
+    let r = report.run
+    if r.n > 0 {
+        print(String(format: "accuracy %.2f%% ± %.2f (n = %d), %.0f calls/image, ECE %.4f", 100 * r.accuracy, 100 * r.accuracyStderr,
+                     r.n, r.meanCalls, r.expectedCalibrationError))
+    }
+    print("wrote \(url.path)")
+}
