@@ -9,6 +9,11 @@ public struct AnalysisResult: Codable, Sendable, Equatable {
         public var t: Int
         public var accuracy: Double
         public var stderr: Double
+        public init(t: Int, accuracy: Double, stderr: Double) {
+            self.t = t
+            self.accuracy = accuracy
+            self.stderr = stderr
+        }
     }
 
     /// Accuracy from the first `count` timesteps, with shared versus independent noise.
@@ -18,6 +23,13 @@ public struct AnalysisResult: Codable, Sendable, Equatable {
         public var sharedStderr: Double
         public var independentAccuracy: Double
         public var independentStderr: Double
+        public init(count: Int, sharedAccuracy: Double, sharedStderr: Double, independentAccuracy: Double, independentStderr: Double) {
+            self.count = count
+            self.sharedAccuracy = sharedAccuracy
+            self.sharedStderr = sharedStderr
+            self.independentAccuracy = independentAccuracy
+            self.independentStderr = independentStderr
+        }
     }
 
     public var model: String

@@ -74,7 +74,7 @@ public struct Report {
     }
 
     func headline() -> String {
-        let line = String(format: "accuracy <b>%.2f%% ± %.2f</b> (n = %d), %.0f U-Net calls/image, %.3f images/s",
+        let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong> (n = %d), %.0f U-Net calls/image, %.3f images/s",
                           100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, run.imagesPerSecond)
         let method = run.methodDescription
         return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>")

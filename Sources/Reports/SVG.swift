@@ -108,9 +108,11 @@ public struct AxisScale {
         guard raw > 0 else { return [lower] }
         let mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
-        var out: [Double] = []
-        var v = ceil(lower / step - 1e-9) * step
-        while v <= upper + step * 1e-9 { out.append(abs(v) < step * 1e-9 ? 0 : v); v += step }
-        return out
+        let first = Int(ceil(lower / step - 1e-9)), last = Int(floor(upper / step + 1e-9))
+        guard first <= last else { return [lower] }
+        // i * step rounded to the step's decimals, so 3 * 0.2 prints (and compares) as 0.6.
+        let digits = Swift.max(0, Int(-floor(log10(step))) + 1)
+        let scale = pow(10, Double(digits))
+        return (first...last).map { (Double($0) * step * scale).rounded() / scale }
     }
 }
