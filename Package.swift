@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "DiffusionClassifier", targets: ["DiffusionClassifier"]),
         .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -43,6 +44,8 @@ let package = Package(
         .target(name: "DiffusionClassifier", dependencies: ["Diffusion"]),
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
         .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
+        // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
+        .target(name: "StableDiffusion", dependencies: ["Diffusion"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"]),
     ],
