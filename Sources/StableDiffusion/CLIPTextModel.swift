@@ -33,11 +33,12 @@ public final class CLIPTextModel: Module {
         textModel(ids, outputHiddenStates: outputHiddenStates)
     }
 
-    /// `last_hidden_state` for token-id rows (e.g. `CLIPTokenizer.encodePadded`), [rows, L, hidden].
+    /// `last_hidden_state` for token-id rows (e.g. `CLIPTokenizer.encodePadded`), [rows, L, hidden],
+    /// computed without recording gradients (inference, as the pipelines run it).
     public func encode(_ rows: [[Int]]) -> Tensor {
         precondition(!rows.isEmpty && rows.allSatisfy { $0.count == rows[0].count }, "CLIPTextModel: id rows must have one length")
         let ids = Tensor(shape: [rows.count, rows[0].count], rows.flatMap { $0.map(Float.init) })
-        return self(ids).lastHiddenState
+        return Autograd.noGrad { self(ids).lastHiddenState }
     }
 }
 
