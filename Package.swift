@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"]),
+        .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"]),
     ],
