@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "DiffusionClassifier", targets: ["DiffusionClassifier"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Reports", targets: ["Reports"]),
+        .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -46,6 +47,8 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
         // Layer 5: self-contained HTML reports (inline SVG) of evaluation and analysis run folders.
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
+        // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
+        .target(name: "StableDiffusion", dependencies: ["Diffusion"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
+        .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"]),
     ],

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Writes the reference fixtures of the StableDiffusion layer's tests (CLIP tokenizer and text encoder).
+
+Two steps, because the reference tokenizer is transformers' *slow* CLIPTokenizer (Python BPE,
+no ftfy), which transformers 5 no longer ships, while the text model comes from the installed
+transformers:
+    pip install --no-deps --target /tmp/tf4 transformers==4.46.3   # (relax its tokenizers pin in
+                                                                   #  dependency_versions_table.py)
+    pip install --no-deps open_clip_torch                          # for the real CLIP merges file
+    PYTHONPATH=/tmp/tf4 python3 tools/make_sd_fixtures.py tokenizer
+    python3 tools/make_sd_fixtures.py model
+It writes Tests/StableDiffusionTests/Fixtures/{sd1,sd2}/ (small, committed): a pipeline-style folder
+with tokenizer/ (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json: the first
+K merges of the real CLIP merges and the matching vocabulary subset), text_encoder/ (config.json,
+model.safetensors with random weights) and expected.json / io.safetensors.
+"""
+import gzip
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "StableDiffusionTests", "Fixtures")
+MERGES = 400  # first K real CLIP merges
+
+PROMPTS = [
+    "a photo of a cat.",
+    "A Photo of a DOG!",
+    "a photo of a {}.".format("golden retriever"),
+    "an image of the number 1234567, 3.14 and 1st/2nd",
+    "it's a dog's life; they're here, we've gone, I'm sure, you'll see, he'd go",
+    "  lots   of\tspaces\n\nand\r\nnewlines  ",
+    "",
+    "café naïve résumé Ångström ÉCOLE",
+    "emoji 🐶🐱 and 👍🏽 and ❤️",
+    "punctuation!!! ?? ... --- (brackets) [x] {y} <z> \"quotes\" 'single' @#$%^&*",
+    "CJK 猫の写真 한국어 日本語 mixed",
+    "control\x00chars\x07here\ufffd and zero\u200bwidth and nbsp\u00a0here",
+    "<|startoftext|>special<|endoftext|> tokens inside",
+    "superlongwordthatneedsmanymergestoencodeprobablyhundredsofthem",
+    " ".join(["word"] * 90),
+    " ".join("a photo of a {}, a type of pet.".format(c) for c in ["cat", "dog", "hamster", "parrot", "goldfish", "rabbit", "turtle", "snake"]),
+    "Σίσυφος ΟΔΥΣΣΕΥΣ straße İstanbul",
+    "tab\tseparated\u3000ideographic space",
+    "x²³ ½ ⅷ ٣ digits",
+]
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def real_merges_path():
+    import importlib.util
+    spec = importlib.util.find_spec("open_clip")
+    return os.path.join(os.path.dirname(spec.origin), "bpe_simple_vocab_16e6.txt.gz")
+
+
+def write_small_vocab(folder):
+    """vocab.json / merges.txt: 256 byte symbols, the same with </w>, the first MERGES merges, specials
+    (the real CLIP vocabulary's order, so ids agree with the real one below 512)."""
+    lines = gzip.open(real_merges_path()).read().decode("utf-8").split("\n")
+    merges = [tuple(l.split()) for l in lines[1:1 + MERGES]]
+    vocab = bytes_to_unicode()
+    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump({v: i for i, v in enumerate(vocab)}, f, ensure_ascii=False)
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    return len(vocab)
+
+
+def tokenizer_fixtures():
+    from transformers.models.clip.tokenization_clip import CLIPTokenizer
+    for name, pad in (("sd1", "<|endoftext|>"), ("sd2", "!")):
+        folder = os.path.join(OUT, name, "tokenizer")
+        write_small_vocab(folder)
+        tok = CLIPTokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"), pad_token=pad,
+                            model_max_length=77)
+        assert tok.fix_text is None, "ftfy is installed: the reference must be the ftfy-less path"
+        tok.save_pretrained(folder)
+        tok = CLIPTokenizer.from_pretrained(folder)
+        assert tok.pad_token == pad and not tok.is_fast
+        expected = []
+        for p in PROMPTS:
+            expected.append({
+                "text": p,
+                "tokens": tok.tokenize(p),
+                "ids": tok(p).input_ids,
+                "padded": tok(p, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids,
+            })
+        json.dump({"pad_token": pad, "pad_id": tok.pad_token_id, "model_max_length": tok.model_max_length,
+                   "prompts": expected}, open(os.path.join(OUT, name, "tokenizer_expected.json"), "w", encoding="utf-8"),
+                  ensure_ascii=False, indent=0)
+        # Files transformers writes that we do not read.
+        for extra in ("added_tokens.json",):
+            if os.path.exists(os.path.join(folder, extra)):
+                os.remove(os.path.join(folder, extra))
+
+    # A check against the full real merges (ids only; the vocabulary is not committed): the folder is
+    # left in /tmp/clip_full_tokenizer, and the Swift test uses it when CLIP_FULL_TOKENIZER names it.
+    d = "/tmp/clip_full_tokenizer"
+    os.makedirs(d, exist_ok=True)
+    if True:
+        lines = gzip.open(real_merges_path()).read().decode("utf-8").split("\n")
+        merges = lines[1:49152 - 256 - 2 + 1]
+        vocab = bytes_to_unicode()
+        vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+        json.dump({v: i for i, v in enumerate(vocab)}, open(os.path.join(d, "vocab.json"), "w"))
+        open(os.path.join(d, "merges.txt"), "w").write("#version: 0.2\n" + "\n".join(merges) + "\n")
+        tok = CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"))
+        full = [{"text": p, "ids": tok(p).input_ids} for p in PROMPTS]
+        json.dump(full, open(os.path.join(OUT, "full_vocab_ids.json"), "w", encoding="utf-8"), ensure_ascii=False, indent=0)
+
+
+def model_fixtures():
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+    for name, act, layers in (("sd1", "quick_gelu", 2), ("sd2", "gelu", 3)):
+        vocab = json.load(open(os.path.join(OUT, name, "tokenizer", "vocab.json")))
+        torch.manual_seed(3)
+        cfg = CLIPTextConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_attention_heads=4,
+                             num_hidden_layers=layers, max_position_embeddings=77, hidden_act=act, layer_norm_eps=1e-5,
+                             bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                             pad_token_id=1, projection_dim=32)
+        model = CLIPTextModel(cfg).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        folder = os.path.join(OUT, name, "text_encoder")
+        model.save_pretrained(folder, safe_serialization=True)
+        expected = json.load(open(os.path.join(OUT, name, "tokenizer_expected.json"), encoding="utf-8"))
+        ids = torch.tensor([expected["prompts"][i]["padded"] for i in (0, 4, 15)])
+        with torch.no_grad():
+            out = model(input_ids=ids, output_hidden_states=True)
+        tensors = {"input_ids": ids.float(), "last_hidden_state": out.last_hidden_state,
+                   "penultimate_hidden_state": out.hidden_states[-2]}
+        short = torch.tensor([[vocab["<|startoftext|>"], 5, 300, 17, vocab["<|endoftext|>"]]])
+        with torch.no_grad():
+            tensors["short_ids"] = short.float()
+            tensors["short_last_hidden_state"] = model(input_ids=short).last_hidden_state
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, name, "io.safetensors"))
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    step = sys.argv[1] if len(sys.argv) > 1 else ""
+    if step == "tokenizer":
+        tokenizer_fixtures()
+    elif step == "model":
+        model_fixtures()
+    else:
+        sys.exit("usage: make_sd_fixtures.py tokenizer|model")
+    print("wrote", OUT, file=sys.stderr)
