@@ -55,13 +55,13 @@ let package = Package(
         .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
-        .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
+        .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
-        .testTarget(name: "CLITests", dependencies: ["diffclass"]),
+        .testTarget(name: "CLITests", dependencies: ["diffclass"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )
