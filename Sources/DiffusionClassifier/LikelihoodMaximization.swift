@@ -164,9 +164,12 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         return (epsHat - eps).square().mean(axes: [1, 2, 3]).sum()
     }
 
-    /// LM(x) for x [N, C, H, W] in [0, 1]; recorded according to `gradient`.
+    /// LM(x) for x [N, C, H, W] in [0, 1]; recorded according to `gradient`. A `Module` model's
+    /// parameters are frozen (`requiresGrad = false`), as in `DiffusionLogits`.
+    /// Cost: `steps` forward and backward passes of the U-Net over the N images.
     public func run(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
                     randomness: UInt64) -> Tensor {
+        freezeParameters(model)
         switch gradient {
         case .exact:
             return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness)
