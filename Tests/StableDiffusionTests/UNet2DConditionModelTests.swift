@@ -24,12 +24,15 @@ final class UNet2DConditionModelTests: XCTestCase {
         let model = try UNet2DConditionModel.load(from: fixtureURL(name))
         let io = try SafetensorsFile(url: fixtureURL(name).appendingPathComponent("io.safetensors"))
         let timesteps = try io.tensor("timesteps")
+        let steps = withExtendedLifetime(timesteps) { (0..<timesteps.count).map { timesteps.pointer[$0] } }
+        XCTAssertEqual(steps, [10, 500])
         let out = Autograd.noGrad {
-            model(try! io.tensor("sample"), timesteps: (0..<timesteps.count).map { timesteps.pointer[$0] },
+            model(try! io.tensor("sample"), timesteps: steps,
                   encoderHiddenStates: try! io.tensor("encoder_hidden_states"))
         }
         XCTAssertLessThan(relativeDifference(out, try io.tensor("output")), 1e-4, name)
-        let expectedCount = Int(try io.tensor("parameter_count").pointer[0])
+        let countTensor = try io.tensor("parameter_count")
+        let expectedCount = withExtendedLifetime(countTensor) { Int(countTensor.pointer[0]) }
         XCTAssertEqual(model.parameterCount, expectedCount)
         XCTAssertEqual(model.config.parameterCount, expectedCount, "analytic count")
         // The ConditionalNoisePredictor entry point is the same forward.
