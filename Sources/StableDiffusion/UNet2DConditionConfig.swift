@@ -15,7 +15,9 @@ import Foundation
 /// `encoder_hid_dim`, `time_cond_proj_dim`, other kernel sizes, scale-shift time conditioning,
 /// `transformer_layers_per_block` other than 1, and any other non-default architectural field.
 public struct UNet2DConditionConfig: Equatable, Sendable {
-    public var sampleSize: Int?
+    /// Latent height and width (diffusers' `sample_size`, a number or [height, width]); not used
+    /// by the forward.
+    public var sampleSize: [Int]?
     public var inChannels = 4
     public var outChannels = 4
     public var centerInputSample = false
@@ -92,8 +94,8 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
             if let v = json[key], !allowed.contains(v) { throw fail("\(key) = \(v) is not supported (only \(allowed.map(\.description).joined(separator: " or ")))") }
         }
         if let s = value("sample_size") {
-            guard case let .number(n) = s else { throw fail("sample_size must be an integer, got \(s)") }
-            c.sampleSize = Int(n)
+            guard let v = s.intsPerBlock(2), v.count == 2 else { throw fail("sample_size must be an integer or [height, width], got \(s)") }
+            c.sampleSize = v
         }
         try int("in_channels", &c.inChannels); try int("out_channels", &c.outChannels)
         try bool("center_input_sample", &c.centerInputSample); try bool("flip_sin_to_cos", &c.flipSinToCos)
