@@ -13,6 +13,12 @@ It writes Tests/StableDiffusionTests/Fixtures/{sd1,sd2}/ (small, committed): a p
 with tokenizer/ (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json: the first
 K merges of the real CLIP merges and the matching vocabulary subset), text_encoder/ (config.json,
 model.safetensors with random weights) and expected.json / io.safetensors.
+
+A third step writes the U-Net and VAE fixtures (random weights, the installed diffusers):
+    python3 tools/make_sd_fixtures.py unet
+into Fixtures/unet_sd1/, unet_sd2/ and vae/ (config.json, diffusion_pytorch_model.safetensors,
+io.safetensors with inputs and diffusers' outputs) and prints the parameter counts of the real
+SD configs in Fixtures/configs/ (built on the meta device, no weights allocated).
 """
 import gzip
 import json
@@ -152,6 +158,76 @@ def model_fixtures():
         save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, name, "io.safetensors"))
 
 
+def perturb(model, seed):
+    """Moves every parameter off its default (norm affines included) so keys cannot be confused,
+    then rounds it to float16: the weights are saved as F16 (half the size, and the Swift loader's
+    F16 path is exercised) while the reference runs in float32 on exactly those values."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+            p.copy_(p.half().float())
+
+
+def save_half(model, folder):
+    import copy
+    import torch
+    copy.deepcopy(model).to(torch.float16).save_pretrained(folder, safe_serialization=True)
+
+
+def unet_fixtures():
+    import torch
+    from safetensors.torch import save_file
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    common = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, norm_num_groups=4,
+                  cross_attention_dim=32, block_out_channels=[8, 16, 16],
+                  down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+                  up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"])
+    configs = {
+        # SD 1.x-like: 1x1 convolution projections, one head count for every block.
+        "unet_sd1": dict(common, attention_head_dim=2, use_linear_projection=False),
+        # SD 2.x-like: linear projections, per-block head counts (reversed for the up blocks).
+        "unet_sd2": dict(common, attention_head_dim=[1, 2, 4], use_linear_projection=True),
+    }
+    for seed, (name, cfg) in enumerate(configs.items()):
+        torch.manual_seed(10 + seed)
+        model = UNet2DConditionModel(**cfg).eval()
+        perturb(model, 20 + seed)
+        folder = os.path.join(OUT, name)
+        save_half(model, folder)
+        sample = torch.randn(2, 4, 8, 8)
+        states = torch.randn(2, 7, 32)
+        timesteps = torch.tensor([10.0, 500.0])
+        with torch.no_grad():
+            out = model(sample, timesteps, encoder_hidden_states=states).sample
+        save_file({"sample": sample, "timesteps": timesteps, "encoder_hidden_states": states, "output": out.contiguous(),
+                   "parameter_count": torch.tensor([float(sum(p.numel() for p in model.parameters()))])},
+                  os.path.join(folder, "io.safetensors"))
+
+    torch.manual_seed(30)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
+                        up_block_types=["UpDecoderBlock2D"] * 2, block_out_channels=[8, 16], layers_per_block=1,
+                        latent_channels=4, norm_num_groups=4, sample_size=16).eval()
+    perturb(vae, 31)
+    folder = os.path.join(OUT, "vae")
+    save_half(vae, folder)
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        dist = vae.encode(images).latent_dist
+        latents = dist.mean * vae.config.scaling_factor
+        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+    save_file({"images": images, "latents": latents.contiguous(), "logvar": dist.logvar.contiguous(),
+               "decoded": decoded.contiguous()}, os.path.join(folder, "io.safetensors"))
+
+    for f in sorted(os.listdir(os.path.join(OUT, "configs"))):
+        cfg = json.load(open(os.path.join(OUT, "configs", f)))
+        cls = UNet2DConditionModel if cfg["_class_name"] == "UNet2DConditionModel" else AutoencoderKL
+        with torch.device("meta"):
+            m = cls.from_config(cfg)
+        print(f, sum(p.numel() for p in m.parameters()), file=sys.stderr)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     step = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -159,6 +235,8 @@ if __name__ == "__main__":
         tokenizer_fixtures()
     elif step == "model":
         model_fixtures()
+    elif step == "unet":
+        unet_fixtures()
     else:
-        sys.exit("usage: make_sd_fixtures.py tokenizer|model")
+        sys.exit("usage: make_sd_fixtures.py tokenizer|model|unet")
     print("wrote", OUT, file=sys.stderr)

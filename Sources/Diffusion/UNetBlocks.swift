@@ -22,46 +22,51 @@ public func timestepEmbedding(_ timesteps: [Float], dim: Int, flipSinToCos: Bool
 }
 
 /// diffusers' `TimestepEmbedding`: linear_1, SiLU, linear_2.
-final class TimestepEmbeddingMLP: Module {
+public final class TimestepEmbeddingMLP: Module {
     let linear1: Linear, linear2: Linear
-    init(_ inDim: Int, _ dim: Int, generator: inout RandomGenerator) {
+    public init(_ inDim: Int, _ dim: Int, generator: inout RandomGenerator) {
         linear1 = Linear(inDim, dim, generator: &generator)
         linear2 = Linear(dim, dim, generator: &generator)
         super.init()
         child("linear_1", linear1)
         child("linear_2", linear2)
     }
-    func callAsFunction(_ x: Tensor) -> Tensor { linear2(linear1(x).silu()) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear2(linear1(x).silu()) }
 }
 
 /// diffusers' `ResnetBlock2D` with `time_embedding_norm="default"`:
 /// h = conv1(SiLU(norm1(x))) + time_emb_proj(SiLU(temb)); h = conv2(SiLU(norm2(h)));
 /// out = (shortcut(x) + h) / output_scale_factor. Dropout is not applied (rate 0 in our configs).
-final class ResnetBlock2D: Module {
-    let norm1: GroupNorm, conv1: Conv2d, timeEmbProj: Linear, norm2: GroupNorm, conv2: Conv2d
+/// With `tembChannels` nil (the VAE's blocks, `temb_channels=None`) there is no `time_emb_proj`.
+public final class ResnetBlock2D: Module {
+    let norm1: GroupNorm, conv1: Conv2d, timeEmbProj: Linear?, norm2: GroupNorm, conv2: Conv2d
     let convShortcut: Conv2d?
     let outputScaleFactor: Float
 
-    init(in inC: Int, out outC: Int, tembChannels: Int, groups: Int, eps: Float, outputScaleFactor: Float = 1,
-         generator g: inout RandomGenerator) {
+    public init(in inC: Int, out outC: Int, tembChannels: Int?, groups: Int, eps: Float, outputScaleFactor: Float = 1,
+                generator g: inout RandomGenerator) {
         norm1 = GroupNorm(groups: groups, channels: inC, eps: eps)
         conv1 = Conv2d(inC, outC, kernelSize: 3, padding: 1, generator: &g)
-        timeEmbProj = Linear(tembChannels, outC, generator: &g)
+        timeEmbProj = tembChannels.map { Linear($0, outC, generator: &g) }
         norm2 = GroupNorm(groups: groups, channels: outC, eps: eps)
         conv2 = Conv2d(outC, outC, kernelSize: 3, padding: 1, generator: &g)
         convShortcut = inC != outC ? Conv2d(inC, outC, kernelSize: 1, generator: &g) : nil
         self.outputScaleFactor = outputScaleFactor
         super.init()
-        child("norm1", norm1); child("conv1", conv1); child("time_emb_proj", timeEmbProj)
+        child("norm1", norm1); child("conv1", conv1)
+        if let t = timeEmbProj { child("time_emb_proj", t) }
         child("norm2", norm2); child("conv2", conv2)
         if let s = convShortcut { child("conv_shortcut", s) }
     }
 
-    /// `tembActivated` is SiLU(temb), computed once per forward by the U-Net.
-    func callAsFunction(_ x: Tensor, _ tembActivated: Tensor) -> Tensor {
+    /// `tembActivated` is SiLU(temb), computed once per forward by the U-Net (nil without time
+    /// embedding).
+    public func callAsFunction(_ x: Tensor, _ tembActivated: Tensor?) -> Tensor {
         var h = conv1(norm1.withSiLU(x))
-        let t = timeEmbProj(tembActivated)
-        h = h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
+        if let timeEmbProj, let tembActivated {
+            let t = timeEmbProj(tembActivated)
+            h = h + t.reshaped([t.shape[0], t.shape[1], 1, 1])
+        }
         h = conv2(norm2.withSiLU(h))
         let skip = convShortcut.map { $0(x) } ?? x
         let out = skip + h
@@ -72,13 +77,13 @@ final class ResnetBlock2D: Module {
 /// diffusers' `Attention` as built for UNet2DModel's blocks (`_from_deprecated_attn_block`):
 /// group_norm, single-head-dim multi-head self-attention over H*W positions with to_q/to_k/to_v
 /// and to_out.0, residual connection, division by `rescale_output_factor`.
-final class SpatialSelfAttention: Module {
+public final class SpatialSelfAttention: Module {
     let groupNorm: GroupNorm
     let toQ: Linear, toK: Linear, toV: Linear, toOut: ModuleList<Linear>
     let heads: Int
     let rescale: Float
 
-    init(channels: Int, headDim: Int, groups: Int, eps: Float, rescale: Float, generator g: inout RandomGenerator) {
+    public init(channels: Int, headDim: Int, groups: Int, eps: Float, rescale: Float, generator g: inout RandomGenerator) {
         precondition(channels % headDim == 0, "attention: \(channels) channels not divisible by head dim \(headDim)")
         heads = channels / headDim
         groupNorm = GroupNorm(groups: groups, channels: channels, eps: eps)
@@ -91,7 +96,7 @@ final class SpatialSelfAttention: Module {
         child("group_norm", groupNorm); child("to_q", toQ); child("to_k", toK); child("to_v", toV); child("to_out", toOut)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor {
         let b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], l = h * w, d = c / heads
         let tokens = groupNorm(x).reshaped([b, c, l]).transposed(1, 2)          // [B, L, C]
         func split(_ t: Tensor) -> Tensor { t.reshaped([b, l, heads, d]).transposed(1, 2) } // [B, H, L, d]
@@ -104,25 +109,25 @@ final class SpatialSelfAttention: Module {
 }
 
 /// diffusers' `Downsample2D(use_conv=True)`: a 3x3 stride-2 convolution, key `conv`.
-final class Downsample2D: Module {
+public final class Downsample2D: Module {
     let conv: Conv2d
-    init(channels: Int, padding: Int, generator g: inout RandomGenerator) {
+    public init(channels: Int, padding: Int, generator g: inout RandomGenerator) {
         conv = Conv2d(channels, channels, kernelSize: 3, stride: 2, padding: padding, generator: &g)
         super.init()
         child("conv", conv)
     }
-    func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x) }
 }
 
 /// diffusers' `Upsample2D(use_conv=True)`: nearest 2x, then a 3x3 convolution, key `conv`.
-final class Upsample2D: Module {
+public final class Upsample2D: Module {
     let conv: Conv2d
-    init(channels: Int, generator g: inout RandomGenerator) {
+    public init(channels: Int, generator g: inout RandomGenerator) {
         conv = Conv2d(channels, channels, kernelSize: 3, padding: 1, generator: &g)
         super.init()
         child("conv", conv)
     }
-    func callAsFunction(_ x: Tensor) -> Tensor { conv(x.upsampleNearest2x()) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x.upsampleNearest2x()) }
 }
 
 /// DownBlock2D / AttnDownBlock2D: resnets (with attention after each for Attn), then an optional

@@ -1,0 +1,101 @@
+import Diffusion
+import Foundation
+
+/// diffusers' `AutoencoderKL` config (`vae/config.json`) with diffusers' key names and defaults.
+///
+/// Supported: DownEncoderBlock2D / UpDecoderBlock2D, SiLU, the mid-block attention (or none with
+/// `mid_block_add_attention` false), `use_quant_conv` / `use_post_quant_conv`, `scaling_factor`
+/// (default 0.18215, as in SD 1.x / 2.x configs that predate the field). `force_upcast` and
+/// `sample_size` are read and have no effect. Rejected, with the field named: `shift_factor`,
+/// `latents_mean` / `latents_std` (SD3 / SDXL-style latent normalisation), other block types.
+public struct AutoencoderKLConfig: Equatable, Sendable {
+    public var inChannels = 3
+    public var outChannels = 3
+    public var downBlockTypes = ["DownEncoderBlock2D"]
+    public var upBlockTypes = ["UpDecoderBlock2D"]
+    public var blockOutChannels = [64]
+    public var layersPerBlock = 1
+    public var latentChannels = 4
+    public var normNumGroups = 32
+    public var sampleSize: Int?
+    public var scalingFactor: Double = 0.18215
+    public var useQuantConv = true
+    public var usePostQuantConv = true
+    public var midBlockAddAttention = true
+
+    public init() {}
+
+    /// Parses a config.json's contents; errors name `file` and the field.
+    public static func parse(_ data: Data, file: String) throws -> AutoencoderKLConfig {
+        let json: [String: JSONValue]
+        do { json = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
+            throw ConfigError(file: file, "not a JSON object: \(error)")
+        }
+        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
+        func value(_ key: String) -> JSONValue? { json[key].flatMap { $0 == .null ? nil : $0 } }
+        func int(_ key: String, _ v: inout Int) throws {
+            guard let j = value(key) else { return }
+            guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
+            v = Int(n)
+        }
+        func bool(_ key: String, _ v: inout Bool) throws {
+            guard let j = value(key) else { return }
+            guard case let .bool(b) = j else { throw fail("\(key) must be true or false, got \(j)") }
+            v = b
+        }
+        func strings(_ key: String, _ v: inout [String]) throws {
+            guard let j = value(key) else { return }
+            guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }
+            v = try a.map { if case let .string(s) = $0 { return s }; throw fail("\(key) must be a list of names, got \(j)") }
+        }
+        if case let .string(name)? = json["_class_name"], name != "AutoencoderKL" {
+            throw fail("_class_name is '\(name)', expected 'AutoencoderKL'")
+        }
+        if let a = json["act_fn"], a != .string("silu") { throw fail("act_fn \(a) is not supported (silu)") }
+        for key in ["shift_factor", "latents_mean", "latents_std"] {
+            if let v = value(key) { throw fail("\(key) = \(v) is not supported (null)") }
+        }
+        var c = AutoencoderKLConfig()
+        try int("in_channels", &c.inChannels); try int("out_channels", &c.outChannels)
+        try strings("down_block_types", &c.downBlockTypes); try strings("up_block_types", &c.upBlockTypes)
+        if let j = value("block_out_channels") {
+            guard case .array = j, let v = j.intsPerBlock(1) else { throw fail("block_out_channels must be a list of integers, got \(j)") }
+            c.blockOutChannels = v
+        }
+        try int("layers_per_block", &c.layersPerBlock); try int("latent_channels", &c.latentChannels)
+        try int("norm_num_groups", &c.normNumGroups)
+        if let j = value("sample_size") { if case let .number(n) = j { c.sampleSize = Int(n) } }
+        if let j = value("scaling_factor") {
+            guard case let .number(n) = j else { throw fail("scaling_factor must be a number, got \(j)") }
+            c.scalingFactor = n
+        }
+        try bool("use_quant_conv", &c.useQuantConv); try bool("use_post_quant_conv", &c.usePostQuantConv)
+        try bool("mid_block_add_attention", &c.midBlockAddAttention)
+        try c.validate(file: file)
+        return c
+    }
+
+    public static func load(_ url: URL) throws -> AutoencoderKLConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
+        return try parse(data, file: url.path)
+    }
+
+    public func validate(file: String) throws {
+        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
+        let n = blockOutChannels.count
+        guard n >= 1, blockOutChannels.allSatisfy({ $0 > 0 }) else { throw fail("block_out_channels must be positive, got \(blockOutChannels)") }
+        guard downBlockTypes.count == n, upBlockTypes.count == n else {
+            throw fail("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(n)) must have equal lengths")
+        }
+        for t in downBlockTypes where t != "DownEncoderBlock2D" { throw fail("down block type '\(t)' is not supported (DownEncoderBlock2D)") }
+        for t in upBlockTypes where t != "UpDecoderBlock2D" { throw fail("up block type '\(t)' is not supported (UpDecoderBlock2D)") }
+        for ch in blockOutChannels where ch % normNumGroups != 0 {
+            throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
+        }
+        guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1, latentChannels >= 1 else {
+            throw fail("layers_per_block, in_channels, out_channels and latent_channels must be positive")
+        }
+        guard scalingFactor > 0 else { throw fail("scaling_factor must be positive, got \(scalingFactor)") }
+    }
+}

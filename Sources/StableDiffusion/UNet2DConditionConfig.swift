@@ -1,0 +1,179 @@
+import Diffusion
+import Foundation
+
+/// diffusers' `UNet2DConditionModel` config (`unet/config.json`), read with diffusers' key names
+/// and defaults (diffusers 0.42).
+///
+/// Supported: positional time embedding, CrossAttnDownBlock2D / DownBlock2D,
+/// UNetMidBlock2DCrossAttn, UpBlock2D / CrossAttnUpBlock2D, `use_linear_projection` true (SD 2.x)
+/// or false (SD 1.x), one transformer layer per block, `cross_attention_dim` and
+/// `attention_head_dim` as a number or a per-block list. As in diffusers, `attention_head_dim` is
+/// the number of HEADS of each block (`num_attention_heads` defaults to it; a list is per down
+/// block and reversed for the up blocks), and a block's head width is its channels / heads.
+/// `upcast_attention` is accepted and has no effect (we compute in Float32). `dropout` is not
+/// applied. Rejected, with the field named: `only_cross_attention`, class / addition embeddings,
+/// `encoder_hid_dim`, `time_cond_proj_dim`, other kernel sizes, scale-shift time conditioning,
+/// `transformer_layers_per_block` other than 1, and any other non-default architectural field.
+public struct UNet2DConditionConfig: Equatable, Sendable {
+    /// Latent height and width (diffusers' `sample_size`, a number or [height, width]); not used
+    /// by the forward.
+    public var sampleSize: [Int]?
+    public var inChannels = 4
+    public var outChannels = 4
+    public var centerInputSample = false
+    public var flipSinToCos = true
+    public var freqShift = 0
+    public var downBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
+    public var midBlockType = "UNetMidBlock2DCrossAttn"
+    public var upBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+    public var blockOutChannels = [320, 640, 1280, 1280]
+    public var layersPerBlock = 2
+    public var downsamplePadding = 1
+    public var midBlockScaleFactor: Double = 1
+    public var normNumGroups = 32
+    public var normEps: Double = 1e-5
+    /// Per down block (diffusers' `cross_attention_dim`, a number is used for every block).
+    public var crossAttentionDim = [1280, 1280, 1280, 1280]
+    /// Heads per down block (diffusers' `attention_head_dim`, see the type's doc).
+    public var attentionHeads = [8, 8, 8, 8]
+    public var useLinearProjection = false
+    public var upcastAttention = false
+    public var timeEmbeddingDim: Int?
+
+    public init() {}
+
+    /// Fields that must be absent or hold the given value (diffusers' default), else rejected.
+    static let mustBeDefault: [(String, [JSONValue])] = [
+        ("act_fn", [.string("silu")]), ("time_embedding_type", [.string("positional")]),
+        ("resnet_time_scale_shift", [.string("default")]), ("conv_in_kernel", [.number(3)]),
+        ("conv_out_kernel", [.number(3)]), ("num_attention_heads", [.null]), ("class_embed_type", [.null]),
+        ("num_class_embeds", [.null]), ("addition_embed_type", [.null]), ("encoder_hid_dim", [.null]),
+        ("encoder_hid_dim_type", [.null]), ("time_cond_proj_dim", [.null]), ("timestep_post_act", [.null]),
+        ("time_embedding_act_fn", [.null]), ("dual_cross_attention", [.bool(false)]),
+        ("mid_block_only_cross_attention", [.null, .bool(false)]), ("cross_attention_norm", [.null]),
+        ("attention_type", [.string("default")]), ("class_embeddings_concat", [.bool(false)]),
+        ("resnet_skip_time_act", [.bool(false)]), ("resnet_out_scale_factor", [.number(1)]),
+        ("projection_class_embeddings_input_dim", [.null]), ("addition_time_embed_dim", [.null]),
+        ("reverse_transformer_layers_per_block", [.null]), ("addition_embed_type_num_heads", [.number(64)]),
+        ("num_train_timesteps", [.null]),
+    ]
+
+    /// Parses a config.json's contents; errors name `file` and the field.
+    public static func parse(_ data: Data, file: String) throws -> UNet2DConditionConfig {
+        let json: [String: JSONValue]
+        do { json = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
+            throw ConfigError(file: file, "not a JSON object: \(error)")
+        }
+        var c = UNet2DConditionConfig()
+        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
+        func value(_ key: String) -> JSONValue? { json[key].flatMap { $0 == .null ? nil : $0 } }
+        func int(_ key: String, _ v: inout Int) throws {
+            guard let j = value(key) else { return }
+            guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
+            v = Int(n)
+        }
+        func double(_ key: String, _ v: inout Double) throws {
+            guard let j = value(key) else { return }
+            guard case let .number(n) = j else { throw fail("\(key) must be a number, got \(j)") }
+            v = n
+        }
+        func bool(_ key: String, _ v: inout Bool) throws {
+            guard let j = value(key) else { return }
+            guard case let .bool(b) = j else { throw fail("\(key) must be true or false, got \(j)") }
+            v = b
+        }
+        func strings(_ key: String, _ v: inout [String]) throws {
+            guard let j = value(key) else { return }
+            guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }
+            v = try a.map { if case let .string(s) = $0 { return s }; throw fail("\(key) must be a list of names, got \(j)") }
+        }
+        if case let .string(name)? = json["_class_name"], name != "UNet2DConditionModel" {
+            throw fail("_class_name is '\(name)', expected 'UNet2DConditionModel'")
+        }
+        for (key, allowed) in mustBeDefault {
+            if let v = json[key], !allowed.contains(v) { throw fail("\(key) = \(v) is not supported (only \(allowed.map(\.description).joined(separator: " or ")))") }
+        }
+        if let s = value("sample_size") {
+            guard let v = s.intsPerBlock(2), v.count == 2 else { throw fail("sample_size must be an integer or [height, width], got \(s)") }
+            c.sampleSize = v
+        }
+        try int("in_channels", &c.inChannels); try int("out_channels", &c.outChannels)
+        try bool("center_input_sample", &c.centerInputSample); try bool("flip_sin_to_cos", &c.flipSinToCos)
+        try int("freq_shift", &c.freqShift)
+        try strings("down_block_types", &c.downBlockTypes); try strings("up_block_types", &c.upBlockTypes)
+        if let m = json["mid_block_type"] {
+            guard m == .string("UNetMidBlock2DCrossAttn") else { throw fail("mid_block_type \(m) is not supported (UNetMidBlock2DCrossAttn)") }
+        }
+        if let j = value("block_out_channels") {
+            guard let v = j.intsPerBlock(1), case .array = j else { throw fail("block_out_channels must be a list of integers, got \(j)") }
+            c.blockOutChannels = v
+        }
+        let blocks = c.blockOutChannels.count
+        if let j = value("layers_per_block") {
+            guard case let .number(n) = j else { throw fail("layers_per_block \(j) is not supported (one integer for every block)") }
+            c.layersPerBlock = Int(n)
+        }
+        try int("downsample_padding", &c.downsamplePadding); try double("mid_block_scale_factor", &c.midBlockScaleFactor)
+        try int("norm_num_groups", &c.normNumGroups); try double("norm_eps", &c.normEps)
+        c.crossAttentionDim = Array(repeating: 1280, count: blocks)
+        if let j = value("cross_attention_dim") {
+            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw fail("cross_attention_dim must be an integer or \(blocks) integers, got \(j)") }
+            c.crossAttentionDim = v
+        }
+        c.attentionHeads = Array(repeating: 8, count: blocks)
+        if let j = value("attention_head_dim") {
+            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw fail("attention_head_dim must be an integer or \(blocks) integers, got \(j)") }
+            c.attentionHeads = v
+        }
+        if let j = value("transformer_layers_per_block") {
+            guard let v = j.intsPerBlock(blocks), v.allSatisfy({ $0 == 1 }) else { throw fail("transformer_layers_per_block \(j) is not supported (1)") }
+        }
+        if let j = value("only_cross_attention") {
+            guard let v = j.bools, !v.contains(true) else { throw fail("only_cross_attention \(j) is not supported (false)") }
+        }
+        try bool("use_linear_projection", &c.useLinearProjection); try bool("upcast_attention", &c.upcastAttention)
+        if let j = value("time_embedding_dim") {
+            guard case let .number(n) = j else { throw fail("time_embedding_dim must be an integer, got \(j)") }
+            c.timeEmbeddingDim = Int(n)
+        }
+        try c.validate(file: file)
+        return c
+    }
+
+    /// Reads and checks `url` (a config.json).
+    public static func load(_ url: URL) throws -> UNet2DConditionConfig {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
+        return try parse(data, file: url.path)
+    }
+
+    /// The time embedding width (diffusers: `time_embedding_dim or block_out_channels[0] * 4`).
+    public var timeEmbedDim: Int { timeEmbeddingDim ?? blockOutChannels[0] * 4 }
+
+    /// Checks the shapes fit together; errors name the field.
+    public func validate(file: String) throws {
+        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
+        let n = blockOutChannels.count
+        guard n >= 1, blockOutChannels.allSatisfy({ $0 > 0 }) else { throw fail("block_out_channels must be positive, got \(blockOutChannels)") }
+        guard downBlockTypes.count == n, upBlockTypes.count == n else {
+            throw fail("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(n)) must have equal lengths")
+        }
+        for t in downBlockTypes where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) {
+            throw fail("down block type '\(t)' is not supported (CrossAttnDownBlock2D, DownBlock2D)")
+        }
+        for t in upBlockTypes where !["CrossAttnUpBlock2D", "UpBlock2D"].contains(t) {
+            throw fail("up block type '\(t)' is not supported (CrossAttnUpBlock2D, UpBlock2D)")
+        }
+        guard crossAttentionDim.count == n, attentionHeads.count == n else { throw fail("cross_attention_dim and attention_head_dim need \(n) entries") }
+        guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1 else { throw fail("layers_per_block, in_channels and out_channels must be positive") }
+        for ch in blockOutChannels where ch % normNumGroups != 0 {
+            throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
+        }
+        for i in 0..<n {
+            guard attentionHeads[i] > 0, blockOutChannels[i] % attentionHeads[i] == 0 else {
+                throw fail("block_out_channels \(blockOutChannels[i]) does not split into attention_head_dim (heads) \(attentionHeads[i])")
+            }
+            guard crossAttentionDim[i] > 0 else { throw fail("cross_attention_dim must be positive") }
+        }
+    }
+}
