@@ -7,7 +7,8 @@ import TensorEngine
 ///
 /// Images go through in chunks of `batchSize` (1: strictly one image at a time). Attack `a` on
 /// chunk `b` draws from `generator.derived(b).derived(a)`, so results do not depend on which
-/// other images an earlier attack broke, only on the chunking.
+/// other images an earlier attack broke, only on the chunking. For a randomized classifier give
+/// the attacks the same `evaluationRandomness` (their `EOTSettings`) as this evaluation.
 public struct RobustnessEvaluation {
     public var attacks: [Attack]
     public var batchSize: Int
