@@ -20,6 +20,28 @@ public struct RobustnessEvaluation {
         self.evaluationRandomness = evaluationRandomness
     }
 
+    /// AutoAttack's standard list without FAB-T: APGD-CE (100 iterations), APGD-T (9 targets,
+    /// 100 iterations), Square (5,000 queries, p_init 0.8; l_inf only, left out for l_2).
+    public static func standard(budget: PerturbationBudget, iterations: Int = 100, squareQueries: Int = 5000,
+                                evaluationRandomness: UInt64 = 0, batchSize: Int = 16) -> RobustnessEvaluation {
+        let eot = EOTSettings(eotDraws: 1, evaluationRandomness: evaluationRandomness)
+        var attacks: [Attack] = [APGDAttack(budget: budget, loss: .crossEntropy, iterations: iterations, eot: eot),
+                                 APGDAttack(budget: budget, loss: .targetedDLR, iterations: iterations, targetCount: 9, eot: eot)]
+        if budget.norm == .linf {
+            attacks.append(SquareAttack(budget: budget, queries: squareQueries, evaluationRandomness: evaluationRandomness))
+        }
+        return RobustnessEvaluation(attacks: attacks, batchSize: batchSize, evaluationRandomness: evaluationRandomness)
+    }
+
+    /// AutoAttack's `rand` version for randomized defences: APGD-CE and APGD-DLR with EOT.
+    public static func randomized(budget: PerturbationBudget, iterations: Int = 100, eotDraws: Int = 20,
+                                  evaluationRandomness: UInt64 = 0, batchSize: Int = 16) -> RobustnessEvaluation {
+        let eot = EOTSettings(eotDraws: eotDraws, evaluationRandomness: evaluationRandomness)
+        return RobustnessEvaluation(attacks: [APGDAttack(budget: budget, loss: .crossEntropy, iterations: iterations, eot: eot),
+                                              APGDAttack(budget: budget, loss: .dlr, iterations: iterations, eot: eot)],
+                                    batchSize: batchSize, evaluationRandomness: evaluationRandomness)
+    }
+
     public struct ImageOutcome: Equatable {
         public var index: Int
         public var label: Int

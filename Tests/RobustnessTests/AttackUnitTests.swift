@@ -139,6 +139,38 @@ final class AttackUnitTests: XCTestCase {
         XCTAssertEqual(r2.backwardCalls, 40)
     }
 
+    func testEOTAveragesGradientsOverDraws() {
+        final class Scaled: DifferentiableClassifier {
+            let inner = TinyLinear()
+            var classCount: Int { 4 }
+            var isRandomized: Bool { true }
+            func logits(_ x: Tensor, randomness: UInt64) -> Tensor {
+                var g = RandomGenerator(seed: randomness)
+                return inner.logits(x, randomness: 0) * (0.5 + g.nextFloat())
+            }
+        }
+        let (x, y, _) = images(3, seed: 4)
+        let model = Scaled()
+        let oracle = ClassifierOracle(model, eot: EOTSettings(eotDraws: 3, evaluationRandomness: 17), imageShape: [1, 4, 4])
+        var g = RandomGenerator(seed: 5)
+        var copy = g
+        let (loss, grad, logits) = oracle.lossAndGradient(x.scalars, count: 3, labels: y, loss: .crossEntropy, generator: &g)
+        let draws: [UInt64] = [17, copy.nextUInt64(), copy.nextUInt64()]
+        var meanGrad = [Float](repeating: 0, count: 48), meanLoss = [Float](repeating: 0, count: 3)
+        for r in draws {
+            let (_, gr) = valueAndGradient(at: [x]) { AttackLoss.crossEntropy.perImage(model.logits($0[0], randomness: r), labels: y).sum() }
+            for i in 0..<48 { meanGrad[i] += gr[0].scalars[i] / 3 }
+            let l = AttackLoss.value(.crossEntropy, logits: model.logits(x, randomness: r).scalars, classCount: 4, labels: y)
+            for i in 0..<3 { meanLoss[i] += l[i] / 3 }
+        }
+        for i in 0..<48 { XCTAssertEqual(grad[i], meanGrad[i], accuracy: 1e-5) }
+        for i in 0..<3 { XCTAssertEqual(loss[i], meanLoss[i], accuracy: 1e-5) }
+        XCTAssertEqual(logits, model.logits(x, randomness: 17).scalars)
+        XCTAssertEqual(oracle.backwardCalls, 3)
+        XCTAssertEqual(RobustnessEvaluation.standard(budget: .linf(0.03)).attacks.map(\.name), ["APGD-CE", "APGD-T", "Square"])
+        XCTAssertEqual(RobustnessEvaluation.randomized(budget: .l2(0.5)).attacks.map(\.name), ["APGD-CE", "APGD-DLR"])
+    }
+
     func testEvaluationStopsAtFirstSuccess() {
         let (x, y, model) = images(10, seed: 8)
         let eval = RobustnessEvaluation(attacks: [APGDAttack(budget: .linf(0.3), iterations: 10),
