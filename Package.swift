@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Reports", targets: ["Reports"]),
         .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
+        .library(name: "Robustness", targets: ["Robustness"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -49,6 +50,9 @@ let package = Package(
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
         // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
         .target(name: "StableDiffusion", dependencies: ["Diffusion"]),
+        // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,
+        // robustness evaluation (a point is robust only if every attack fails), a small CNN for tests.
+        .target(name: "Robustness", dependencies: ["DiffusionClassifier", "Datasets"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
@@ -60,6 +64,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks"], exclude: ["Fixtures"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass"], exclude: ["Fixtures"]),
     ],
