@@ -33,6 +33,15 @@ commands:
   calibrate  fit the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run
              --run RUN --out CAL.json   (run eval on held-out images first, e.g. --split train --limit 1000)
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
+  robust     robust accuracy of the diffusion classifier (or RDC with --lm) under attacks, AutoAttack-style
+             --model DIR, --dataset fashion-mnist | --data DIR, --eps 8/255, --out RUN, [--split test|train]
+             [--limit N] [--norm linf|l2] [--attacks apgd-ce,apgd-t,apgd-dlr,pgd,square (default apgd-ce,apgd-t)]
+             [--iterations N (100)] [--square-queries N (5000)] [--eot N (1)] [--n-timesteps T (10)]
+             [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|bpda,...] [--seed S] [--batch-size N] [--save-adv]
+             per image: clean prediction, then the attacks in order until one succeeds; writes RUN/settings.json,
+             RUN/results.jsonl (a line per image), RUN/summary.json (clean and robust accuracy ± stderr, breaks
+             per attack, U-Net passes and seconds per attacked image), --save-adv: RUN/adv/INDEX.png, adv/pairs.png;
+             rerunning with the same settings resumes
   merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
              (equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
   report     write a self-contained HTML report (inline SVG) of a run folder   RUN [--compare RUN2,RUN3] [--out FILE]
@@ -81,7 +90,8 @@ func main() -> Int32 {
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
-                                               "run", "calibration", "labels", "top", "compare", "points", "counts"])
+                                               "run", "calibration", "labels", "top", "compare", "points", "counts",
+                                               "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -90,6 +100,7 @@ func main() -> Int32 {
         case "sample": try runSample(&args)
         case "loss": try runLoss(&args)
         case "eval": try runEval(&args)
+        case "robust": try runRobust(&args)
         case "merge": try runMerge(&args)
         case "calibrate": try runCalibrate(&args)
         case "report": try runReport(&args)

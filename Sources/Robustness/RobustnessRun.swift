@@ -1,0 +1,348 @@
+import Datasets
+import Diffusion
+import DiffusionClassifier
+import Foundation
+import NeuralNetworks
+import TensorEngine
+
+/// What decides a robustness run's results (`RUN/settings.json`); a rerun must match it to resume.
+public struct RobustnessSettings: Codable, Equatable, Sendable {
+    public var model: String
+    public var dataset: String
+    public var split: String
+    public var norm: String
+    /// Epsilon as given ("8/255") and its value.
+    public var epsText: String
+    public var epsilon: Double
+    /// In order, from `RobustnessSettings.attackNames`.
+    public var attacks: [String]
+    public var iterations: Int
+    public var squareQueries: Int
+    public var eotDraws: Int
+    public var timesteps: Int
+    /// `LikelihoodMaximization.description` (RDC), nil for the plain diffusion classifier.
+    public var lm: String?
+    public var seed: UInt64
+
+    public static let attackNames = ["apgd-ce", "apgd-t", "apgd-dlr", "pgd", "square"]
+
+    public init(model: String, dataset: String, split: String, norm: String, epsText: String, attacks: [String],
+                iterations: Int = 100, squareQueries: Int = 5000, eotDraws: Int = 1, timesteps: Int = 10,
+                lm: String? = nil, seed: UInt64 = 0) throws {
+        guard PerturbationBudget.Norm(rawValue: norm) != nil else { throw ClassifierError("--norm: '\(norm)' is not linf or l2") }
+        self.model = model; self.dataset = dataset; self.split = split; self.norm = norm
+        self.epsText = epsText
+        epsilon = try Self.parseEpsilon(epsText)
+        guard !attacks.isEmpty else { throw ClassifierError("--attacks: empty list") }
+        for a in attacks where !Self.attackNames.contains(a) {
+            throw ClassifierError("--attacks: unknown attack '\(a)' (\(Self.attackNames.joined(separator: ", ")))")
+        }
+        if norm == "l2", attacks.contains("square") { throw ClassifierError("--attacks: square is l_inf only (drop it for --norm l2)") }
+        guard iterations >= 1 else { throw ClassifierError("--iterations: must be at least 1") }
+        guard squareQueries >= 1 else { throw ClassifierError("--square-queries: must be at least 1") }
+        guard eotDraws >= 1 else { throw ClassifierError("--eot: must be at least 1") }
+        guard timesteps >= 1 else { throw ClassifierError("--n-timesteps: must be at least 1") }
+        self.attacks = attacks; self.iterations = iterations; self.squareQueries = squareQueries
+        self.eotDraws = eotDraws; self.timesteps = timesteps; self.lm = lm; self.seed = seed
+    }
+
+    /// "0.1", "8/255": a finite number in [0, 1]; errors name `flag`.
+    public static func parseEpsilon(_ text: String, flag: String = "--eps") throws -> Double {
+        let p = text.split(separator: "/", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        var value: Double?
+        if p.count == 2, let a = p[0], let b = p[1], b != 0 { value = a / b }
+        if p.count == 1 { value = p[0] }
+        guard let v = value, v.isFinite, v >= 0, v <= 1 else {
+            throw ClassifierError("\(flag): '\(text)' is not a number or fraction (like 8/255) in [0, 1]")
+        }
+        return v
+    }
+
+    public var budget: PerturbationBudget { PerturbationBudget(PerturbationBudget.Norm(rawValue: norm)!, epsilon: Float(epsilon)) }
+
+    /// The attacks, in order, for one image scored at `evaluationRandomness`.
+    public func makeAttacks(evaluationRandomness r: UInt64) -> [Attack] {
+        let eot = EOTSettings(eotDraws: eotDraws, evaluationRandomness: r)
+        return attacks.map { name -> Attack in
+            switch name {
+            case "apgd-ce": return APGDAttack(budget: budget, loss: .crossEntropy, iterations: iterations, eot: eot)
+            case "apgd-t": return APGDAttack(budget: budget, loss: .targetedDLR, iterations: iterations, targetCount: 9, eot: eot)
+            case "apgd-dlr": return APGDAttack(budget: budget, loss: .dlr, iterations: iterations, eot: eot)
+            case "pgd": return PGDAttack(budget: budget, iterations: iterations, eot: eot)
+            default: return SquareAttack(budget: budget, queries: squareQueries, evaluationRandomness: r)
+            }
+        }
+    }
+
+    func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    static func decode(_ data: Data) throws -> RobustnessSettings {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(RobustnessSettings.self, from: data)
+    }
+
+    /// "key: old -> new" for each setting that differs.
+    public func differences(from other: RobustnessSettings) throws -> [String] {
+        func dict(_ s: RobustnessSettings) throws -> [String: Any] {
+            (try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any]) ?? [:]
+        }
+        let a = try dict(other), b = try dict(self)
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in
+            let x = a[k].map { "\($0)" } ?? "null", y = b[k].map { "\($0)" } ?? "null"
+            return x == y ? nil : "\(k): \(x) -> \(y)"
+        }
+    }
+}
+
+/// Counts the U-Net items (one image at one timestep and condition) a classifier evaluates.
+public final class CountingPredictor: ConditionalNoisePredictor {
+    public let inner: ConditionalNoisePredictor
+    public var items = 0
+    public init(_ inner: ConditionalNoisePredictor) {
+        self.inner = inner
+        if let m = inner as? Module { for p in m.parameters { p.requiresGrad = false } }
+    }
+    public func predict(_ sample: Tensor, timesteps: [Float], conditions: Tensor?) -> Tensor {
+        items += sample.shape[0]
+        return inner.predict(sample, timesteps: timesteps, conditions: conditions)
+    }
+}
+
+/// One line of a robustness run's `results.jsonl`.
+public struct RobustRecord: Codable, Equatable, Sendable {
+    public struct AttackLine: Codable, Equatable, Sendable {
+        public var name: String
+        public var success: Bool
+        public var forwardCalls: Int
+        public var backwardCalls: Int
+        public var queries: Int
+    }
+    public var index: Int
+    public var label: Int
+    public var cleanPrediction: Int
+    public var cleanCorrect: Bool
+    /// The attacks that ran, in order (none when misclassified clean; stops at the first success).
+    public var attacks: [AttackLine]
+    /// "robust", "misclassified" (clean) or "broken".
+    public var verdict: String
+    public var brokenBy: String?
+    /// U-Net item passes: forward (counted) plus backward (backward calls times items per call).
+    public var unetPasses: Int
+    public var seconds: Double
+    public var robust: Bool { verdict == "robust" }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder(); e.keyEncodingStrategy = .convertToSnakeCase; e.outputFormatting = [.sortedKeys]; return e
+    }()
+    static let decoder: JSONDecoder = { let d = JSONDecoder(); d.keyDecodingStrategy = .convertFromSnakeCase; return d }()
+}
+
+/// `RUN/summary.json` of a robustness run.
+public struct RobustSummary: Codable, Sendable {
+    public var n: Int
+    public var cleanAccuracy: Double
+    public var cleanStderr: Double
+    public var robustAccuracy: Double
+    public var robustStderr: Double
+    /// Images attacked (correct clean).
+    public var attacked: Int
+    /// Per attack name: images it broke.
+    public var breaks: [String: Int]
+    /// Over attacked images.
+    public var meanUnetPassesPerAttacked: Double
+    public var meanSecondsPerAttacked: Double
+    public var totalSeconds: Double
+    public var settings: RobustnessSettings
+    public var seed: UInt64
+    public var limit: Int?
+    public var threads: Int
+
+    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?) {
+        let n = records.count
+        self.n = n
+        func rate(_ k: Int) -> (Double, Double) {
+            guard n > 0 else { return (0, 0) }
+            let p = Double(k) / Double(n)
+            return (p, (p * (1 - p) / Double(n)).squareRoot())
+        }
+        let c = rate(records.filter(\.cleanCorrect).count), r = rate(records.filter(\.robust).count)
+        cleanAccuracy = c.0; cleanStderr = c.1; robustAccuracy = r.0; robustStderr = r.1
+        let att = records.filter(\.cleanCorrect)
+        attacked = att.count
+        var b: [String: Int] = [:]
+        for name in settings.attacks { b[name] = 0 }
+        for r in records { if let name = r.brokenBy { b[name, default: 0] += 1 } }
+        breaks = b
+        meanUnetPassesPerAttacked = att.isEmpty ? 0 : Double(att.map(\.unetPasses).reduce(0, +)) / Double(att.count)
+        meanSecondsPerAttacked = att.isEmpty ? 0 : att.map(\.seconds).reduce(0, +) / Double(att.count)
+        totalSeconds = records.map(\.seconds).reduce(0, +)
+        self.settings = settings
+        seed = settings.seed
+        self.limit = limit
+        threads = Engine.threads
+    }
+
+    public func write(to url: URL) throws {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(self).write(to: url, options: .atomic)
+    }
+}
+
+/// A robustness run folder, like `EvaluationRun`: `settings.json`, `results.jsonl` (a line per
+/// image, flushed as each finishes), `summary.json`, optionally `adv/INDEX.png` (broken images)
+/// and `adv/pairs.png` (clean/adversarial pairs). Reruns with equal settings skip finished
+/// indices; different settings are refused, naming the differences.
+///
+/// Per image (index i): the evaluation randomness is `RandomGenerator(seed).derived(i).nextUInt64()`
+/// and the attacks draw from `RandomGenerator(seed).derived(i).derived(1)`, so a line depends only
+/// on the settings, the image and its index.
+public final class RobustnessRun {
+    public let directory: URL
+    public let settings: RobustnessSettings
+    public var settingsURL: URL { directory.appendingPathComponent("settings.json") }
+    public var resultsURL: URL { directory.appendingPathComponent("results.jsonl") }
+    public var summaryURL: URL { directory.appendingPathComponent("summary.json") }
+    public var advDirectory: URL { directory.appendingPathComponent("adv") }
+
+    public init(directory: URL, settings: RobustnessSettings) throws {
+        self.directory = directory
+        self.settings = settings
+        let fm = FileManager.default
+        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
+        }
+        if fm.fileExists(atPath: settingsURL.path) {
+            let old: RobustnessSettings
+            do { old = try RobustnessSettings.decode(try Data(contentsOf: settingsURL)) } catch {
+                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another --out")
+            }
+            let diff = try settings.differences(from: old)
+            guard diff.isEmpty else {
+                throw ClassifierError("\(settingsURL.path): this run folder was made with different settings "
+                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another --out")
+            }
+        } else {
+            if fm.fileExists(atPath: resultsURL.path) {
+                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another --out")
+            }
+            try settings.encoded().write(to: settingsURL, options: .atomic)
+        }
+    }
+
+    /// Records already written, by index (an unterminated last line is cut off).
+    public func completedRecords() throws -> [Int: RobustRecord] {
+        guard FileManager.default.fileExists(atPath: resultsURL.path) else { return [:] }
+        var data = try Data(contentsOf: resultsURL)
+        if let last = data.last, last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            data = data.prefix(keep)
+            let handle = try FileHandle(forWritingTo: resultsURL)
+            try handle.truncate(atOffset: UInt64(keep))
+            try handle.close()
+        }
+        var out: [Int: RobustRecord] = [:]
+        for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+            do {
+                let r = try RobustRecord.decoder.decode(RobustRecord.self, from: Data(line))
+                out[r.index] = r
+            } catch {
+                throw ClassifierError("\(resultsURL.path): line \(n + 1) is not a robustness record (\(error))")
+            }
+        }
+        return out
+    }
+
+    /// The classifier the settings describe over `model` (classes 0..<classes; null class =
+    /// the model's last class embedding), counting U-Net items in the returned predictor.
+    public static func makeClassifier(settings: RobustnessSettings, model: UNet2DModel, schedule: NoiseSchedule,
+                                      classes: Int, batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
+        let counter = CountingPredictor(model)
+        let head = DiffusionLogits(model: counter, schedule: schedule, conditions: Array(0..<classes),
+                                   timesteps: TimestepGrid.grid(T: schedule.timesteps, maxN: settings.timesteps), batchSize: batchSize)
+        guard let lmText = settings.lm else { return (head, counter) }
+        guard let embeds = model.config.numClassEmbeds, embeds > classes else {
+            throw ClassifierError("--lm needs a null class: the model has \(model.config.numClassEmbeds ?? 0) class embeddings for \(classes) classes")
+        }
+        let lm = try LikelihoodMaximization(parsing: lmText)
+        return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: embeds - 1), counter)
+    }
+
+    /// Attacks every index of `indices` not yet done (images [1, C, H, W] in [0, 1]), a line per
+    /// image; writes and returns the summary over `indices`.
+    public func run(indices: [Int], labels: [Int], limit: Int?, classifier: DifferentiableClassifier, counter: CountingPredictor,
+                    image: (Int) throws -> Tensor, saveAdversarial: Bool = false,
+                    progress: (RobustRecord, Int, Int) -> Void = { _, _, _ in }) throws -> RobustSummary {
+        var done = try completedRecords()
+        if !FileManager.default.fileExists(atPath: resultsURL.path) {
+            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: resultsURL)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        if saveAdversarial { try FileManager.default.createDirectory(at: advDirectory, withIntermediateDirectories: true) }
+        var pairs: [[Float]] = []
+        var shape: [Int] = []
+        for i in indices where done[i] == nil {
+            let t0 = Date()
+            let x = try image(i)
+            shape = Array(x.shape.dropFirst())
+            var g = RandomGenerator(seed: settings.seed).derived(UInt64(i))
+            let r = g.nextUInt64()
+            let eval = RobustnessEvaluation(attacks: settings.makeAttacks(evaluationRandomness: r), batchSize: 1, evaluationRandomness: r)
+            let before = counter.items
+            _ = Autograd.noGrad { classifier.logits(x, randomness: r) }
+            let perCall = counter.items - before
+            counter.items = before
+            let report = eval.run(on: classifier, images: x, labels: [labels[i]], generator: g.derived(1))
+            let o = report.outcomes[0]
+            var lines: [RobustRecord.AttackLine] = []
+            var backward = 0
+            for s in report.attacks where s.attacked > 0 {
+                lines.append(.init(name: s.name, success: s.broken > 0, forwardCalls: s.forwardCalls, backwardCalls: s.backwardCalls,
+                                   queries: s.queries))
+                backward += s.backwardCalls
+            }
+            let brokenBy = o.brokenBy.map { settings.attacks[$0] }
+            let record = RobustRecord(index: i, label: labels[i], cleanPrediction: o.cleanPrediction, cleanCorrect: o.cleanCorrect,
+                                      attacks: lines, verdict: !o.cleanCorrect ? "misclassified" : (brokenBy == nil ? "robust" : "broken"),
+                                      brokenBy: brokenBy, unetPasses: counter.items - before + backward * perCall,
+                                      seconds: Date().timeIntervalSince(t0))
+            var line = try RobustRecord.encoder.encode(record)
+            line.append(0x0A)
+            try handle.write(contentsOf: line)
+            try? handle.synchronize()
+            done[i] = record
+            if saveAdversarial, brokenBy != nil {
+                let adv = report.adversarial.scalars
+                try Self.png(adv, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(i).png"))
+                pairs.append(x.scalars.map { $0 * 2 - 1 }); pairs.append(adv.map { $0 * 2 - 1 })
+            }
+            progress(record, indices.filter { done[$0] != nil }.count, indices.count)
+        }
+        if saveAdversarial, !pairs.isEmpty, shape.count == 3 {
+            try Image.grid(pairs, channels: shape[0], height: shape[1], width: shape[2], columns: 2)
+                .writePNG(to: advDirectory.appendingPathComponent("pairs.png"))
+        }
+        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit)
+        try summary.write(to: summaryURL)
+        return summary
+    }
+
+    /// One CHW image in [0, 1] as an 8-bit image.
+    static func png(_ x: [Float], shape: [Int]) -> Image {
+        let (c, h, w) = (shape[0], shape[1], shape[2])
+        var pixels = [UInt8](repeating: 0, count: c * h * w)
+        for ch in 0..<c { for y in 0..<h { for xx in 0..<w {
+            pixels[(y * w + xx) * c + ch] = UInt8(Swift.max(0, Swift.min(255, (x[(ch * h + y) * w + xx] * 255).rounded())))
+        } } }
+        return Image(width: w, height: h, channels: c, pixels: pixels)
+    }
+}

@@ -1,0 +1,58 @@
+import Datasets
+import Diffusion
+import DiffusionClassifier
+import Foundation
+import Robustness
+import TensorEngine
+
+/// `diffclass robust`: AutoAttack-style robust accuracy of the diffusion classifier (or RDC with
+/// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`).
+func runRobust(_ args: inout Arguments) throws {
+    guard let modelPath = args.string("model") else { throw UsageError("robust needs --model DIR") }
+    guard let out = args.string("out") else { throw UsageError("robust needs --out RUN") }
+    let dataset = args.string("dataset"), data = args.string("data")
+    let splitName = args.string("split") ?? "test"
+    guard let split = ImageDataset.Split(rawValue: splitName) else { throw UsageError("--split: '\(splitName)' is not train or test") }
+    let limit = try args.int("limit", range: 1...Int.max)
+    let norm = args.string("norm") ?? "linf"
+    guard let eps = args.string("eps") else { throw UsageError("robust needs --eps (e.g. 8/255)") }
+    let attacks = (args.string("attacks") ?? "apgd-ce,apgd-t").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    let iterations = try args.int("iterations", range: 1...1_000_000) ?? 100
+    let squareQueries = try args.int("square-queries", range: 1...10_000_000) ?? 5000
+    let eot = try args.int("eot", range: 1...10_000) ?? 1
+    let timesteps = try args.int("n-timesteps", range: 1...1_000_000) ?? 10
+    let lmText = args.string("lm")
+    let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
+    let batchSize = try args.int("batch-size", range: 1...65536) ?? 64
+    let saveAdv = args.flag("save-adv")
+    try args.finish(command: "robust")
+
+    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "robust")
+    let imageSize = model.config.sampleSize?[0] ?? 28
+    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: imageSize, channels: model.config.inChannels)
+    let classes = ds.classNames.count
+    guard let embeds = model.config.numClassEmbeds, embeds >= classes else {
+        throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
+    }
+    // Canonical LM text, so equal options written differently resume the same run.
+    let lm = try lmText.map { try LikelihoodMaximization(parsing: $0).description }
+    let settings = try RobustnessSettings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, norm: norm,
+                                          epsText: eps, attacks: attacks, iterations: iterations, squareQueries: squareQueries,
+                                          eotDraws: eot, timesteps: timesteps, lm: lm, seed: seed)
+    let (classifier, counter) = try RobustnessRun.makeClassifier(settings: settings, model: model, schedule: schedule,
+                                                                 classes: classes, batchSize: batchSize)
+    let indices = Array(0..<min(limit ?? ds.count, ds.count))
+    let run = try RobustnessRun(directory: URL(fileURLWithPath: out), settings: settings)
+    print("robust: \(indices.count) images of \(ds.name) \(splitName), \(settings.norm) eps \(eps), attacks \(attacks.joined(separator: ",")), "
+        + "\(iterations) iterations, T \(timesteps), \(lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
+    fflush(stdout)
+    let summary = try run.run(indices: indices, labels: ds.labels, limit: limit, classifier: classifier, counter: counter,
+                              image: { (ds.images([$0]) + 1) * 0.5 }, saveAdversarial: saveAdv) { r, done, total in
+        print(String(format: "%d/%d  #%d label %d clean %d  %@  %.0f U-Net passes  %.1f s", done, total, r.index, r.label,
+                     r.cleanPrediction, r.verdict + (r.brokenBy.map { " by \($0)" } ?? ""), Double(r.unetPasses), r.seconds))
+        fflush(stdout)
+    }
+    print(String(format: "clean %.2f%% ± %.2f, robust %.2f%% ± %.2f (n = %d); %.0f U-Net passes, %.1f s per attacked image; wrote %@/summary.json",
+                 100 * summary.cleanAccuracy, 100 * summary.cleanStderr, 100 * summary.robustAccuracy, 100 * summary.robustStderr,
+                 summary.n, summary.meanUnetPassesPerAttacked, summary.meanSecondsPerAttacked, out))
+}
