@@ -1,0 +1,142 @@
+import Diffusion
+import DiffusionClassifier
+import Foundation
+import Robustness
+import TensorEngine
+import XCTest
+
+/// `RobustnessRun` on a tiny random class-conditional U-Net (8x8, 1 channel, 3 classes + null).
+final class RobustnessRunTests: XCTestCase {
+    static func tinyModel(classes: Int = 3, seed: UInt64 = 3) -> UNet2DModel {
+        var c = UNet2DConfig()
+        c.sampleSize = [8, 8]
+        c.inChannels = 1
+        c.outChannels = 1
+        c.blockOutChannels = [8, 16]
+        c.layersPerBlock = 1
+        c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
+        c.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+        c.normNumGroups = 4
+        c.attentionHeadDim = 8
+        c.numClassEmbeds = classes + 1
+        return UNet2DModel(config: c, seed: seed)
+    }
+
+    let model = tinyModel()
+    let schedule = NoiseSchedule(SchedulerConfig(numTrainTimesteps: 100, predictionType: "epsilon"))
+    lazy var images: Tensor = {
+        var g = RandomGenerator(seed: 11)
+        return Tensor.uniform([2, 1, 8, 8], low: 0.1, high: 0.9, generator: &g)
+    }()
+    /// Labels equal to the clean predictions (at the run's evaluation randomness), so the attacks run.
+    func cleanLabels(_ s: RobustnessSettings) throws -> [Int] {
+        let (clf, _) = try RobustnessRun.makeClassifier(settings: s, model: model, schedule: schedule, classes: 3)
+        return try (0..<2).map { i in
+            var g = RandomGenerator(seed: s.seed).derived(UInt64(i))
+            let z = Autograd.noGrad { clf.logits(images.sliced(axis: 0, i..<(i + 1)), randomness: g.nextUInt64()).scalars }
+            return z.indices.max { z[$0] < z[$1] }!
+        }
+    }
+
+    func settings(eps: String = "1/255", attacks: [String] = ["apgd-ce", "square"], lm: String? = nil) throws -> RobustnessSettings {
+        try RobustnessSettings(model: "tiny", dataset: "random", split: "test", norm: "linf", epsText: eps, attacks: attacks,
+                               iterations: 2, squareQueries: 2, eotDraws: 1, timesteps: 2, lm: lm, seed: 5)
+    }
+
+    func run(_ dir: URL, _ s: RobustnessSettings, indices: [Int], saveAdv: Bool = false) throws -> (RobustSummary, [Int]) {
+        let (clf, counter) = try RobustnessRun.makeClassifier(settings: s, model: model, schedule: schedule, classes: 3)
+        let run = try RobustnessRun(directory: dir, settings: s)
+        var attacked: [Int] = []
+        let x = images
+        let summary = try run.run(indices: indices, labels: try cleanLabels(s), limit: indices.count, classifier: clf, counter: counter,
+                                  image: { i in attacked.append(i); return x.sliced(axis: 0, i..<(i + 1)) }, saveAdversarial: saveAdv)
+        return (summary, attacked)
+    }
+
+    func tempDir() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("robust-\(UUID().uuidString)")
+    }
+
+    func testRunWritesFilesResumesAndRefusesChangedSettings() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try settings()
+        let (first, done1) = try run(dir, s, indices: [0])
+        XCTAssertEqual(done1, [0])
+        XCTAssertEqual(first.n, 1)
+        for f in ["settings.json", "results.jsonl", "summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+        }
+        // Resume: index 0 is skipped, 1 is attacked.
+        let (summary, done2) = try run(dir, s, indices: [0, 1], saveAdv: true)
+        XCTAssertEqual(done2, [1])
+        XCTAssertEqual(summary.n, 2)
+        let lines = try String(contentsOf: dir.appendingPathComponent("results.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(lines.map { $0["index"] as! Int }, [0, 1])
+        for l in lines {
+            let verdict = l["verdict"] as! String
+            XCTAssertTrue(["robust", "broken", "misclassified"].contains(verdict))
+            let attacks = l["attacks"] as! [[String: Any]]
+            if l["clean_correct"] as! Bool {
+                XCTAssertFalse(attacks.isEmpty)
+                XCTAssertGreaterThan(l["unet_passes"] as! Int, 0)
+            } else {
+                XCTAssertTrue(attacks.isEmpty)
+            }
+            if verdict == "broken" {
+                XCTAssertNotNil(l["broken_by"] as? String)
+                XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("adv/\(l["index"] as! Int).png").path))
+            }
+        }
+        XCTAssertEqual(summary.cleanAccuracy, 1)
+        XCTAssertEqual(summary.cleanStderr, 0)
+        XCTAssertLessThanOrEqual(summary.robustAccuracy, summary.cleanAccuracy)
+        XCTAssertEqual(summary.robustStderr, (summary.robustAccuracy * (1 - summary.robustAccuracy) / 2).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(summary.attacked, 2)
+        XCTAssertGreaterThan(summary.meanUnetPassesPerAttacked, 0)
+        XCTAssertEqual(Set(summary.breaks.keys), ["apgd-ce", "square"])
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as! [String: Any]
+        for k in ["clean_accuracy", "clean_stderr", "robust_accuracy", "robust_stderr", "n", "breaks",
+                  "mean_unet_passes_per_attacked", "mean_seconds_per_attacked", "settings", "seed"] {
+            XCTAssertNotNil(json[k], k)
+        }
+        // Same settings again: nothing attacked.
+        XCTAssertEqual(try run(dir, s, indices: [0, 1]).1, [])
+        // Changed settings are refused, naming the difference.
+        XCTAssertThrowsError(try RobustnessRun(directory: dir, settings: try settings(eps: "2/255"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("eps_text") && text.contains("epsilon"), text)
+        }
+    }
+
+    func testRDCRunWritesALine() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try settings(attacks: ["pgd"], lm: "steps=1,eta=8/255,variant=paper")
+        let (summary, done) = try run(dir, s, indices: [0])
+        XCTAssertEqual(done, [0])
+        XCTAssertEqual(summary.n, 1)
+        XCTAssertEqual(summary.attacked, 1)
+        XCTAssertGreaterThan(summary.meanUnetPassesPerAttacked, 0)
+    }
+
+    func testEpsilonParsing() throws {
+        XCTAssertEqual(try RobustnessSettings.parseEpsilon("8/255"), 8.0 / 255.0, accuracy: 1e-15)
+        XCTAssertEqual(try RobustnessSettings.parseEpsilon("0.1"), 0.1)
+        for bad in ["", "abc", "8/0", "1/2/3", "-0.1", "2", "nan", "8/x"] {
+            XCTAssertThrowsError(try RobustnessSettings.parseEpsilon(bad), bad) { error in
+                XCTAssertTrue("\(error)".contains("--eps"), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try settings(eps: "oops")) { XCTAssertTrue("\($0)".contains("--eps")) }
+    }
+
+    func testBadAttackAndNormAreRefused() {
+        XCTAssertThrowsError(try settings(attacks: ["fab"])) { XCTAssertTrue("\($0)".contains("--attacks")) }
+        XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "l2", epsText: "0.5",
+                                                    attacks: ["square"])) { XCTAssertTrue("\($0)".contains("square")) }
+        XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "l1", epsText: "0.5",
+                                                    attacks: ["pgd"])) { XCTAssertTrue("\($0)".contains("--norm")) }
+    }
+}
