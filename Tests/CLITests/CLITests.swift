@@ -104,6 +104,39 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(["w", "x", "y", "z"].contains(object["class_name"] as? String ?? ""))
     }
 
+    func testRobustWritesResumesAndRefuses() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        let out = dir.appendingPathComponent("run").path
+        let common = ["robust", "--model", model.path, "--data", data.path, "--split", "train", "--limit", "2", "--n-timesteps", "2",
+                      "--attacks", "apgd-ce,square", "--iterations", "2", "--square-queries", "2", "--save-adv", "--out", out]
+        let r = try run(common + ["--eps", "1/255"])
+        XCTAssertEqual(r.status, 0, r.err)
+        for f in ["settings.json", "results.jsonl", "summary.json"] {
+            XCTAssertTrue(fm.fileExists(atPath: out + "/" + f), f)
+        }
+        let lines = try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        let again = try run(common + ["--eps", "1/255"])
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertEqual(try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8).split(separator: "\n").count, 2)
+        let changed = try run(common + ["--eps", "2/255"])
+        XCTAssertEqual(changed.status, 2)
+        XCTAssertTrue(changed.err.contains("eps"), changed.err)
+        let bad = try run(common + ["--eps", "8/zz"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("--eps"), bad.err)
+    }
+
     func testShardedEvalMergesAndCalibrates() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
