@@ -264,6 +264,8 @@ public final class RobustnessRun {
     /// the model's last class embedding), counting U-Net items in the returned predictor.
     public static func makeClassifier(settings: RobustnessSettings, model: UNet2DModel, schedule: NoiseSchedule,
                                       classes: Int, batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
+        if settings.attacks.contains("apgd-t"), classes < 4 { throw ClassifierError("--attacks: apgd-t needs at least 4 classes (got \(classes))") }
+        if settings.attacks.contains("apgd-dlr"), classes < 3 { throw ClassifierError("--attacks: apgd-dlr needs at least 3 classes (got \(classes))") }
         let counter = CountingPredictor(model)
         let head = DiffusionLogits(model: counter, schedule: schedule, conditions: Array(0..<classes),
                                    timesteps: TimestepGrid.grid(T: schedule.timesteps, maxN: settings.timesteps), batchSize: batchSize)

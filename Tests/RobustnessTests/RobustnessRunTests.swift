@@ -138,5 +138,7 @@ final class RobustnessRunTests: XCTestCase {
                                                     attacks: ["square"])) { XCTAssertTrue("\($0)".contains("square")) }
         XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "l1", epsText: "0.5",
                                                     attacks: ["pgd"])) { XCTAssertTrue("\($0)".contains("--norm")) }
+        XCTAssertThrowsError(try RobustnessRun.makeClassifier(settings: try settings(attacks: ["apgd-t"]), model: model, schedule: schedule,
+                                                              classes: 3)) { XCTAssertTrue("\($0)".contains("apgd-t")) }
     }
 }
