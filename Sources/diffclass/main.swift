@@ -81,7 +81,8 @@ func main() -> Int32 {
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
-                                               "run", "calibration", "labels", "top", "compare", "points", "counts"])
+                                               "run", "calibration", "labels", "top", "compare", "points", "counts",
+                                               "labels-file", "template", "image-size", "batch", "latent", "calls"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -95,6 +96,8 @@ func main() -> Int32 {
         case "report": try runReport(&args)
         case "analyze": try runAnalyze(&args)
         case "classify": return try runClassify(&args)
+        case "zeroshot": return try runZeroShot(&args)
+        case "bench-sd": try runBenchSD(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()
