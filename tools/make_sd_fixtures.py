@@ -314,7 +314,9 @@ def pipeline_fixtures():
             xt = latent * abar[ts].sqrt().view(-1, 1, 1, 1) + eps * (1 - abar[ts]).sqrt().view(-1, 1, 1, 1)
             pred = unet(xt, ts, encoder_hidden_states=embeds[k:k + 1].expand(len(ts), -1, -1)).sample
             errors[k] = ((eps - pred) ** 2).mean(dim=(1, 2, 3))
-    save_file({"image": img.contiguous(), "latent": latent.contiguous(), "embeddings": embeds.contiguous(),
+    # Upsampling too (24x20 -> 38x32, crop 32): PIL's bicubic without the widened support.
+    img32 = public_preprocess(Image.open(os.path.join(folder, "image.png")).convert("RGB"), 32)
+    save_file({"image": img.contiguous(), "image32": img32.contiguous(), "latent": latent.contiguous(), "embeddings": embeds.contiguous(),
                "eps": eps.contiguous(), "timesteps": ts.float(), "errors": errors.contiguous()},
               os.path.join(folder, "pipeline_io.safetensors"))
     print("errors", errors, file=sys.stderr)

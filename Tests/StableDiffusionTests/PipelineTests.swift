@@ -31,6 +31,11 @@ final class PipelineTests: XCTestCase {
         var worst: Float = 0
         for i in 0..<image.count { worst = max(worst, abs(image.pointer[i] - expected.pointer[i])) }
         XCTAssertLessThan(worst, 1e-6)
+        let up = try StableDiffusionImageInput.load(fixtureURL("pipeline/image.png"), size: 32), upExpected = try io.tensor("image32")
+        XCTAssertEqual(up.shape, [1, 3, 32, 32])
+        worst = 0
+        for i in 0..<up.count { worst = max(worst, abs(up.pointer[i] - upExpected.pointer[i])) }
+        XCTAssertLessThan(worst, 1e-6, "upsampling")
         XCTAssertLessThan(relativeDifference(pipe.latents(image), try io.tensor("latent")), 1e-4)
         let embeddings = try pipe.promptEmbeddings(labels: ["cat", "dog", "bird"], template: "a photo of a {}.")
         XCTAssertLessThan(relativeDifference(embeddings, try io.tensor("embeddings")), 1e-4)
