@@ -19,6 +19,10 @@ A third step writes the U-Net and VAE fixtures (random weights, the installed di
 into Fixtures/unet_sd1/, unet_sd2/ and vae/ (config.json, diffusion_pytorch_model.safetensors,
 io.safetensors with inputs and diffusers' outputs) and prints the parameter counts of the real
 SD configs in Fixtures/configs/ (built on the meta device, no weights allocated).
+
+A fourth step, after the others, assembles Fixtures/pipeline/ (a pipeline folder linking the tiny
+pieces, a scheduler config, an image and the public algorithm's per-class errors):
+    python3 tools/make_sd_fixtures.py pipeline
 """
 import gzip
 import json
@@ -228,6 +232,96 @@ def unet_fixtures():
         print(f, sum(p.numel() for p in m.parameters()), file=sys.stderr)
 
 
+LABELS = ["cat", "dog", "bird"]
+TEMPLATE = "a photo of a {}."
+PIPELINE_TIMESTEPS = [10, 250, 500, 900]
+PIPELINE_IMAGE_SIZE = 16
+
+
+def public_preprocess(img, size):
+    """The public code's transform without torchvision (not installed here): torchvision's
+    Resize(size, BICUBIC) on a PIL image is img.resize((w', h'), Image.BICUBIC) with the shorter
+    side = size and the longer int(size * long / short); CenterCrop rounds the offsets with Python's
+    round; ToTensor + Normalize([0.5], [0.5]) is (x / 255 - 0.5) / 0.5."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    w, h = img.size
+    if w <= h:
+        nw, nh = size, int(size * h / w)
+    else:
+        nw, nh = int(size * w / h), size
+    img = img.resize((nw, nh), Image.BICUBIC)
+    top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    img = img.crop((left, top, left + size, top + size))
+    x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+    return ((x - 0.5) / 0.5).unsqueeze(0)
+
+
+def pipeline_fixtures():
+    """Fixtures/pipeline/: a diffusers pipeline folder made of the existing tiny pieces (symlinks:
+    tokenizer and text_encoder of sd2/ (hidden 32), unet_sd2/ (cross_attention_dim 32), vae/
+    (4 latent channels, one 2x downsampling)) plus scheduler/scheduler_config.json (SD 2.0-base's
+    PNDMScheduler betas); image.png (a 24x20 RGB image); pipeline_io.safetensors with the public
+    algorithm's intermediate values and per-class errors for given (t, eps), computed with
+    diffusers / transformers in float32."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    folder = os.path.join(OUT, "pipeline")
+    os.makedirs(os.path.join(folder, "scheduler"), exist_ok=True)
+    for name, target in [("tokenizer", "../sd2/tokenizer"), ("text_encoder", "../sd2/text_encoder"),
+                         ("unet", "../unet_sd2"), ("vae", "../vae")]:
+        link = os.path.join(folder, name)
+        if not os.path.islink(link):
+            os.symlink(target, link)
+    sched = {"_class_name": "PNDMScheduler", "_diffusers_version": "0.8.0", "beta_end": 0.012,
+             "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+             "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None,
+             "clip_sample": False}
+    with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as f:
+        json.dump(sched, f, indent=2, sort_keys=True)
+
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[0:20, 0:24]
+    base = np.stack([xx * 10, yy * 12, (xx + yy) * 5], axis=-1).astype(np.float64)
+    pixels = np.clip(base + rng.integers(-40, 40, size=base.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels, "RGB").save(os.path.join(folder, "image.png"))
+
+    tok = CLIPTokenizer.from_pretrained(os.path.join(folder, "tokenizer"))
+    te = CLIPTextModel.from_pretrained(os.path.join(folder, "text_encoder")).float().eval()
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(folder, "unet")).float().eval()
+    vae = AutoencoderKL.from_pretrained(os.path.join(folder, "vae")).float().eval()
+    scheduler = DDPMScheduler.from_config(sched)  # add_noise and alphas_cumprod as the PNDM scheduler's
+    with torch.no_grad():
+        img = public_preprocess(Image.open(os.path.join(folder, "image.png")).convert("RGB"), PIPELINE_IMAGE_SIZE)
+        latent = vae.encode(img).latent_dist.mean * 0.18215
+        prompts = [TEMPLATE.format(c) for c in LABELS]
+        ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+        embeds = te(ids)[0]
+        g = torch.Generator().manual_seed(0)
+        ts = torch.tensor(PIPELINE_TIMESTEPS)
+        eps = torch.randn((len(ts),) + tuple(latent.shape[1:]), generator=g)
+        # The public code's eval_error: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, eps_hat from the
+        # U-Net with the class's prompt embedding, error = mean squared error per (class, t).
+        abar = scheduler.alphas_cumprod
+        errors = torch.zeros(len(LABELS), len(ts))
+        for k in range(len(LABELS)):
+            xt = latent * abar[ts].sqrt().view(-1, 1, 1, 1) + eps * (1 - abar[ts]).sqrt().view(-1, 1, 1, 1)
+            pred = unet(xt, ts, encoder_hidden_states=embeds[k:k + 1].expand(len(ts), -1, -1)).sample
+            errors[k] = ((eps - pred) ** 2).mean(dim=(1, 2, 3))
+    # Upsampling too (24x20 -> 38x32, crop 32): PIL's bicubic without the widened support.
+    img32 = public_preprocess(Image.open(os.path.join(folder, "image.png")).convert("RGB"), 32)
+    save_file({"image": img.contiguous(), "image32": img32.contiguous(), "latent": latent.contiguous(), "embeddings": embeds.contiguous(),
+               "eps": eps.contiguous(), "timesteps": ts.float(), "errors": errors.contiguous()},
+              os.path.join(folder, "pipeline_io.safetensors"))
+    print("errors", errors, file=sys.stderr)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     step = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -237,6 +331,8 @@ if __name__ == "__main__":
         model_fixtures()
     elif step == "unet":
         unet_fixtures()
+    elif step == "pipeline":
+        pipeline_fixtures()
     else:
-        sys.exit("usage: make_sd_fixtures.py tokenizer|model|unet")
+        sys.exit("usage: make_sd_fixtures.py tokenizer|model|unet|pipeline")
     print("wrote", OUT, file=sys.stderr)

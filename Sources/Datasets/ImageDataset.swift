@@ -96,6 +96,18 @@ public enum ImageFolder {
     public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
     public static func load(_ root: URL, size: Int, channels: Int) throws -> ImageDataset {
+        let listing = try files(root)
+        var pixels: [UInt8] = []
+        for file in listing.files {
+            pixels += try Image.read(file, channels: channels).resizedBilinear(width: size, height: size).pixels
+        }
+        return ImageDataset(name: root.lastPathComponent, height: size, width: size, channels: channels,
+                            pixels: pixels, labels: listing.labels, classNames: listing.classNames)
+    }
+
+    /// The image files of a folder with one subfolder per class (sorted by name; label = the
+    /// subfolder's index), without decoding them.
+    public static func files(_ root: URL) throws -> (files: [URL], labels: [Int], classNames: [String]) {
         let fm = FileManager.default
         let classes: [String]
         do {
@@ -105,18 +117,16 @@ public enum ImageFolder {
             }.sorted()
         } catch { throw DatasetError(file: root.path, "cannot list folder: \(error.localizedDescription)") }
         guard !classes.isEmpty else { throw DatasetError(file: root.path, "no class subfolders (expected one folder per class)") }
-        var pixels: [UInt8] = [], labels: [Int] = []
+        var urls: [URL] = [], labels: [Int] = []
         for (k, cls) in classes.enumerated() {
             let dir = root.appendingPathComponent(cls)
             let files = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
             for f in files.sorted() where extensions.contains((f as NSString).pathExtension.lowercased()) {
-                let image = try Image.read(dir.appendingPathComponent(f), channels: channels).resizedBilinear(width: size, height: size)
-                pixels += image.pixels
+                urls.append(dir.appendingPathComponent(f))
                 labels.append(k)
             }
         }
         guard !labels.isEmpty else { throw DatasetError(file: root.path, "no PNG or JPEG files in the class folders") }
-        return ImageDataset(name: root.lastPathComponent, height: size, width: size, channels: channels,
-                            pixels: pixels, labels: labels, classNames: classes)
+        return (urls, labels, classes)
     }
 }

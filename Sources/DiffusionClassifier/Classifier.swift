@@ -99,13 +99,20 @@ public final class Classifier {
 
     /// Classifies one image. Results depend only on (settings, seed, imageIndex, x0).
     public func classify(_ x0: Tensor, imageIndex: Int) throws -> Classification {
+        try classifyKeepingScorer(x0, imageIndex: imageIndex).classification
+    }
+
+    /// `classify`, also returning the scorer with every (class, probe) error it computed (for
+    /// per-timestep output such as `diffclass zeroshot --json`).
+    public func classifyKeepingScorer(_ x0: Tensor, imageIndex: Int) throws -> (classification: Classification, scorer: ImageScorer) {
         let scorer = try makeScorer(x0, imageIndex: imageIndex)
         var generator = SeededNoise.imageGenerator(seed: options.seed, imageIndex: imageIndex).derived(1)
         let survivors = try strategy.run(scorer, range: range, generator: &generator)
         let means = (0..<conditions.count).map { scorer.meanError($0) }
         let prediction = survivors.min { (means[$0] ?? .infinity, $0) < (means[$1] ?? .infinity, $1) }!
-        return Classification(prediction: prediction, survivors: survivors, meanErrors: means,
-                              scoreCounts: scorer.probeIDs.map(\.count),
-                              probabilities: Posterior.probabilities(meanErrors: means, tau: options.tau), calls: scorer.calls)
+        let c = Classification(prediction: prediction, survivors: survivors, meanErrors: means,
+                               scoreCounts: scorer.probeIDs.map(\.count),
+                               probabilities: Posterior.probabilities(meanErrors: means, tau: options.tau), calls: scorer.calls)
+        return (c, scorer)
     }
 }

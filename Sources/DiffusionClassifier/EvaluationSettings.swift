@@ -34,6 +34,11 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     public var minScores: Int?
     public var pValue: Double?
     public var testEvery: Int?
+    /// Zero-shot Stable Diffusion runs: the prompt of each class (template filled with the label)
+    /// and the image size before VAE encoding. nil (absent from settings.json) for
+    /// class-conditional models, so their runs are unchanged.
+    public var prompts: [String]? = nil
+    public var imageSize: Int? = nil
 
     public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: Method,
                 stages: String? = nil, timesteps: String = "grid", nTimesteps: Int? = nil, timestepList: [Int]? = nil,

@@ -8,6 +8,7 @@ import TensorEngine
 /// `diffclass eval`: the diffusion classifier over a dataset split, into a resumable run folder.
 func runEval(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("eval needs --model DIR") }
+    if ZeroShotSetup.isPipelineFolder(modelPath) { return try runZeroShotEval(&args, modelPath: modelPath) }
     guard let out = args.string("out") else { throw UsageError("eval needs --out RUN") }
     let dataset = args.string("dataset"), data = args.string("data")
     let splitName = args.string("split") ?? "test"

@@ -12,9 +12,10 @@ struct MethodFlags {
     var loss: String, weighting: String, tau: Double?, calibrationPath: String?, noise: String?
     var minScores: Int?, maxScores: Int?, pValue: Double?, testEvery: Int?
 
-    init(_ args: inout Arguments) throws {
+    /// `defaultBatchSize`: pairs per U-Net call without `--batch-size` (256; zero-shot SD uses 8).
+    init(_ args: inout Arguments, defaultBatchSize: Int = 256) throws {
         seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
-        batchSize = try args.int("batch-size", range: 1...65536) ?? 256
+        batchSize = try args.int("batch-size", range: 1...65536) ?? defaultBatchSize
         stages = args.string("stages")
         nTimesteps = try args.int("n-timesteps", range: 1...1_000_000)
         ttest = args.flag("ttest")

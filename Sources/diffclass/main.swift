@@ -30,6 +30,15 @@ commands:
   classify   label PNG/JPEG files (resized to the model's size)   --model DIR IMAGE... [--json]
              [--labels a,b,c] [--top K] [timestep, --loss, --weighting, --tau | --calibration, --seed flags as eval]
              --json: one object per image (path, prediction, class_name, probabilities, mean_errors, calls)
+  zeroshot   zero-shot classification with a Stable Diffusion pipeline folder (diffusers layout)
+             --model SD_DIR --labels a,b,c | --labels-file FILE [--template "a photo of a {}."]
+             [--image-size 512] [--top K] [--json] [method flags as eval; --batch-size default 8] IMAGE...
+             images: PIL bicubic resize + centre crop, [-1, 1], VAE posterior mean * scaling factor;
+             --json adds per class the timesteps scored and the error at each
+             (eval --model SD_DIR --data IMAGE_FOLDER [--labels ...] [--template T] [--image-size N]
+             runs a folder dataset through the same path into a resumable run folder)
+  bench-sd   U-Net calls per second of a random-weight UNet2DConditionModel (allocates its weights,
+             3.5 GB for SD 2.0-base)   --config unet/config.json [--batch N] [--latent 64] [--calls N] [--no-warmup]
   calibrate  fit the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run
              --run RUN --out CAL.json   (run eval on held-out images first, e.g. --split train --limit 1000)
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
@@ -91,7 +100,8 @@ func main() -> Int32 {
                                                "shard", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting",
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
                                                "run", "calibration", "labels", "top", "compare", "points", "counts",
-                                               "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm"])
+                                               "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
+                                               "labels-file", "template", "image-size", "batch", "latent", "calls"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -106,6 +116,8 @@ func main() -> Int32 {
         case "report": try runReport(&args)
         case "analyze": try runAnalyze(&args)
         case "classify": return try runClassify(&args)
+        case "zeroshot": return try runZeroShot(&args)
+        case "bench-sd": try runBenchSD(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
             let report = SelfCheck.run()

@@ -1,0 +1,38 @@
+import Diffusion
+import TensorEngine
+
+/// A text-conditioned U-Net seen as a class-conditional one: `predict`'s `conditions` are class
+/// ids [N] (as Float, as `Classifier` / `ImageScorer` pass them), and class k is conditioned on
+/// `embeddings[k]` ([K, S, D], e.g. `StableDiffusionPipeline.promptEmbeddings`). So the classifier,
+/// its strategies and run folders work unchanged for zero-shot Stable Diffusion: candidate k's
+/// condition is prompt k. No classifier-free guidance (the public code uses none).
+public final class PromptConditionedUNet: ConditionalNoisePredictor {
+    public let unet: UNet2DConditionModel
+    /// [K, S, D]: one encoder-hidden-state sequence per class.
+    public let embeddings: Tensor
+
+    public init(unet: UNet2DConditionModel, embeddings: Tensor) {
+        precondition(embeddings.rank == 3, "PromptConditionedUNet: embeddings must be [K, S, D], got \(embeddings.shape)")
+        self.unet = unet
+        self.embeddings = embeddings
+    }
+
+    public var classCount: Int { embeddings.shape[0] }
+
+    /// The rows of `embeddings` for class ids `ids`, [N, S, D].
+    public func encoderStates(classIDs ids: [Int]) -> Tensor {
+        let per = embeddings.shape[1] * embeddings.shape[2]
+        let out = Tensor.uninitialized([ids.count, embeddings.shape[1], embeddings.shape[2]])
+        for (i, k) in ids.enumerated() {
+            precondition(k >= 0 && k < classCount, "PromptConditionedUNet: class \(k) outside 0..<\(classCount)")
+            (out.pointer + i * per).update(from: embeddings.pointer + k * per, count: per)
+        }
+        return out
+    }
+
+    public func predict(_ sample: Tensor, timesteps: [Float], conditions: Tensor?) -> Tensor {
+        guard let conditions else { preconditionFailure("PromptConditionedUNet: class ids are required") }
+        let ids = (0..<conditions.count).map { Int(conditions.pointer[$0]) }
+        return unet(sample, timesteps: timesteps, encoderHiddenStates: encoderStates(classIDs: ids))
+    }
+}
