@@ -87,39 +87,12 @@ public final class EvaluationRun {
     public init(directory: URL, settings: EvaluationSettings) throws {
         self.directory = directory
         self.settings = settings
-        let fm = FileManager.default
-        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-            throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
-        }
-        if fm.fileExists(atPath: settingsURL.path) {
-            let old: EvaluationSettings
-            do { old = try EvaluationSettings.decode(try Data(contentsOf: settingsURL)) } catch {
-                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another --out")
-            }
-            let diff = try settings.differences(from: old)
-            guard diff.isEmpty else {
-                throw ClassifierError("\(settingsURL.path): this run folder was made with different settings "
-                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another --out")
-            }
-        } else {
-            if fm.fileExists(atPath: resultsURL.path) {
-                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another --out")
-            }
-            try settings.encoded().write(to: settingsURL, options: .atomic)
-        }
+        try RunFolder.open(directory, settings: settings, settingsURL: settingsURL, resultsURL: resultsURL)
     }
 
     /// The records already in `results.jsonl`, by index; cuts off an unterminated last line.
     public func completedRecords() throws -> [Int: ImageRecord] {
-        guard FileManager.default.fileExists(atPath: resultsURL.path) else { return [:] }
-        var data = try Data(contentsOf: resultsURL)
-        if let last = data.last, last != 0x0A {
-            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-            data = data.prefix(keep)
-            let handle = try FileHandle(forWritingTo: resultsURL)
-            try handle.truncate(atOffset: UInt64(keep))
-            try handle.close()
-        }
+        let data = try RunFolder.completeLines(resultsURL)
         var records: [Int: ImageRecord] = [:]
         for (r, _) in try EvaluationRun.parseResults(data, path: resultsURL.path) { records[r.index] = r }
         return records

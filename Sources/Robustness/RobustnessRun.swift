@@ -6,7 +6,7 @@ import NeuralNetworks
 import TensorEngine
 
 /// What decides a robustness run's results (`RUN/settings.json`); a rerun must match it to resume.
-public struct RobustnessSettings: Codable, Equatable, Sendable {
+public struct RobustnessSettings: Codable, Equatable, Sendable, RunSettings {
     public var model: String
     public var dataset: String
     public var split: String
@@ -74,14 +74,14 @@ public struct RobustnessSettings: Codable, Equatable, Sendable {
         }
     }
 
-    func encoded() throws -> Data {
+    public func encoded() throws -> Data {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try e.encode(self)
     }
 
-    static func decode(_ data: Data) throws -> RobustnessSettings {
+    public static func decode(_ data: Data) throws -> RobustnessSettings {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         return try d.decode(RobustnessSettings.self, from: data)
@@ -215,39 +215,12 @@ public final class RobustnessRun {
     public init(directory: URL, settings: RobustnessSettings) throws {
         self.directory = directory
         self.settings = settings
-        let fm = FileManager.default
-        do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-            throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
-        }
-        if fm.fileExists(atPath: settingsURL.path) {
-            let old: RobustnessSettings
-            do { old = try RobustnessSettings.decode(try Data(contentsOf: settingsURL)) } catch {
-                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another --out")
-            }
-            let diff = try settings.differences(from: old)
-            guard diff.isEmpty else {
-                throw ClassifierError("\(settingsURL.path): this run folder was made with different settings "
-                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another --out")
-            }
-        } else {
-            if fm.fileExists(atPath: resultsURL.path) {
-                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another --out")
-            }
-            try settings.encoded().write(to: settingsURL, options: .atomic)
-        }
+        try RunFolder.open(directory, settings: settings, settingsURL: settingsURL, resultsURL: resultsURL)
     }
 
     /// Records already written, by index (an unterminated last line is cut off).
     public func completedRecords() throws -> [Int: RobustRecord] {
-        guard FileManager.default.fileExists(atPath: resultsURL.path) else { return [:] }
-        var data = try Data(contentsOf: resultsURL)
-        if let last = data.last, last != 0x0A {
-            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-            data = data.prefix(keep)
-            let handle = try FileHandle(forWritingTo: resultsURL)
-            try handle.truncate(atOffset: UInt64(keep))
-            try handle.close()
-        }
+        let data = try RunFolder.completeLines(resultsURL)
         var out: [Int: RobustRecord] = [:]
         for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
             do {
