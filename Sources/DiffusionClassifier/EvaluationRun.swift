@@ -61,10 +61,7 @@ public struct EvaluationSummary: Codable, Sendable {
 
     /// Writes pretty JSON with snake_case keys, sorted (atomically).
     public func write(to url: URL) throws {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(self).write(to: url, options: .atomic)
+        try RunFolder.writeSummary(self, to: url)
     }
 }
 

@@ -37,6 +37,14 @@ public enum RunFolder {
         }
     }
 
+    /// Writes `summary.json`: pretty, sorted, snake_case keys, atomically.
+    public static func writeSummary<T: Encodable>(_ value: T, to url: URL) throws {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(value).write(to: url, options: .atomic)
+    }
+
     /// The complete lines of `resultsURL` (empty when it does not exist). An unterminated last
     /// line, left by a run killed mid-write, is cut off the file so appending continues cleanly.
     public static func completeLines(_ resultsURL: URL) throws -> Data {

@@ -189,10 +189,7 @@ public struct RobustSummary: Codable, Sendable {
     }
 
     public func write(to url: URL) throws {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(self).write(to: url, options: .atomic)
+        try RunFolder.writeSummary(self, to: url)
     }
 }
 

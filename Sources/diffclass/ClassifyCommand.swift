@@ -58,31 +58,15 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    var failed = 0
-    for file in files {
-        let text: String
-        do {
-            let x0 = try Image.modelInput(URL(fileURLWithPath: file), channels: channels, height: size[0], width: size[1])
-            let c = try classifier.classify(x0, imageIndex: 0)
-            if json {
-                let answer = ImageAnswer(path: file, prediction: c.prediction, className: names[c.prediction], probabilities: c.probabilities,
-                                         meanErrors: c.meanErrors, calls: c.calls)
-                text = String(decoding: try encoder.encode(answer), as: UTF8.self)
-            } else {
-                let ranked = c.probabilities.indices.sorted { (c.probabilities[$0], -$0) > (c.probabilities[$1], -$1) }.prefix(top)
-                let probs = ranked.map { String(format: "%@ %.3f", names[$0], c.probabilities[$0]) }.joined(separator: ", ")
-                text = "\(file): \(names[c.prediction])  (\(probs); \(c.calls) calls)"
-            }
-        } catch {
-            let message = "\(error)"
-            let named = message.contains(URL(fileURLWithPath: file).path) ? message : "\(file): \(message)"
-            FileHandle.standardError.write(Data("diffclass: \(named)\n".utf8))
-            failed += 1
-            continue
+    return labelFiles(files) { file in
+        let x0 = try Image.modelInput(URL(fileURLWithPath: file), channels: channels, height: size[0], width: size[1])
+        let c = try classifier.classify(x0, imageIndex: 0)
+        if json {
+            let answer = ImageAnswer(path: file, prediction: c.prediction, className: names[c.prediction], probabilities: c.probabilities,
+                                     meanErrors: c.meanErrors, calls: c.calls)
+            return String(decoding: try encoder.encode(answer), as: UTF8.self)
+        } else {
+            return rankedLine(file: file, names: names, c, top: top)
         }
-        print(text)
-        fflush(stdout)
     }
-    if failed > 0 { FileHandle.standardError.write(Data("diffclass: \(failed) of \(files.count) files failed\n".utf8)) }
-    return failed > 0 ? 1 : 0
 }

@@ -53,36 +53,20 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    var failed = 0
-    for file in files {
-        let text: String
-        do {
-            let x0 = try setup.latents(URL(fileURLWithPath: file))
-            let (c, scorer) = try classifier.classifyKeepingScorer(x0, imageIndex: 0)
-            if json {
-                let errors = labels.indices.map { k in
-                    ClassErrors(timesteps: scorer.probeIDs[k].map { scorer.probes[$0].timestep }, errors: scorer.errors[k])
-                }
-                let answer = ZeroShotAnswer(path: file, prediction: c.prediction, className: labels[c.prediction],
-                                            probabilities: c.probabilities, meanErrors: c.meanErrors, calls: c.calls, errors: errors)
-                text = String(decoding: try encoder.encode(answer), as: UTF8.self)
-            } else {
-                let ranked = c.probabilities.indices.sorted { (c.probabilities[$0], -$0) > (c.probabilities[$1], -$1) }.prefix(top)
-                let probs = ranked.map { String(format: "%@ %.3f", labels[$0], c.probabilities[$0]) }.joined(separator: ", ")
-                text = "\(file): \(labels[c.prediction])  (\(probs); \(c.calls) calls)"
+    return labelFiles(files) { file in
+        let x0 = try setup.latents(URL(fileURLWithPath: file))
+        let (c, scorer) = try classifier.classifyKeepingScorer(x0, imageIndex: 0)
+        if json {
+            let errors = labels.indices.map { k in
+                ClassErrors(timesteps: scorer.probeIDs[k].map { scorer.probes[$0].timestep }, errors: scorer.errors[k])
             }
-        } catch {
-            let message = "\(error)"
-            let named = message.contains(URL(fileURLWithPath: file).path) ? message : "\(file): \(message)"
-            FileHandle.standardError.write(Data("diffclass: \(named)\n".utf8))
-            failed += 1
-            continue
+            let answer = ZeroShotAnswer(path: file, prediction: c.prediction, className: labels[c.prediction],
+                                        probabilities: c.probabilities, meanErrors: c.meanErrors, calls: c.calls, errors: errors)
+            return String(decoding: try encoder.encode(answer), as: UTF8.self)
+        } else {
+            return rankedLine(file: file, names: labels, c, top: top)
         }
-        print(text)
-        fflush(stdout)
     }
-    if failed > 0 { FileHandle.standardError.write(Data("diffclass: \(failed) of \(files.count) files failed\n".utf8)) }
-    return failed > 0 ? 1 : 0
 }
 
 /// `diffclass eval --model SD_DIR --data IMAGE_FOLDER [--labels ... | --labels-file F] [--template T]
