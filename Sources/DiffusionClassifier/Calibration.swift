@@ -166,7 +166,7 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
         guard !records.isEmpty else { throw ClassifierError("\(resultsURL.path): no results to calibrate on") }
         var result: CalibrationResult
         do {
-            result = try Calibration.fit(records.map { Calibration.Example(meanErrors: $0.meanErrors, label: $0.label) }, bins: bins)
+            result = try Calibration.fit(records.map { Calibration.Example(meanErrors: $0.comparableErrors, label: $0.label) }, bins: bins)
         } catch {
             throw ClassifierError("\(resultsURL.path): \(error)")
         }

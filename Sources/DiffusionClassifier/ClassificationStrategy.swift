@@ -11,7 +11,7 @@ public protocol ClassificationStrategy {
     /// Scores candidates 0..<scorer.candidateCount on `scorer` and returns the survivors (the
     /// candidates still in the running; the prediction is the survivor of lowest mean error).
     /// `generator` is the image's timestep generator (used only by random timestep samplers).
-    func run(_ scorer: ImageScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int]
+    func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int]
 }
 
 /// Every class on the same timesteps (no elimination): the public code with one stage
@@ -25,7 +25,7 @@ public struct FixedTimesteps: ClassificationStrategy {
         try sampler.validate(range: range, flag: "--n-timesteps/--timesteps")
     }
 
-    public func run(_ scorer: ImageScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
+    public func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
         let all = Array(0..<scorer.candidateCount)
         let ids = scorer.addProbes(timesteps: sampler.timesteps(range: range, generator: &generator))
         try scorer.score(candidates: all, probes: ids)

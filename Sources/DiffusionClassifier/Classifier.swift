@@ -15,6 +15,9 @@ public struct ClassifierOptions: Sendable {
     /// Each class draws its own eps per probe (`SeededNoise.independent`) instead of sharing
     /// one; for studying the paired design (`diffclass analyze`), not for classifying.
     public var independentNoise = false
+    /// eps_t for the probe at timestep t (`ImageScorer.noiseByTimestep`) instead of draws in
+    /// probe order; `--noise-by timestep`.
+    public var noiseByTimestep = false
     public init() {}
 }
 
@@ -31,6 +34,15 @@ public struct Classification: Sendable {
     public let probabilities: [Double]
     /// U-Net forward passes (one per (class, probe) pair).
     public let calls: Int
+    /// Per candidate: its mean error on the prediction's probes, estimated from the probes it
+    /// shares with the prediction (`ProbeScorer.pairedMeanErrors`); equals `meanErrors` for
+    /// every class scored on all of them. The probabilities are softmax(-tau * these).
+    public var pairedErrors: [Double?] = []
+    /// The timestep of each probe, in creation order (empty when not recorded).
+    public var probeTimesteps: [Int] = []
+    /// Per candidate, per probe: the weighted error, nil where the candidate was not scored
+    /// (empty when not recorded).
+    public var probeErrors: [[Double?]] = []
 
     public init(prediction: Int, survivors: [Int], meanErrors: [Double?], scoreCounts: [Int], probabilities: [Double], calls: Int) {
         self.prediction = prediction
@@ -89,6 +101,7 @@ public final class Classifier {
         }
         let scorer = ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
                                  weights: weights, batchSize: options.batchSize, noise: noise)
+        scorer.noiseByTimestep = options.noiseByTimestep
         if options.independentNoise {
             scorer.classNoise = conditions.indices.map {
                 SeededNoise.independent(seed: options.seed, imageIndex: imageIndex, classIndex: $0, shape: x0.shape)
@@ -106,13 +119,27 @@ public final class Classifier {
     /// per-timestep output such as `diffclass zeroshot --json`).
     public func classifyKeepingScorer(_ x0: Tensor, imageIndex: Int) throws -> (classification: Classification, scorer: ImageScorer) {
         let scorer = try makeScorer(x0, imageIndex: imageIndex)
-        var generator = SeededNoise.imageGenerator(seed: options.seed, imageIndex: imageIndex).derived(1)
-        let survivors = try strategy.run(scorer, range: range, generator: &generator)
-        let means = (0..<conditions.count).map { scorer.meanError($0) }
-        let prediction = survivors.min { (means[$0] ?? .infinity, $0) < (means[$1] ?? .infinity, $1) }!
-        let c = Classification(prediction: prediction, survivors: survivors, meanErrors: means,
-                               scoreCounts: scorer.probeIDs.map(\.count),
-                               probabilities: Posterior.probabilities(meanErrors: means, tau: options.tau), calls: scorer.calls)
+        let c = try Classifier.run(strategy, on: scorer, range: range, seed: options.seed, imageIndex: imageIndex, tau: options.tau)
         return (c, scorer)
+    }
+
+    /// Runs `strategy` on `scorer` (image `imageIndex`'s timestep generator for random draws) and
+    /// turns its survivors into a classification: the survivor of lowest mean error, and
+    /// probabilities softmax(-tau * paired mean errors) (`ProbeScorer.pairedMeanErrors` against
+    /// the prediction, so classes pruned early are compared on the probes they share with it).
+    public static func run(_ strategy: ClassificationStrategy, on scorer: ProbeScorer, range: Range<Int>, seed: UInt64,
+                           imageIndex: Int, tau: Double) throws -> Classification {
+        var generator = SeededNoise.imageGenerator(seed: seed, imageIndex: imageIndex).derived(1)
+        let survivors = try strategy.run(scorer, range: range, generator: &generator)
+        let means = (0..<scorer.candidateCount).map { scorer.meanError($0) }
+        let prediction = survivors.min { (means[$0] ?? .infinity, $0) < (means[$1] ?? .infinity, $1) }!
+        let paired = scorer.pairedMeanErrors(reference: prediction)
+        var c = Classification(prediction: prediction, survivors: survivors, meanErrors: means,
+                               scoreCounts: scorer.probeIDs.map(\.count),
+                               probabilities: Posterior.probabilities(meanErrors: paired, tau: tau), calls: scorer.calls)
+        c.pairedErrors = paired
+        c.probeTimesteps = scorer.probes.map(\.timestep)
+        c.probeErrors = scorer.errorTable()
+        return c
     }
 }

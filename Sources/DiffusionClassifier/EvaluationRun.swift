@@ -114,9 +114,9 @@ public final class EvaluationRun {
     }
 
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes
-    /// and returns the summary over `indices`.
+    /// and returns the summary over `indices`. `timed` false records 0 seconds (replays).
     public func run(indices: [Int], labels: [Int], classNames: [String], scope: RunScope, batchSize: Int,
-                    image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification,
+                    image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification, timed: Bool = true,
                     progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
         var done = try completedRecords()
         if !FileManager.default.fileExists(atPath: resultsURL.path) {
@@ -133,7 +133,8 @@ public final class EvaluationRun {
         for i in indices where done[i] == nil {
             let t0 = Date()
             let c = try classify(try image(i), i)
-            let record = ImageRecord(index: i, label: labels[i], classification: c, seconds: Date().timeIntervalSince(t0))
+            let record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
+                                     saveErrors: settings.saveErrors ?? false)
             try handle.write(contentsOf: try record.line())
             done[i] = record
             count += 1

@@ -5,7 +5,7 @@ import Foundation
 /// A rerun into the same folder must have equal settings (it then resumes). What does not change
 /// results (batch size, threads, `--limit`, `--shard`) is not here; it goes in `summary.json`.
 public struct EvaluationSettings: Codable, Equatable, Sendable {
-    public enum Method: String, Codable, Sendable { case fixed, staged, ttest }
+    public enum Method: String, Codable, Sendable { case fixed, staged, ttest, leaderGap = "leader-gap" }
 
     public var model: String
     public var dataset: String
@@ -16,9 +16,9 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     public var method: Method
     /// `staged`: "keep:n,keep:n" (`--stages`).
     public var stages: String?
-    /// `fixed` and `ttest`: grid, uniform, stratified or explicit (`--timesteps`).
+    /// `fixed`, `ttest`, `leader-gap`: grid, uniform, stratified or explicit (`--timesteps`).
     public var timesteps: String
-    /// `fixed`: the number of timesteps; `ttest`: max scores per class.
+    /// `fixed`: the number of timesteps; `ttest`, `leader-gap`: the sampler's count (`--max-scores`).
     public var nTimesteps: Int?
     /// `explicit`: the list.
     public var timestepList: [Int]?
@@ -30,7 +30,7 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// `--noise FILE`, or nil for seeded per-image noise.
     public var noise: String?
-    /// `ttest` only.
+    /// `ttest` and `leader-gap` only.
     public var minScores: Int?
     public var pValue: Double?
     public var testEvery: Int?
@@ -39,6 +39,17 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     /// class-conditional models, so their runs are unchanged.
     public var prompts: [String]? = nil
     public var imageSize: Int? = nil
+    /// "timestep" (`--noise-by timestep`): the probe at timestep t uses eps_t; nil: draws in
+    /// probe order (the public code's numbering). Absent from older settings.json files.
+    public var noiseBy: String? = nil
+    /// `--save-errors`: each results line also holds every per-probe error (true), else nil.
+    public var saveErrors: Bool? = nil
+    /// `leader-gap`: the rule's threshold in standard errors (`--gap`).
+    public var gap: Double? = nil
+    /// `ttest` and `leader-gap`: stop after this many probes (`--max-probes`); nil: no cap.
+    public var maxProbes: Int? = nil
+    /// `diffclass replay`: the recorded run folder whose per-probe errors this run replays.
+    public var replayOf: String? = nil
 
     public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: Method,
                 stages: String? = nil, timesteps: String = "grid", nTimesteps: Int? = nil, timestepList: [Int]? = nil,
@@ -91,7 +102,10 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
             return try StagedElimination(parsing: stages ?? "")
         case .ttest:
             return SequentialElimination(rule: PairedTTestRule(pValue: pValue ?? 2e-3), sampler: try sampler(),
-                                         minScores: minScores ?? 20, testEvery: testEvery ?? 1)
+                                         minScores: minScores ?? 20, testEvery: testEvery ?? 1, maxProbes: maxProbes)
+        case .leaderGap:
+            return SequentialElimination(rule: LeaderGapRule(threshold: gap ?? LeaderGapRule.defaultThreshold), sampler: try sampler(),
+                                         minScores: minScores ?? 2, testEvery: testEvery ?? 1, maxProbes: maxProbes)
         }
     }
 
@@ -113,6 +127,7 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
         o.batchSize = batchSize
         o.tau = tau
         o.seed = seed
+        o.noiseByTimestep = noiseBy == "timestep"
         return o
     }
 

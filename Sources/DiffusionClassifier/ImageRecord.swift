@@ -7,25 +7,42 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     public var prediction: Int
     /// Per class: mean weighted error over the timesteps it saw (null if never scored).
     public var meanErrors: [Double?]
+    /// Per class: mean error on the prediction's probes, estimated from the probes it shares with
+    /// the prediction (`Classification.pairedErrors`; equal to `meanErrors` on fixed timesteps).
+    /// What the probabilities and calibration use. Absent in runs written before it existed.
+    public var pairedErrors: [Double?]?
     public var probabilities: [Double]
     /// Per class: how many timesteps it was scored on.
     public var scores: [Int]
     /// U-Net forward passes for this image.
     public var calls: Int
     public var seconds: Double
+    /// With `--save-errors`: the timestep of each probe, in the order they were created, and per
+    /// class the weighted error on each probe (null where the class was not scored). Enough to
+    /// replay any strategy over these probes (`RecordedScorer`). Absent otherwise.
+    public var probeTimesteps: [Int]?
+    public var probeErrors: [[Double?]]?
 
-    public init(index: Int, label: Int, classification c: Classification, seconds: Double) {
+    public init(index: Int, label: Int, classification c: Classification, seconds: Double, saveErrors: Bool = false) {
         self.index = index
         self.label = label
         prediction = c.prediction
         meanErrors = c.meanErrors
         probabilities = c.probabilities
+        pairedErrors = c.pairedErrors.isEmpty ? nil : c.pairedErrors
         scores = c.scoreCounts
         calls = c.calls
         self.seconds = seconds
+        if saveErrors {
+            probeTimesteps = c.probeTimesteps
+            probeErrors = c.probeErrors
+        }
     }
 
     public var correct: Bool { prediction == label }
+
+    /// The errors the probabilities come from: `pairedErrors`, or `meanErrors` for older runs.
+    public var comparableErrors: [Double?] { pairedErrors ?? meanErrors }
 
     /// The record without its timing, for comparing runs.
     public var withoutTiming: ImageRecord { var r = self; r.seconds = 0; return r }

@@ -5,8 +5,110 @@ import TensorEngine
 /// sees the same x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_k (paired samples).
 public struct Probe: Equatable, Sendable {
     public let timestep: Int
-    /// k: eps_k of the image's `NoiseSource`; probes are numbered 0, 1, 2... as they are created.
+    /// k: eps_k of the image's `NoiseSource`. By default probes are numbered 0, 1, 2... as they
+    /// are created (the public code's `noise_idxs`); with `ImageScorer.noiseByTimestep`, k = t.
     public let noiseIndex: Int
+}
+
+/// The per-probe errors of one image's candidate classes, and the bookkeeping every strategy
+/// reads: probes, which candidate was scored where, calls. Subclasses say how an error is
+/// obtained: `ImageScorer` runs the model, `RecordedScorer` looks errors up in a recorded run.
+/// Strategies (`ClassificationStrategy`) only see this class, so a recorded run replays any of them.
+open class ProbeScorer {
+    public let candidateCount: Int
+    /// w(t) for t = 0..<T (see `TimestepWeighting`); `weightedErrors` applies it.
+    public let weights: [Double]
+    /// When true, the probe at timestep t uses eps_t (draw number t) instead of the next draw in
+    /// creation order. Then the error of (class, t) does not depend on which strategy asked for
+    /// it or in what order, so any strategy restricted to a grid gives exactly what a replay of
+    /// that grid's recorded errors gives (`RecordedScorer`), and different strategies are paired
+    /// on the same noise. Set before adding probes.
+    public var noiseByTimestep = false
+
+    public private(set) var probes: [Probe] = []
+    /// Per candidate: the probes it was scored on, in order, and the raw errors there.
+    public private(set) var probeIDs: [[Int]]
+    public private(set) var errors: [[Double]]
+    /// U-Net forward passes (one per (class, probe) pair scored).
+    public private(set) var calls = 0
+
+    public init(candidateCount: Int, weights: [Double]) {
+        precondition(candidateCount >= 1, "ProbeScorer: no candidates")
+        self.candidateCount = candidateCount
+        self.weights = weights
+        probeIDs = Array(repeating: [], count: candidateCount)
+        errors = Array(repeating: [], count: candidateCount)
+    }
+
+    /// Creates one new probe per timestep (noise index: the probe's number, or t with
+    /// `noiseByTimestep`); returns their ids.
+    public func addProbes<S: Sequence>(timesteps: S) -> [Int] where S.Element == Int {
+        timesteps.map { t in
+            precondition(t >= 0 && t < weights.count, "ProbeScorer: timestep \(t) outside 0..<\(weights.count)")
+            probes.append(Probe(timestep: t, noiseIndex: noiseByTimestep ? t : probes.count))
+            return probes.count - 1
+        }
+    }
+
+    /// Scores `candidates` on every probe in `ids` (none of which they have seen). Subclasses
+    /// compute the errors and hand each to `record`.
+    open func score(candidates: [Int], probes ids: [Int]) throws {
+        fatalError("ProbeScorer.score: subclasses provide it")
+    }
+
+    /// Checks that none of `candidates` has seen a probe of `ids` (a strategy bug otherwise).
+    public func checkUnseen(candidates: [Int], probes ids: [Int]) {
+        for c in candidates { precondition(Set(probeIDs[c]).isDisjoint(with: ids), "ProbeScorer: class \(c) already scored on a probe") }
+    }
+
+    /// Stores the raw error of candidate `c` on probe `id` and counts one forward pass.
+    public func record(candidate c: Int, probe id: Int, error: Double) {
+        probeIDs[c].append(id)
+        errors[c].append(error)
+        calls += 1
+    }
+
+    /// w(t) * error on each probe candidate `c` has seen, in order.
+    public func weightedErrors(_ c: Int) -> [Double] {
+        zip(probeIDs[c], errors[c]).map { weights[probes[$0].timestep] * $1 }
+    }
+
+    /// Per candidate, per probe (in creation order): the weighted error, nil where not scored.
+    public func errorTable() -> [[Double?]] {
+        (0..<candidateCount).map { c in
+            var row = [Double?](repeating: nil, count: probes.count)
+            for (id, e) in zip(probeIDs[c], weightedErrors(c)) { row[id] = e }
+            return row
+        }
+    }
+
+    /// The mean weighted error over every probe `c` has seen (nil when none).
+    public func meanError(_ c: Int) -> Double? {
+        let w = weightedErrors(c)
+        return w.isEmpty ? nil : w.reduce(0, +) / Double(w.count)
+    }
+
+    /// Weighted error of `a` minus that of `b` on each probe both have seen, in `a`'s order.
+    public func pairedDifferences(_ a: Int, _ b: Int) -> [Double] {
+        var byProbe: [Int: Double] = [:]
+        for (id, e) in zip(probeIDs[b], weightedErrors(b)) { byProbe[id] = e }
+        return zip(probeIDs[a], weightedErrors(a)).compactMap { id, e in byProbe[id].map { e - $0 } }
+    }
+
+    /// Per candidate: its mean error on the probes `reference` saw, estimated as the reference's
+    /// mean there plus the candidate's mean paired difference to it on the probes they share
+    /// (nil for a candidate sharing none). For a candidate scored on all of the reference's probes
+    /// this is its plain mean; for one pruned early it removes the bias of comparing means over
+    /// different timesteps (a class dropped after the coarse first stage is compared on those
+    /// probes only, where its error and the reference's are paired).
+    public func pairedMeanErrors(reference: Int) -> [Double?] {
+        guard let refMean = meanError(reference) else { return (0..<candidateCount).map(meanError) }
+        return (0..<candidateCount).map { c in
+            if c == reference { return refMean }
+            let d = pairedDifferences(c, reference)
+            return d.isEmpty ? nil : refMean + d.reduce(0, +) / Double(d.count)
+        }
+    }
 }
 
 /// The errors of one image: per candidate class, per probe, the eps-space error
@@ -17,28 +119,20 @@ public struct Probe: Equatable, Sendable {
 /// Forward passes run under `Autograd.noGrad`, batched over (class, probe) pairs in class-major
 /// order (as the public code orders them), `batchSize` pairs per call of the model. `calls`
 /// counts U-Net forward passes per image: one per (class, probe) pair, whatever the batching.
-public final class ImageScorer {
+public final class ImageScorer: ProbeScorer {
     public let model: ConditionalNoisePredictor
     public let schedule: NoiseSchedule
     public let x0: Tensor
     /// The model's condition (class id) for each candidate 0..<K.
     public let conditions: [Int]
     public let loss: ErrorLoss
-    /// w(t) for t = 0..<T (see `TimestepWeighting`).
-    public let weights: [Double]
     public let batchSize: Int
     public let noiseSource: NoiseSource
     /// Independent noise (for studying the paired design): when set, candidate c draws its own
     /// eps on every probe, draw k of `classNoise[c]` for the probe with noise index k, instead
     /// of the shared `noiseSource` draw. nil (the classifier's default): every class shares eps.
     public var classNoise: [NoiseSource]?
-
-    public private(set) var probes: [Probe] = []
-    /// Per candidate: the probes it was scored on, in order, and the raw errors there.
-    public private(set) var probeIDs: [[Int]]
-    public private(set) var errors: [[Double]]
-    public private(set) var calls = 0
-    private var noiseCache: [Tensor] = []
+    private var noiseCache: [Int: Tensor] = [:]
 
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, x0: Tensor, conditions: [Int], loss: ErrorLoss,
                 weights: [Double], batchSize: Int, noise: NoiseSource) {
@@ -49,28 +143,18 @@ public final class ImageScorer {
         self.x0 = x0
         self.conditions = conditions
         self.loss = loss
-        self.weights = weights
         self.batchSize = batchSize
         self.noiseSource = noise
-        probeIDs = Array(repeating: [], count: conditions.count)
-        errors = Array(repeating: [], count: conditions.count)
-    }
-
-    public var candidateCount: Int { conditions.count }
-
-    /// Creates one new probe per timestep, each with the next noise draw; returns their ids.
-    public func addProbes<S: Sequence>(timesteps: S) -> [Int] where S.Element == Int {
-        timesteps.map { t in
-            precondition(t >= 0 && t < schedule.timesteps, "ImageScorer: timestep \(t) outside 0..<\(schedule.timesteps)")
-            probes.append(Probe(timestep: t, noiseIndex: probes.count))
-            return probes.count - 1
-        }
+        super.init(candidateCount: conditions.count, weights: weights)
     }
 
     /// eps_k for probe `id`.
     public func noise(probe id: Int) throws -> Tensor {
-        while noiseCache.count <= probes[id].noiseIndex { noiseCache.append(try noiseSource.noise(noiseCache.count)) }
-        return noiseCache[probes[id].noiseIndex]
+        let k = probes[id].noiseIndex
+        if let eps = noiseCache[k] { return eps }
+        let eps = try noiseSource.noise(k)
+        noiseCache[k] = eps
+        return eps
     }
 
     /// x_t of the given probes, [P, C, H, W] (what every class sees there).
@@ -83,9 +167,9 @@ public final class ImageScorer {
     }
 
     /// Scores `candidates` on every probe in `ids` (none of which they have seen).
-    public func score(candidates: [Int], probes ids: [Int]) throws {
+    public override func score(candidates: [Int], probes ids: [Int]) throws {
         guard !candidates.isEmpty, !ids.isEmpty else { return }
-        for c in candidates { precondition(Set(probeIDs[c]).isDisjoint(with: ids), "ImageScorer: class \(c) already scored on a probe") }
+        checkUnseen(candidates: candidates, probes: ids)
         // The noisy samples each candidate sees: shared by all (paired), or its own (independent).
         var samples: [Int: (xt: Tensor, eps: Tensor)] = [:]
         if let classNoise {
@@ -107,11 +191,7 @@ public final class ImageScorer {
                 let epsHat = schedule.epsilon(fromOutput: out, sample: xb, timesteps: ts)
                 return loss.perItem(prediction: epsHat, target: eb)
             }
-            for ((c, row), e) in zip(batch, values) {
-                probeIDs[c].append(ids[row])
-                errors[c].append(e)
-            }
-            calls += batch.count
+            for ((c, row), e) in zip(batch, values) { record(candidate: c, probe: ids[row], error: e) }
             start += batch.count
         }
     }
@@ -123,24 +203,6 @@ public final class ImageScorer {
         shape[0] = ids.count
         let xt = Autograd.noGrad { schedule.addNoise(x0.expanded(to: shape), noise: eps, timesteps: ids.map { probes[$0].timestep }) }
         return (xt, eps)
-    }
-
-    /// w(t) * error on each probe candidate `c` has seen, in order.
-    public func weightedErrors(_ c: Int) -> [Double] {
-        zip(probeIDs[c], errors[c]).map { weights[probes[$0].timestep] * $1 }
-    }
-
-    /// The mean weighted error over every probe `c` has seen (nil when none).
-    public func meanError(_ c: Int) -> Double? {
-        let w = weightedErrors(c)
-        return w.isEmpty ? nil : w.reduce(0, +) / Double(w.count)
-    }
-
-    /// Weighted error of `a` minus that of `b` on each probe both have seen, in `a`'s order.
-    public func pairedDifferences(_ a: Int, _ b: Int) -> [Double] {
-        var byProbe: [Int: Double] = [:]
-        for (id, e) in zip(probeIDs[b], weightedErrors(b)) { byProbe[id] = e }
-        return zip(probeIDs[a], weightedErrors(a)).compactMap { id, e in byProbe[id].map { e - $0 } }
     }
 
     /// The given (tensor, row) rows of [P, ...] tensors of equal shape, stacked.

@@ -49,7 +49,7 @@ public struct StagedElimination: ClassificationStrategy {
         }
     }
 
-    public func run(_ scorer: ImageScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
+    public func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
         let grid = TimestepGrid.grid(range: range, maxN: maxSamples)
         var remaining = Array(0..<scorer.candidateCount)
         var evaluated = Set<Int>()

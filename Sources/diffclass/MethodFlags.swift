@@ -11,6 +11,8 @@ struct MethodFlags {
     var stages: String?, nTimesteps: Int?, ttest: Bool, timesteps: String?, tRange: String?
     var loss: String, weighting: String, tau: Double?, calibrationPath: String?, noise: String?
     var minScores: Int?, maxScores: Int?, pValue: Double?, testEvery: Int?
+    var noiseBy: String?, saveErrors: Bool
+    var leaderGap: Bool, gap: Double?, maxProbes: Int?
 
     /// `defaultBatchSize`: pairs per U-Net call without `--batch-size` (256; zero-shot SD uses 8).
     init(_ args: inout Arguments, defaultBatchSize: Int = 256) throws {
@@ -30,6 +32,11 @@ struct MethodFlags {
         maxScores = try args.int("max-scores", range: 1...1_000_000)
         pValue = try args.double("p-value", range: 0...1)
         testEvery = try args.int("test-every", range: 1...1_000_000)
+        noiseBy = args.string("noise-by")
+        saveErrors = args.flag("save-errors")
+        leaderGap = args.flag("leader-gap")
+        gap = try args.double("gap", range: 0...1e6)
+        maxProbes = try args.int("max-probes", range: 1...1_000_000)
     }
 
     /// The settings for `classes` classes of `model` under `schedule`; checks `--calibration`.
@@ -47,6 +54,9 @@ struct MethodFlags {
             }
             range = [a, b]
         }
+        guard !(ttest && leaderGap) else { throw UsageError("give --ttest or --leader-gap, not both") }
+        guard gap == nil || leaderGap else { throw UsageError("--gap needs --leader-gap") }
+        guard maxProbes == nil || ttest || leaderGap else { throw UsageError("--max-probes needs --ttest or --leader-gap") }
         var sampler = timesteps ?? (ttest ? "uniform" : "grid")
         var list: [Int]?
         if !["grid", "uniform", "stratified"].contains(sampler) {
@@ -64,9 +74,14 @@ struct MethodFlags {
             guard stages == nil, nTimesteps == nil else { throw UsageError("--ttest: give --max-scores, not --stages or --n-timesteps") }
             method = .ttest
             count = list == nil ? (maxScores ?? 2000) : nil
+        } else if leaderGap {
+            guard stages == nil, nTimesteps == nil else { throw UsageError("--leader-gap: give --max-scores, not --stages or --n-timesteps") }
+            guard pValue == nil else { throw UsageError("--p-value needs --ttest (--leader-gap takes --gap)") }
+            method = .leaderGap
+            count = list == nil ? (maxScores ?? LeaderGapRule.defaultGridSize) : nil
         } else {
             guard minScores == nil, maxScores == nil, pValue == nil, testEvery == nil else {
-                throw UsageError("--min-scores, --max-scores, --p-value and --test-every need --ttest")
+                throw UsageError("--min-scores, --max-scores, --p-value and --test-every need --ttest (or --leader-gap)")
             }
             if let n = nTimesteps {
                 guard stages == nil else { throw UsageError("give --stages or --n-timesteps, not both") }
@@ -81,19 +96,33 @@ struct MethodFlags {
                 guard sampler == "grid" else { throw UsageError("--stages uses the official grid; drop --timesteps \(sampler)") }
             }
         }
-        let settings = EvaluationSettings(
+        var settings = EvaluationSettings(
             model: model, dataset: dataset, split: split, classes: classes, schedule: schedule,
             method: method, stages: stagesText, timesteps: sampler, nTimesteps: count, timestepList: list, tRange: range,
             loss: lossValue, weighting: weighting, tau: calibration?.tau ?? tau ?? 1, seed: seed,
             noise: noise.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-            minScores: ttest ? (minScores ?? 20) : nil, pValue: ttest ? (pValue ?? 2e-3) : nil, testEvery: ttest ? (testEvery ?? 1) : nil)
+            minScores: ttest ? (minScores ?? 20) : leaderGap ? (minScores ?? LeaderGapRule.defaultMinScores) : nil,
+            pValue: ttest ? (pValue ?? 2e-3) : nil, testEvery: ttest || leaderGap ? (testEvery ?? 1) : nil)
+        if leaderGap { settings.gap = gap ?? LeaderGapRule.defaultThreshold }
+        if leaderGap || ttest { settings.maxProbes = maxProbes }
+        if let noiseBy {
+            guard noiseBy == "timestep" || noiseBy == "probe" else { throw UsageError("--noise-by: '\(noiseBy)' is not probe or timestep") }
+            guard noiseBy == "probe" || noise == nil else { throw UsageError("--noise-by timestep: a --noise file is used in probe order") }
+            settings.noiseBy = noiseBy == "timestep" ? "timestep" : nil
+        }
+        if saveErrors { settings.saveErrors = true }
         if let calibration, let calibrationPath { try calibration.check(against: settings, file: calibrationPath) }
         return settings
     }
 
     /// "stages 5:50,1:500", "paired t-test, uniform timesteps" or "grid timesteps".
     static func describe(_ s: EvaluationSettings) -> String {
-        s.method == .staged ? "stages \(s.stages ?? "")" : s.method == .ttest ? "paired t-test, \(s.timesteps) timesteps" : "\(s.timesteps) timesteps"
+        switch s.method {
+        case .staged: return "stages \(s.stages ?? "")"
+        case .ttest: return "paired t-test, \(s.timesteps) timesteps" + (s.maxProbes.map { ", at most \($0) probes" } ?? "")
+        case .leaderGap: return "leader-gap rule (gap \(s.gap ?? 0)), \(s.timesteps) timesteps" + (s.maxProbes.map { ", at most \($0) probes" } ?? "")
+        case .fixed: return "\(s.timesteps) timesteps"
+        }
     }
 }
 

@@ -22,11 +22,21 @@ commands:
              --model DIR, --dataset fashion-mnist | --data DIR, --out RUN, [--split test|train] [--limit N]
              [--shard I/N] [--seed S] [--batch-size N] [--loss l2|l1|huber] [--weighting uniform|exp|exp:K|elbo]
              [--tau X | --calibration CAL.json] [--noise FILE] [--t-range A:B]
+             [--noise-by probe|timestep] (eps numbered by probe order, the public code's, or by timestep:
+             then every strategy on a grid sees the same eps at each t and can be replayed)
+             [--save-errors] (each results line also holds every per-probe error, for 'diffclass replay')
              timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
                       | --n-timesteps N [--timesteps grid|uniform|stratified] | --timesteps T1,T2,...
-                      | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--timesteps ...]
+                      | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--max-probes N]
+                        [--timesteps ...]
+                      | --leader-gap [--gap Z (2)] [--max-scores N (50)] [--min-scores N (5)] [--max-probes N]
+                        (ours: drop a class once its gap to the leader is Z pooled standard errors)
              writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json;
              rerunning with the same settings resumes
+  replay     run a strategy over the per-probe errors of a recorded run, with no U-Net calls
+             --run SRC (made by eval --save-errors --noise-by timestep) --out RUN [method flags as eval,
+             on the recorded timesteps] (e.g. --leader-gap); exact: equals the online eval
+             with the same flags and --noise-by timestep
   classify   label PNG/JPEG files (resized to the model's size)   --model DIR IMAGE... [--json]
              [--labels a,b,c] [--top K] [timestep, --loss, --weighting, --tau | --calibration, --seed flags as eval]
              --json: one object per image (path, prediction, class_name, probabilities, mean_errors, calls)
@@ -101,7 +111,7 @@ func main() -> Int32 {
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
                                                "run", "calibration", "labels", "top", "compare", "points", "counts",
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
-                                               "labels-file", "template", "image-size", "batch", "latent", "calls"])
+                                               "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap", "max-probes"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
@@ -112,6 +122,7 @@ func main() -> Int32 {
         case "eval": try runEval(&args)
         case "robust": try runRobust(&args)
         case "merge": try runMerge(&args)
+        case "replay": try runReplay(&args)
         case "calibrate": try runCalibrate(&args)
         case "report": try runReport(&args)
         case "analyze": try runAnalyze(&args)

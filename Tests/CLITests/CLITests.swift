@@ -171,4 +171,55 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(clash.status, 2)
         XCTAssertTrue(clash.err.contains("cal.json") && clash.err.contains("--loss"), clash.err)
     }
+
+    func testRecordedRunReplaysStrategiesExactly() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        func lines(_ run: String) throws -> [[String: Any]] {
+            try String(contentsOfFile: path(run) + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
+                var r = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+                r["seconds"] = nil
+                r["probe_errors"] = nil
+                r["probe_timesteps"] = nil
+                return r
+            }
+        }
+        // Batch size 1: each error is computed alone, so online and replayed errors are identical.
+        let common = ["--model", model.path, "--data", data.path, "--split", "train", "--batch-size", "1", "--noise-by", "timestep"]
+        let grid = try run(["eval"] + common + ["--n-timesteps", "8", "--save-errors", "--out", path("grid")])
+        XCTAssertEqual(grid.status, 0, grid.err)
+        let recorded = try String(contentsOfFile: path("grid") + "/results.jsonl", encoding: .utf8)
+        XCTAssertTrue(recorded.contains("\"probe_errors\"") && recorded.contains("\"probe_timesteps\""))
+        for method in [["--stages", "2:2,1:8"], ["--leader-gap", "--min-scores", "2", "--gap", "1", "--max-scores", "8"]] {
+            let name = method[0].dropFirst(2)
+            let online = try run(["eval"] + common + method + ["--out", path("online-\(name)")])
+            XCTAssertEqual(online.status, 0, online.err)
+            let replay = try run(["replay", "--run", path("grid"), "--out", path("replay-\(name)")] + method)
+            XCTAssertEqual(replay.status, 0, replay.err)
+            let a = try lines("online-\(name)"), b = try lines("replay-\(name)")
+            XCTAssertEqual(a.count, 4)
+            XCTAssertEqual(a.count, b.count)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x as NSDictionary, y as NSDictionary, "\(name)") }
+        }
+        // Not replayable: timesteps outside the recording, other loss, a run without --save-errors.
+        let outside = try run(["replay", "--run", path("grid"), "--n-timesteps", "3", "--out", path("r1")])
+        XCTAssertEqual(outside.status, 2)
+        XCTAssertTrue(outside.err.contains("no error for class"), outside.err)
+        let loss = try run(["replay", "--run", path("grid"), "--n-timesteps", "8", "--loss", "l1", "--out", path("r2")])
+        XCTAssertEqual(loss.status, 2)
+        XCTAssertTrue(loss.err.contains("--loss"), loss.err)
+        let bare = try run(["replay", "--run", path("online-stages"), "--n-timesteps", "8", "--out", path("r3")])
+        XCTAssertEqual(bare.status, 2)
+        XCTAssertTrue(bare.err.contains("--save-errors"), bare.err)
+    }
 }

@@ -1,0 +1,88 @@
+import Foundation
+
+/// A `ProbeScorer` whose errors come from a recorded run (`eval --save-errors`): the error of
+/// (class, t) is the recorded one at timestep t. A run recorded with `--noise-by timestep` gives
+/// every (class, t) the error an online run with `--noise-by timestep` would compute, so replaying
+/// a strategy whose timesteps lie in the recorded set reproduces that online run exactly
+/// (predictions, probabilities and calls; tested), at no U-Net cost. `calls` counts the forward
+/// passes the strategy would have spent.
+public final class RecordedScorer: ProbeScorer {
+    public let imageIndex: Int
+    private let table: [[Double?]]
+    private let column: [Int: Int]
+
+    /// `timesteps`: the schedule's T. Recorded errors are already weighted, so the scorer's
+    /// weights are 1.
+    public init(record: ImageRecord, timesteps: Int) throws {
+        guard let ts = record.probeTimesteps, let table = record.probeErrors else {
+            throw ClassifierError("image \(record.index): no per-probe errors in the record (run eval with --save-errors)")
+        }
+        guard table.count == record.meanErrors.count, table.allSatisfy({ $0.count == ts.count }) else {
+            throw ClassifierError("image \(record.index): probe_errors is not classes x probes (\(table.count) rows, \(ts.count) probes)")
+        }
+        var column: [Int: Int] = [:]
+        for (j, t) in ts.enumerated() {
+            guard t >= 0, t < timesteps else { throw ClassifierError("image \(record.index): probe timestep \(t) outside 0..<\(timesteps)") }
+            guard column[t] == nil else {
+                throw ClassifierError("image \(record.index): timestep \(t) was probed twice; a replay needs one error per (class, timestep)")
+            }
+            column[t] = j
+        }
+        imageIndex = record.index
+        self.table = table
+        self.column = column
+        super.init(candidateCount: table.count, weights: [Double](repeating: 1, count: timesteps))
+        noiseByTimestep = true
+    }
+
+    /// The recorded timesteps, ascending.
+    public var recordedTimesteps: [Int] { column.keys.sorted() }
+
+    public override func score(candidates: [Int], probes ids: [Int]) throws {
+        guard !candidates.isEmpty, !ids.isEmpty else { return }
+        checkUnseen(candidates: candidates, probes: ids)
+        for c in candidates {
+            for id in ids {
+                let t = probes[id].timestep
+                guard let j = column[t], let e = table[c][j] else {
+                    throw ClassifierError("image \(imageIndex): the recorded run has no error for class \(c) at timestep \(t) "
+                                          + "(a replayed strategy must use the recorded timesteps: \(Replay.describe(recordedTimesteps)))")
+                }
+                record(candidate: c, probe: id, error: e)
+            }
+        }
+    }
+}
+
+/// Replays strategies over a recorded run (`diffclass replay`): the settings a replay may use, and
+/// one image's classification.
+public enum Replay {
+    /// Checks that `source` can be replayed with `target` (same model, data, loss, weighting, seed;
+    /// recorded with `--save-errors --noise-by timestep`, no noise file). Errors name the flag.
+    public static func check(source: EvaluationSettings, target: EvaluationSettings, sourcePath: String) throws {
+        guard source.saveErrors == true else {
+            throw ClassifierError("\(sourcePath): recorded without --save-errors; nothing to replay")
+        }
+        guard source.noiseBy == "timestep", source.noise == nil else {
+            throw ClassifierError("\(sourcePath): recorded without --noise-by timestep; its errors depend on the probe order, so a replay would not be exact")
+        }
+        guard target.loss == source.loss else { throw ClassifierError("--loss: the recorded run used \(source.loss.rawValue)") }
+        guard target.weighting == source.weighting else { throw ClassifierError("--weighting: the recorded run used \(source.weighting)") }
+        guard target.seed == source.seed else { throw ClassifierError("--seed: the recorded run used \(source.seed)") }
+        guard target.noise == nil else { throw ClassifierError("--noise: a replay uses the recorded run's noise") }
+    }
+
+    /// One image: `strategy` run on the record's errors, as `Classifier` would (seed and image
+    /// index give the same timestep order).
+    public static func classify(_ record: ImageRecord, strategy: ClassificationStrategy, range: Range<Int>, timesteps: Int,
+                                seed: UInt64, tau: Double) throws -> Classification {
+        let scorer = try RecordedScorer(record: record, timesteps: timesteps)
+        return try Classifier.run(strategy, on: scorer, range: range, seed: seed, imageIndex: record.index, tau: tau)
+    }
+
+    /// "10, 30, ..., 990 (50 timesteps)".
+    static func describe(_ ts: [Int]) -> String {
+        ts.count <= 6 ? ts.map(String.init).joined(separator: ", ")
+            : "\(ts[0]), \(ts[1]), ..., \(ts[ts.count - 1]) (\(ts.count) timesteps)"
+    }
+}

@@ -1,0 +1,76 @@
+import Datasets
+import Diffusion
+import DiffusionClassifier
+import Foundation
+import TensorEngine
+
+/// `diffclass replay --run SRC [method flags] --out RUN`: runs a strategy (grid subset, stages,
+/// t-test, the leader-gap rule) over the per-probe errors a recorded run saved
+/// (`eval --save-errors --noise-by timestep`), with no U-Net calls, into an ordinary run folder
+/// (results.jsonl, summary.json; resumable, reportable). The calls it reports are those the strategy
+/// would have spent; seconds are 0. Exact: equals an online `eval` with the same flags and
+/// `--noise-by timestep` whenever the strategy's timesteps are among the recorded ones.
+func runReplay(_ args: inout Arguments) throws {
+    guard let source = args.string("run") else { throw UsageError("replay needs --run RUN (an eval run made with --save-errors --noise-by timestep)") }
+    guard let out = args.string("out") else { throw UsageError("replay needs --out RUN") }
+    let seedGiven = args.string("seed") != nil
+    var flags = try MethodFlags(&args)
+    try args.finish(command: "replay")
+
+    let sourceURL = URL(fileURLWithPath: source)
+    let settingsURL = sourceURL.appendingPathComponent("settings.json")
+    guard FileManager.default.fileExists(atPath: settingsURL.path) else { throw UsageError("\(source): no settings.json (not an eval run folder)") }
+    let sourceSettings: EvaluationSettings
+    do { sourceSettings = try EvaluationSettings.decode(try Data(contentsOf: settingsURL)) } catch {
+        throw UsageError("\(settingsURL.path): cannot read the run's settings (\(error))")
+    }
+    if !seedGiven { flags.seed = sourceSettings.seed }
+    if flags.noiseBy == nil { flags.noiseBy = "timestep" }
+    guard flags.noiseBy == "timestep" else { throw UsageError("--noise-by: a replay uses the recorded noise, numbered by timestep") }
+    let schedulerURL = URL(fileURLWithPath: sourceSettings.model).appendingPathComponent(DiffusersFolder.schedulerPath)
+    let schedule = NoiseSchedule(try SchedulerConfig.load(schedulerURL))
+    var settings = try flags.settings(model: sourceSettings.model, dataset: sourceSettings.dataset, split: sourceSettings.split,
+                                      classes: sourceSettings.classes, schedule: schedule)
+    settings.prompts = sourceSettings.prompts
+    settings.imageSize = sourceSettings.imageSize
+    settings.replayOf = sourceURL.standardizedFileURL.path
+    try Replay.check(source: sourceSettings, target: settings, sourcePath: source)
+    let strategy = try settings.strategy()
+    let T = schedule.timesteps
+
+    let resultsURL = sourceURL.appendingPathComponent("results.jsonl")
+    let data: Data
+    do { data = try Data(contentsOf: resultsURL) } catch { throw UsageError("\(resultsURL.path): cannot read (no results yet?)") }
+    var records: [Int: ImageRecord] = [:]
+    var order: [Int] = []
+    for (r, _) in try EvaluationRun.parseResults(data, path: resultsURL.path) where records[r.index] == nil {
+        records[r.index] = r
+        order.append(r.index)
+    }
+    guard !order.isEmpty else { throw UsageError("\(resultsURL.path): no results to replay") }
+    var labels = [Int](repeating: -1, count: (order.max() ?? 0) + 1)
+    for (i, r) in records { labels[i] = r.label }
+    let classNames = replayClassNames(sourceURL, settings: sourceSettings)
+
+    let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    print("replay: \(order.count) images of \(source), \(MethodFlags.describe(settings)) -> \(out)")
+    let placeholder = Tensor(shape: [1], [0])
+    let summary = try run.run(indices: order, labels: labels, classNames: classNames, scope: RunScope(), batchSize: flags.batchSize,
+                              image: { _ in placeholder }, classify: { _, i in
+        try Replay.classify(records[i]!, strategy: strategy, range: settings.range, timesteps: T, seed: settings.seed, tau: settings.tau)
+    }, timed: false)
+    print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.1f calls/image; wrote %@/summary.json",
+                 100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
+                 summary.meanCalls, out))
+}
+
+/// The source run's class names (its summary.json), else the dataset's, else "0", "1", ...
+private func replayClassNames(_ run: URL, settings: EvaluationSettings) -> [String] {
+    if let data = try? Data(contentsOf: run.appendingPathComponent("summary.json")),
+       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+       let names = object["class_names"] as? [String], names.count == settings.classes {
+        return names
+    }
+    if settings.dataset == "fashion-mnist", FashionMNIST.classNames.count == settings.classes { return FashionMNIST.classNames }
+    return (0..<settings.classes).map(String.init)
+}
