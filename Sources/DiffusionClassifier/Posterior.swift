@@ -1,7 +1,8 @@
 import Foundation
 
-/// The classifier's class probabilities: softmax(-tau * mean error) over ALL classes, where a
-/// class pruned early uses its mean over the timesteps it saw. Uniform prior, as in the paper's
+/// The classifier's class probabilities: softmax(-tau * error) over ALL classes, where the
+/// classifier passes each class's paired mean error (`ProbeScorer.pairedMeanErrors`: a class
+/// pruned early is compared with the prediction on the probes they share). Uniform prior, as in the paper's
 /// p(c|x) ∝ exp(-E[error]). tau = 1 reproduces the public code's nearly uniform softmax; a tau
 /// fitted on held-out data (calibration) makes the probabilities meaningful. Unlike the public
 /// code, pruned classes keep a (small) probability.
