@@ -30,6 +30,7 @@ extension UNet2DModel {
         let model = WeightStorage.$current.withValue(weightStorage) { UNet2DModel(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 

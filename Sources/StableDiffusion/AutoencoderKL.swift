@@ -70,6 +70,7 @@ public final class AutoencoderKL: Module {
         let model = WeightStorage.$current.withValue(weightStorage) { AutoencoderKL(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 }

@@ -25,6 +25,7 @@ extension CLIPTextModel {
         let model = WeightStorage.$current.withValue(weightStorage) { CLIPTextModel(config: config) }
         let weightsURL = dir.appendingPathComponent(weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL), key: normalizedKey)
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 

@@ -109,6 +109,7 @@ public final class UNet2DConditionModel: Module, ConditionalNoisePredictor {
         let model = WeightStorage.$current.withValue(weightStorage) { UNet2DConditionModel(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 }
