@@ -36,8 +36,10 @@ final class WeightStorageParityTests: XCTestCase {
         let b = try unetOutput(brain, io)
         XCTAssertEqual(b.scalars, try unetOutput(rounded, io).scalars, "\(name): bf16 storage = Float32 on bf16-rounded weights")
         // bf16 keeps 8 significant bits (relative rounding error up to 2^-9 = 0.2% per weight);
-        // measured 2-3e-3 relative on the output here.
-        XCTAssertLessThan(relativeDifference(b, reference), 1e-2, name)
+        // the errors of many weights partly cancel: measured 3.9e-3 (sd1) and 5.6e-3 (sd2).
+        let difference = relativeDifference(b, reference)
+        print("\(name) bf16: relative difference to fp32 \(difference)")
+        XCTAssertLessThan(difference, 1e-2, name)
         XCTAssertLessThan(relativeDifference(b, try io.tensor("output")), 1e-2, "\(name) against diffusers")
         // Bytes: every Linear / Conv2d weight halves; biases and norms stay Float32.
         let storable = full.allParameters().filter { $0.parameter.storable }.reduce(0) { $0 + $1.parameter.count }
