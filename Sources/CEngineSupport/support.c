@@ -50,3 +50,50 @@ void ces_flush_denormals(void) {
     __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
 #endif
 }
+
+/* F16C conversions. Compiled for AVX + F16C by attribute (so the package builds without
+   -march flags) and called only after ces_has_f16c() said yes. The tail goes through an
+   8-lane scratch vector so every value takes the same instruction. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <string.h>
+
+int ces_has_f16c(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+}
+
+__attribute__((target("avx,f16c")))
+void ces_f16_to_f32_f16c(const uint16_t *src, float *dst, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    }
+    if (i < n) {
+        uint16_t h[8] = {0};
+        float f[8];
+        memcpy(h, src + i, (size_t)(n - i) * sizeof(uint16_t));
+        _mm256_storeu_ps(f, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+        memcpy(dst + i, f, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+__attribute__((target("avx,f16c")))
+void ces_f32_to_f16_f16c(const float *src, uint16_t *dst, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), 0));
+    }
+    if (i < n) {
+        float f[8] = {0};
+        uint16_t h[8];
+        memcpy(f, src + i, (size_t)(n - i) * sizeof(float));
+        _mm_storeu_si128((__m128i *)h, _mm256_cvtps_ph(_mm256_loadu_ps(f), 0));
+        memcpy(dst + i, h, (size_t)(n - i) * sizeof(uint16_t));
+    }
+}
+#else
+int ces_has_f16c(void) { return 0; }
+void ces_f16_to_f32_f16c(const uint16_t *src, float *dst, long n) { (void)src; (void)dst; (void)n; }
+void ces_f32_to_f16_f16c(const float *src, uint16_t *dst, long n) { (void)src; (void)dst; (void)n; }
+#endif

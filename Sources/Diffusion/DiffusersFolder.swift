@@ -19,17 +19,18 @@ public enum DiffusersFolder {
 extension UNet2DModel {
     /// Loads a diffusers `UNet2DModel` folder (or a pipeline folder with `unet/`). Every key and
     /// shape is checked: missing, unused or misshapen tensors are named in the error.
-    public static func load(from folder: URL) throws -> UNet2DModel {
+    /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
+    public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> UNet2DModel {
         let dir = DiffusersFolder.unetDirectory(folder)
         let configURL = dir.appendingPathComponent(DiffusersFolder.configName)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ConfigError(file: folder.path, "no \(DiffusersFolder.configName) here or in unet/: not a diffusers UNet2DModel folder")
         }
         let config = try UNet2DConfig.load(configURL)
-        let model = UNet2DModel(config: config)
+        let model = WeightStorage.$current.withValue(weightStorage) { UNet2DModel(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
-        let file = try SafetensorsFile(url: weightsURL)
-        try model.load(try file.tensors(), source: weightsURL.path)
+        try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 

@@ -68,6 +68,9 @@ public final class DiffusionTrainer {
     private var permutationCache: (epoch: Int, order: [Int])?
 
     public init(model: UNet2DModel, schedule: NoiseSchedule, options: TrainingOptions, data: TrainingData) {
+        // 16-bit weights are not trainable parameters: training would silently skip them.
+        precondition(!model.hasHalfPrecisionWeights,
+                     "DiffusionTrainer: the model keeps weights as 16-bit (WeightStorage fp16/bf16), which cannot be trained; load it with weightStorage: .float32")
         self.model = model
         self.schedule = schedule
         self.options = options

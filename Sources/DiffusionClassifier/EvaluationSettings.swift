@@ -50,6 +50,10 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
     public var maxProbes: Int? = nil
     /// `diffclass replay`: the recorded run folder whose per-probe errors this run replays.
     public var replayOf: String? = nil
+    /// `--weights-dtype fp16|bf16` (16-bit weight storage); nil for Float32, so runs made before
+    /// the option existed resume unchanged. Recorded because rounding F32 checkpoints changes
+    /// results (F16 checkpoints give the same results in fp16 and fp32 storage).
+    public var weightsDtype: String? = nil
 
     public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: Method,
                 stages: String? = nil, timesteps: String = "grid", nTimesteps: Int? = nil, timestepList: [Int]? = nil,

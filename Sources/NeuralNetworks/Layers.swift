@@ -1,17 +1,21 @@
 import TensorEngine
 
 /// y = x W^T + b. Keys `weight` [out, in], `bias` [out] (torch.nn.Linear). Initialised as
-/// PyTorch does: U(-1/sqrt(in), 1/sqrt(in)) for both.
+/// PyTorch does: U(-1/sqrt(in), 1/sqrt(in)) for both. The weight is stored as
+/// `WeightStorage.current` at construction (see `WeightStorage`).
 public final class Linear: Module {
-    public let weight: Tensor
+    public let weightParameter: Parameter
+    /// Float32 weight: the trainable leaf, or a transient expansion of the 16-bit copy.
+    public var weight: Tensor { weightParameter.value }
     public let bias: Tensor?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: inout RandomGenerator) {
         let bound = 1 / Float(inFeatures).squareRoot()
-        weight = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: &generator)
+        let w = Tensor.uniform([outFeatures, inFeatures], low: -bound, high: bound, generator: &generator)
         self.bias = bias ? Tensor.uniform([outFeatures], low: -bound, high: bound, generator: &generator) : nil
+        weightParameter = Parameter(w, storable: true)
         super.init()
-        parameter("weight", weight)
+        register("weight", weightParameter)
         if let b = self.bias { parameter("bias", b) }
     }
 
@@ -20,8 +24,11 @@ public final class Linear: Module {
 
 /// 2-D convolution over NCHW. Keys `weight` [out, in, k, k], `bias` [out] (torch.nn.Conv2d,
 /// dilation 1, groups 1). Initialised as PyTorch does: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+/// The weight is stored as `WeightStorage.current` at construction.
 public final class Conv2d: Module {
-    public let weight: Tensor
+    public let weightParameter: Parameter
+    /// Float32 weight: the trainable leaf, or a transient expansion of the 16-bit copy.
+    public var weight: Tensor { weightParameter.value }
     public let bias: Tensor?
     public let stride: Int
     public let padding: Int
@@ -29,12 +36,13 @@ public final class Conv2d: Module {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, generator: inout RandomGenerator) {
         let bound = 1 / Float(inChannels * kernelSize * kernelSize).squareRoot()
-        weight = Tensor.uniform([outChannels, inChannels, kernelSize, kernelSize], low: -bound, high: bound, generator: &generator)
+        let w = Tensor.uniform([outChannels, inChannels, kernelSize, kernelSize], low: -bound, high: bound, generator: &generator)
         self.bias = bias ? Tensor.uniform([outChannels], low: -bound, high: bound, generator: &generator) : nil
         self.stride = stride
         self.padding = padding
+        weightParameter = Parameter(w, storable: true)
         super.init()
-        parameter("weight", weight)
+        register("weight", weightParameter)
         if let b = self.bias { parameter("bias", b) }
     }
 
@@ -92,16 +100,26 @@ public final class LayerNorm: Module {
     }
 }
 
-/// A lookup table `weight` [count, dim] (torch.nn.Embedding), initialised N(0, 1).
+/// A lookup table `weight` [count, dim] (torch.nn.Embedding), initialised N(0, 1). The table is
+/// stored as `WeightStorage.current` at construction.
 public final class Embedding: Module {
-    public let weight: Tensor
+    public let weightParameter: Parameter
+    /// Float32 table: the trainable leaf, or an expansion of the 16-bit copy (the forward pass
+    /// expands only the rows it looks up).
+    public var weight: Tensor { weightParameter.value }
 
     public init(_ count: Int, _ dim: Int, generator: inout RandomGenerator) {
-        weight = Tensor.randn([count, dim], generator: &generator)
+        weightParameter = Parameter(Tensor.randn([count, dim], generator: &generator), storable: true)
         super.init()
-        parameter("weight", weight)
+        register("weight", weightParameter)
     }
 
+    /// Number of rows.
+    public var count: Int { weightParameter.shape[0] }
+
     /// `ids` holds integer ids as Float values.
-    public func callAsFunction(_ ids: Tensor) -> Tensor { Tensor.embedding(indices: ids, weight: weight) }
+    public func callAsFunction(_ ids: Tensor) -> Tensor {
+        if let half = weightParameter.half { return half.embedding(indices: ids) }
+        return Tensor.embedding(indices: ids, weight: weight)
+    }
 }

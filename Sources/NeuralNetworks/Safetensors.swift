@@ -247,6 +247,32 @@ public struct SafetensorsFile: Sendable {
         return values
     }
 
+    /// Copies an F16 or BF16 tensor's values into `destination` bit for bit (no Float32 step, so
+    /// nothing is rounded and no Float32 copy is made). The tensor's dtype must be
+    /// `destination.format`'s and its element count `destination.count`; otherwise throws
+    /// `unsupportedDType` naming the file and tensor.
+    public func copyHalfBits(_ name: String, into destination: HalfTensor) throws {
+        let info = try info(name)
+        let wanted: SafetensorsDType = destination.format == .float16 ? .f16 : .bf16
+        guard info.dtype == wanted else {
+            throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype, requested: wanted.rawValue)
+        }
+        precondition(info.elementCount == destination.count, "copyHalfBits: '\(name)' has \(info.elementCount) values, destination \(destination.count)")
+        guard destination.count > 0 else { return }
+        let offset = 8 + headerLength + info.begin
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            let dst = destination.bits
+            #if _endian(little)
+            UnsafeMutableRawPointer(dst).copyMemory(from: base + offset, byteCount: destination.count * 2)
+            #else
+            for i in 0..<destination.count {
+                dst[i] = UInt16(littleEndian: (base + offset).loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+            }
+            #endif
+        }
+    }
+
     /// The tensor's raw bytes (little-endian, row-major), copied out of the file.
     public func rawData(_ name: String) throws -> Data {
         let info = try info(name)
@@ -268,15 +294,19 @@ enum SafetensorsConversion {
                 dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)))
             }
             #endif
-        case .f16:
+        case .f16, .bf16:
+            let format: HalfFormat = dtype == .f16 ? .float16 : .bfloat16
+            #if _endian(little)
+            // The usual case (the header length keeps the data 2-aligned): the buffer kernels.
+            if Int(bitPattern: src) % 2 == 0 {
+                HalfPrecision.expand(UnsafeBufferPointer(start: src.assumingMemoryBound(to: UInt16.self), count: n),
+                                     format: format, into: UnsafeMutableBufferPointer(start: dst, count: n))
+                return
+            }
+            #endif
             for i in 0..<n {
                 let h = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
-                dst[i] = HalfPrecision.float(fromFloat16Bits: h)
-            }
-        case .bf16:
-            for i in 0..<n {
-                let b = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
-                dst[i] = HalfPrecision.float(fromBFloat16Bits: b)
+                dst[i] = format == .float16 ? HalfPrecision.float(fromFloat16Bits: h) : HalfPrecision.float(fromBFloat16Bits: h)
             }
         case .f64:
             for i in 0..<n {

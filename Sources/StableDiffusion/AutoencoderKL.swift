@@ -57,7 +57,8 @@ public final class AutoencoderKL: Module {
     }
 
     /// Loads a diffusers `AutoencoderKL` folder (or a pipeline folder with `vae/`), strictly.
-    public static func load(from folder: URL) throws -> AutoencoderKL {
+    /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
+    public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> AutoencoderKL {
         let fm = FileManager.default
         let dir = fm.fileExists(atPath: folder.appendingPathComponent(DiffusersFolder.configName).path)
             ? folder : folder.appendingPathComponent("vae")
@@ -65,9 +66,11 @@ public final class AutoencoderKL: Module {
         guard fm.fileExists(atPath: configURL.path) else {
             throw ConfigError(file: folder.path, "no config.json here or in vae/: not a diffusers AutoencoderKL folder")
         }
-        let model = AutoencoderKL(config: try AutoencoderKLConfig.load(configURL))
+        let config = try AutoencoderKLConfig.load(configURL)
+        let model = WeightStorage.$current.withValue(weightStorage) { AutoencoderKL(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
-        try model.load(try SafetensorsFile(url: weightsURL).tensors(), source: weightsURL.path)
+        try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 }

@@ -66,7 +66,7 @@ final class CLIPTextTransformer: Module {
 
     func callAsFunction(_ ids: Tensor, outputHiddenStates: Bool) -> CLIPTextModel.Output {
         precondition(ids.rank == 2, "CLIPTextModel: ids \(ids.shape), expected [N, L]")
-        let length = ids.shape[1], maxLength = positionEmbedding.weight.shape[0]
+        let length = ids.shape[1], maxLength = positionEmbedding.count
         precondition(length <= maxLength, "CLIPTextModel: \(length) tokens, at most \(maxLength) positions")
         var h = tokenEmbedding(ids) + positionEmbedding(Tensor.arange(length))
         var states: [Tensor] = outputHiddenStates ? [h] : []

@@ -14,27 +14,24 @@ extension CLIPTextModel {
     /// Loads `config.json` and `model.safetensors` strictly: missing, unused or misshapen tensors
     /// are named. The `text_model.embeddings.position_ids` buffer (older transformers save it) is
     /// ignored, and keys without the `text_model.` prefix (transformers 5 saves them so) get it.
-    public static func load(from folder: URL) throws -> CLIPTextModel {
+    /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
+    public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> CLIPTextModel {
         let dir = directory(folder)
         let configURL = dir.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ConfigError(file: folder.path, "no config.json here or in text_encoder/: not a CLIPTextModel folder")
         }
-        let model = CLIPTextModel(config: try CLIPTextConfig.load(configURL))
+        let config = try CLIPTextConfig.load(configURL)
+        let model = WeightStorage.$current.withValue(weightStorage) { CLIPTextModel(config: config) }
         let weightsURL = dir.appendingPathComponent(weightsName)
-        let file = try SafetensorsFile(url: weightsURL)
-        try model.load(normalizedKeys(try file.tensors()), source: weightsURL.path)
+        try model.load(from: try SafetensorsFile(url: weightsURL), key: normalizedKey)
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 
-    /// Drops `position_ids` buffers and adds the `text_model.` prefix where missing.
-    static func normalizedKeys(_ tensors: [String: Tensor]) -> [String: Tensor] {
-        var out: [String: Tensor] = [:]
-        for (key, t) in tensors {
-            let full = key.hasPrefix("text_model.") ? key : "text_model." + key
-            if full == "text_model.embeddings.position_ids" { continue }
-            out[full] = t
-        }
-        return out
+    /// Adds the `text_model.` prefix where missing; nil (skip) for the `position_ids` buffer.
+    static func normalizedKey(_ key: String) -> String? {
+        let full = key.hasPrefix("text_model.") ? key : "text_model." + key
+        return full == "text_model.embeddings.position_ids" ? nil : full
     }
 }

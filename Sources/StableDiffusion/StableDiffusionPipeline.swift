@@ -38,7 +38,9 @@ public final class StableDiffusionPipeline {
                                        "unet/config.json", "vae/config.json", DiffusersFolder.schedulerPath]
 
     /// Loads every part strictly; a missing part or file is named (`ConfigError`).
-    public static func load(from folder: URL) throws -> StableDiffusionPipeline {
+    /// `weightStorage` keeps the text encoder's, U-Net's and VAE's Linear, Conv2d and Embedding
+    /// weights as 16-bit (`WeightStorage`; computation stays Float32).
+    public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> StableDiffusionPipeline {
         let fm = FileManager.default
         for part in requiredParts where !fm.fileExists(atPath: folder.appendingPathComponent(part).path) {
             throw ConfigError(file: folder.appendingPathComponent(part).path,
@@ -47,9 +49,9 @@ public final class StableDiffusionPipeline {
         let schedulerConfig = try SchedulerConfig.load(folder.appendingPathComponent(DiffusersFolder.schedulerPath))
         return try StableDiffusionPipeline(
             tokenizer: try CLIPTokenizer.load(from: folder.appendingPathComponent("tokenizer")),
-            textEncoder: try CLIPTextModel.load(from: folder.appendingPathComponent("text_encoder")),
-            unet: try UNet2DConditionModel.load(from: folder.appendingPathComponent("unet")),
-            vae: try AutoencoderKL.load(from: folder.appendingPathComponent("vae")),
+            textEncoder: try CLIPTextModel.load(from: folder.appendingPathComponent("text_encoder"), weightStorage: weightStorage),
+            unet: try UNet2DConditionModel.load(from: folder.appendingPathComponent("unet"), weightStorage: weightStorage),
+            vae: try AutoencoderKL.load(from: folder.appendingPathComponent("vae"), weightStorage: weightStorage),
             schedule: NoiseSchedule(schedulerConfig), folder: folder)
     }
 

@@ -98,15 +98,18 @@ public final class UNet2DConditionModel: Module, ConditionalNoisePredictor {
     /// Loads a diffusers `UNet2DConditionModel` folder (or a pipeline folder with `unet/`): its
     /// config.json and diffusion_pytorch_model.safetensors, strictly (missing, unused or misshapen
     /// tensors are named).
-    public static func load(from folder: URL) throws -> UNet2DConditionModel {
+    /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
+    public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> UNet2DConditionModel {
         let dir = DiffusersFolder.unetDirectory(folder)
         let configURL = dir.appendingPathComponent(DiffusersFolder.configName)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ConfigError(file: folder.path, "no config.json here or in unet/: not a diffusers UNet2DConditionModel folder")
         }
-        let model = UNet2DConditionModel(config: try UNet2DConditionConfig.load(configURL))
+        let config = try UNet2DConditionConfig.load(configURL)
+        let model = WeightStorage.$current.withValue(weightStorage) { UNet2DConditionModel(config: config) }
         let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
-        try model.load(try SafetensorsFile(url: weightsURL).tensors(), source: weightsURL.path)
+        try model.load(from: try SafetensorsFile(url: weightsURL))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model
     }
 }

@@ -20,6 +20,12 @@ public enum MemoryStatistics {
     public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
     public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
 
+    /// Frees the idle buffers the tensor allocator keeps for reuse. Worth calling after building a
+    /// model with 16-bit weights: every layer's Float32 initial weight went idle into a size class
+    /// that inference may never ask for again (about 0.8 GB for an SD 2 pipeline); freed, the memory
+    /// returns to the C allocator, which reuses it for any size.
+    public static func releaseIdleBuffers() { BufferCache.trim() }
+
     /// The process's peak resident set size in bytes (VmHWM on Linux, ru_maxrss elsewhere).
     public static var peakResidentBytes: Int {
         #if os(Linux)

@@ -1,6 +1,7 @@
 import Datasets
 import Diffusion
 import DiffusionClassifier
+import NeuralNetworks
 import Foundation
 import TensorEngine
 
@@ -38,17 +39,18 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     let template = args.string("template") ?? ZeroShotSetup.defaultTemplate
     let imageSize = try args.int("image-size", range: 8...4096) ?? 512
     let labels = try ZeroShotSetup.readLabels(&args)
+    let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
     let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotSetup.defaultBatchSize)
     try args.finish(command: "zeroshot")
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("zeroshot needs image files: diffclass zeroshot --model SD_DIR --labels a,b IMAGE...") }
 
-    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize)
+    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize, weightStorage: weightStorage)
     let settings = try setup.settings(flags, modelPath: modelPath, dataset: "files", split: "none")
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     if !json {
         print("zeroshot: \(files.count) files, \(labels.count) classes, prompts like '\(setup.prompts[0])', \(imageSize)px, "
-            + "\(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed)")
+            + "\(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), weights \(weightStorage.rawValue)")
     }
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -88,10 +90,11 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     guard labels.count == listing.classNames.count else {
         throw UsageError("--labels: \(labels.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
     }
+    let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
     let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotSetup.defaultBatchSize)
     try args.finish(command: "eval")
 
-    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize)
+    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize, weightStorage: weightStorage)
     let settings = try setup.settings(flags, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent, split: splitName)
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     let scope = RunScope(limit: limit, shard: shard)
@@ -99,7 +102,7 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
         + "\(imageSize)px, \(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
-        + "batch \(flags.batchSize), \(Engine.threads) threads -> \(out)")
+        + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(Engine.threads) threads -> \(out)")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,
                               image: { try setup.latents(listing.files[$0]) },

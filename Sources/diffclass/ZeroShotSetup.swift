@@ -2,6 +2,7 @@ import Datasets
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import NeuralNetworks
 import StableDiffusion
 import TensorEngine
 
@@ -16,6 +17,7 @@ struct ZeroShotSetup {
     let labels: [String]
     let prompts: [String]
     let imageSize: Int
+    let weightStorage: WeightStorage
     let model: PromptConditionedUNet
 
     /// True when `path` looks like a diffusers pipeline folder (has `text_encoder/` and `unet/`).
@@ -50,9 +52,19 @@ struct ZeroShotSetup {
         return labels
     }
 
-    /// Loads the pipeline and encodes one prompt per label.
-    init(modelPath: String, labels: [String], template: String, imageSize: Int) throws {
-        pipeline = try StableDiffusionPipeline.load(from: URL(fileURLWithPath: modelPath))
+    /// `--weights-dtype fp32|fp16|bf16` (default fp32): how the pipeline keeps its large weights.
+    static func readWeightStorage(_ args: inout Arguments) throws -> WeightStorage {
+        guard let s = args.string("weights-dtype") else { return .float32 }
+        guard let storage = WeightStorage(rawValue: s) else {
+            throw UsageError("--weights-dtype expects fp32, fp16 or bf16, got '\(s)'")
+        }
+        return storage
+    }
+
+    /// Loads the pipeline (weights kept as `weightStorage`) and encodes one prompt per label.
+    init(modelPath: String, labels: [String], template: String, imageSize: Int, weightStorage: WeightStorage) throws {
+        pipeline = try StableDiffusionPipeline.load(from: URL(fileURLWithPath: modelPath), weightStorage: weightStorage)
+        self.weightStorage = weightStorage
         self.labels = labels
         do { prompts = try StableDiffusionPipeline.prompts(labels: labels, template: template) } catch {
             throw UsageError("--template: '\(template)' must contain exactly one {}")
@@ -72,6 +84,7 @@ struct ZeroShotSetup {
                                    classes: labels.count, schedule: pipeline.schedule)
         s.prompts = prompts
         s.imageSize = imageSize
+        s.weightsDtype = weightStorage == .float32 ? nil : weightStorage.rawValue
         return s
     }
 

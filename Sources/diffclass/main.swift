@@ -42,13 +42,19 @@ commands:
              --json: one object per image (path, prediction, class_name, probabilities, mean_errors, calls)
   zeroshot   zero-shot classification with a Stable Diffusion pipeline folder (diffusers layout)
              --model SD_DIR --labels a,b,c | --labels-file FILE [--template "a photo of a {}."]
-             [--image-size 512] [--top K] [--json] [method flags as eval; --batch-size default 8] IMAGE...
+             [--image-size 512] [--top K] [--json] [--weights-dtype fp32|fp16|bf16]
+             [method flags as eval; --batch-size default 8] IMAGE...
              images: PIL bicubic resize + centre crop, [-1, 1], VAE posterior mean * scaling factor;
-             --json adds per class the timesteps scored and the error at each
+             --json adds per class the timesteps scored and the error at each;
+             --weights-dtype fp16|bf16 keeps Linear/Conv2d/Embedding weights as 16-bit (half the memory;
+             computed in Float32; F16 checkpoints give the same results as fp32)
              (eval --model SD_DIR --data IMAGE_FOLDER [--labels ...] [--template T] [--image-size N]
-             runs a folder dataset through the same path into a resumable run folder)
+             [--weights-dtype D] runs a folder dataset through the same path into a resumable run folder)
   bench-sd   U-Net calls per second of a random-weight UNet2DConditionModel (allocates its weights,
              3.5 GB for SD 2.0-base)   --config unet/config.json [--batch N] [--latent 64] [--calls N] [--no-warmup]
+             [--weights-dtype fp32|fp16|bf16]; or --pipeline DIR (text_encoder/, unet/, vae/ configs, e.g.
+             Tests/StableDiffusionTests/Fixtures/configs/sd2base) [--prompts 2] [--pairs 2] [--image-size 512]
+             [--weights-dtype D]: one random-weight zero-shot classification, seconds and peak RSS
   calibrate  fit the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run
              --run RUN --out CAL.json   (run eval on held-out images first, e.g. --split train --limit 1000)
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
@@ -111,7 +117,8 @@ func main() -> Int32 {
                                                "tau", "noise", "min-scores", "max-scores", "p-value", "test-every",
                                                "run", "calibration", "labels", "top", "compare", "points", "counts",
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
-                                               "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap", "max-probes"])
+                                               "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap",
+                                               "max-probes", "weights-dtype", "pipeline", "prompts", "pairs"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {

@@ -75,4 +75,39 @@ extension CLITests {
         XCTAssertEqual(wrongCount.status, 2)
         XCTAssertTrue(wrongCount.err.contains("--labels"), wrongCount.err)
     }
+
+    /// `--weights-dtype fp16`: the fixture's U-Net and VAE are F16, its text encoder F32, so the
+    /// errors move by the fp16 rounding of the text encoder only (well under 1e-2 relative);
+    /// eval records the storage in settings.json (a changed one does not resume); a bad value is named.
+    func testZeroShotWeightsDtype() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let base = ["zeroshot", "--model", pipeline.path, "--labels", "cat,dog", "--image-size", "16", "--timesteps", "10,500", "--json"]
+        let full = try run(base + [image.path]), half = try run(base + ["--weights-dtype", "fp16", image.path])
+        XCTAssertEqual(full.status, 0, full.err)
+        XCTAssertEqual(half.status, 0, half.err)
+        let a = try JSONSerialization.jsonObject(with: Data(full.out.utf8)) as! [String: Any]
+        let b = try JSONSerialization.jsonObject(with: Data(half.out.utf8)) as! [String: Any]
+        let ea = try XCTUnwrap(a["mean_errors"] as? [Double]), eb = try XCTUnwrap(b["mean_errors"] as? [Double])
+        for (x, y) in zip(ea, eb) { XCTAssertEqual(x, y, accuracy: 1e-2 * abs(x)) }
+        let bad = try run(base + ["--weights-dtype", "fp8", image.path])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("--weights-dtype") && bad.err.contains("fp8"), bad.err)
+
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("zsw-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: dir) }
+        for cls in ["cat", "dog"] {
+            try fm.createDirectory(at: dir.appendingPathComponent("data/\(cls)"), withIntermediateDirectories: true)
+            try fm.copyItem(at: image, to: dir.appendingPathComponent("data/\(cls)/x.png"))
+        }
+        let args = ["eval", "--model", pipeline.path, "--data", dir.appendingPathComponent("data").path, "--image-size", "16",
+                    "--n-timesteps", "2", "--out", dir.appendingPathComponent("run").path]
+        let first = try run(args + ["--weights-dtype", "bf16"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let settings = try String(contentsOf: dir.appendingPathComponent("run/settings.json"), encoding: .utf8)
+        XCTAssertTrue(settings.contains("bf16"), settings)
+        let changed = try run(args)
+        XCTAssertEqual(changed.status, 2)
+        XCTAssertTrue(changed.err.contains("settings.json"), changed.err)
+    }
 }

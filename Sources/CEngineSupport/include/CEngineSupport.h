@@ -1,5 +1,5 @@
 // The engine's only C surface: BLAS (OpenBLAS on Linux, Accelerate on Apple), BLAS thread
-// control and floating-point flags. Swift imports this one module on every OS.
+// control, floating-point flags and the hardware float16 conversions. Swift imports this one module on every OS.
 #ifndef CENGINESUPPORT_H
 #define CENGINESUPPORT_H
 
@@ -26,6 +26,14 @@ void ces_configure_allocator(void);
 
 /// Sets flush-to-zero and denormals-are-zero for the calling thread.
 void ces_flush_denormals(void);
+
+/// 1 when the CPU converts between float and IEEE binary16 in hardware (x86 F16C), else 0;
+/// the two functions below may only be called when it is 1.
+int ces_has_f16c(void);
+/// binary16 bits -> float, n values (exact; VCVTPH2PS).
+void ces_f16_to_f32_f16c(const uint16_t *src, float *dst, long n);
+/// float -> binary16 bits, n values, round to nearest even (VCVTPS2PH with immediate 0).
+void ces_f32_to_f16_f16c(const float *src, uint16_t *dst, long n);
 
 #ifdef __cplusplus
 }
