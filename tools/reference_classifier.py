@@ -24,6 +24,14 @@ Usage (from the repository root; needs torch, diffusers, safetensors):
 `--make-inputs N [--seed S]` first writes IN.safetensors with a random image `x0` [1, C, H, W]
 (uniform in [-1, 1]) and `eps` [N, C, H, W] (standard normal) for the model's shape.
 
+Bench mode (what `diffclass bench` runs; prints JSON: per-image predictions and per-class mean
+errors, labels, accuracy, calls, seconds, cpu_seconds, images_per_second):
+    python3 tools/reference_classifier.py --bench --model models/fashion-mnist --noise EPS.safetensors \
+        [--n-images 10] [--stages 5:10,1:50] [--batch-size 32] [--threads 1] [--dataset-dir DIR] [--split test] [--out F]
+It classifies the first N images of an MNIST-format folder (default Debian's Fashion-MNIST),
+pixels mapped to [-1, 1] as byte / 127.5 - 1 (our Datasets module), classes 0..9 unless --classes,
+under torch.set_num_threads(--threads); only the classification loop is timed.
+
 The Swift test's fixture (Tests/DiffusionClassifierTests/Fixtures/reference/) was made with:
     python3 tools/reference_classifier.py --model Tests/DiffusionTests/Fixtures/unet_a \
         --inputs Tests/DiffusionClassifierTests/Fixtures/reference/inputs.safetensors --make-inputs 10 --seed 0 \

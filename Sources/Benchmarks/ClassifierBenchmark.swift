@@ -44,6 +44,9 @@ public struct ClassifierBenchmarkResult: Encodable {
     public var torchImagesPerSecond: Double?
     /// PyTorch time / our time: above 1 means we are faster.
     public var speedupOverTorch: Double? { torchSeconds.map { $0 / seconds } }
+    /// The same in process CPU time (all threads): steadier than wall time on a loaded machine,
+    /// but it counts spin-waiting threads (PyTorch's OpenMP spins), so read it at 1 thread.
+    public var cpuSpeedupOverTorch: Double? { torchCPUSeconds.map { $0 / cpuSeconds } }
     public var predictionsAgree: Bool?
     /// Largest |ours - torch| / max(|ours|, |torch|) over every image's per-class mean errors.
     public var maxRelativeDifference: Double?
@@ -53,7 +56,7 @@ public struct ClassifierBenchmarkResult: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case images, stages, batchSize, threads, callsPerImage, accuracy, seconds, cpuSeconds, imagesPerSecond, forwardFraction, torch,
-             torchAccuracy, torchSeconds, torchCPUSeconds, torchImagesPerSecond, speedupOverTorch, predictionsAgree,
+             torchAccuracy, torchSeconds, torchCPUSeconds, torchImagesPerSecond, speedupOverTorch, cpuSpeedupOverTorch, predictionsAgree,
              maxRelativeDifference, matches, torchSkipped
     }
     public func encode(to encoder: Encoder) throws {
@@ -66,6 +69,7 @@ public struct ClassifierBenchmarkResult: Encodable {
         try c.encodeIfPresent(torchSeconds, forKey: .torchSeconds); try c.encodeIfPresent(torchCPUSeconds, forKey: .torchCPUSeconds)
         try c.encodeIfPresent(torchImagesPerSecond, forKey: .torchImagesPerSecond)
         try c.encodeIfPresent(speedupOverTorch, forKey: .speedupOverTorch)
+        try c.encodeIfPresent(cpuSpeedupOverTorch, forKey: .cpuSpeedupOverTorch)
         try c.encodeIfPresent(predictionsAgree, forKey: .predictionsAgree)
         try c.encodeIfPresent(maxRelativeDifference, forKey: .maxRelativeDifference)
         try c.encodeIfPresent(matches, forKey: .matches); try c.encodeIfPresent(torchSkipped, forKey: .torchSkipped)
@@ -80,8 +84,8 @@ public struct ClassifierBenchmarkResult: Encodable {
         if let tps = torchImagesPerSecond, let ts = torchSeconds {
             lines.append(String(format: "  torch  %8.3f images/s  (%.2f s, %.2f CPU s), accuracy %.2f   [%@]",
                                 tps, ts, torchCPUSeconds ?? .nan, torchAccuracy ?? .nan, torch ?? "?"))
-            lines.append(String(format: "  speedup %.2fx (torch time / ours); predictions %@; max relative mean-error difference %.2e -> %@",
-                                speedupOverTorch ?? .nan, predictionsAgree == true ? "equal" : "DIFFER",
+            lines.append(String(format: "  speedup %.2fx (torch time / ours; in CPU time %.2fx); predictions %@; max relative mean-error difference %.2e -> %@",
+                                speedupOverTorch ?? .nan, cpuSpeedupOverTorch ?? .nan, predictionsAgree == true ? "equal" : "DIFFER",
                                 maxRelativeDifference ?? .nan, matches == true ? "match" : "MISMATCH"))
         } else {
             lines.append("  torch  skipped: \(torchSkipped ?? "not run")")

@@ -108,7 +108,10 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     let cases = only == "classifier" ? [] : EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick)
     var report = BenchmarkRunner.run(cases, torchScript: noTorch || cases.isEmpty ? nil : script,
                                      python: python, minSeconds: minSeconds, log: log)
-    if only != "kernels" { report.classifier = try ClassifierBenchmark.run(cl, log: log) }
+    if only != "kernels" {
+        report.classifier = try ClassifierBenchmark.run(cl, log: log)
+        report.peakResidentBytes = MemoryStatistics.peakResidentBytes
+    }
     if json {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
