@@ -54,7 +54,7 @@ let package = Package(
         // robustness evaluation (a point is robust only if every attack fails), a small CNN for tests.
         .target(name: "Robustness", dependencies: ["DiffusionClassifier", "Datasets"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
-        .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
+        .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
         .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Robustness", "StableDiffusion", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),

@@ -24,6 +24,14 @@ Usage (from the repository root; needs torch, diffusers, safetensors):
 `--make-inputs N [--seed S]` first writes IN.safetensors with a random image `x0` [1, C, H, W]
 (uniform in [-1, 1]) and `eps` [N, C, H, W] (standard normal) for the model's shape.
 
+Bench mode (what `diffclass bench` runs; prints JSON: per-image predictions and per-class mean
+errors, labels, accuracy, calls, seconds, cpu_seconds, images_per_second):
+    python3 tools/reference_classifier.py --bench --model models/fashion-mnist --noise EPS.safetensors \
+        [--n-images 10] [--stages 5:10,1:50] [--batch-size 32] [--threads 1] [--dataset-dir DIR] [--split test] [--out F]
+It classifies the first N images of an MNIST-format folder (default Debian's Fashion-MNIST),
+pixels mapped to [-1, 1] as byte / 127.5 - 1 (our Datasets module), classes 0..9 unless --classes,
+under torch.set_num_threads(--threads); only the classification loop is timed.
+
 The Swift test's fixture (Tests/DiffusionClassifierTests/Fixtures/reference/) was made with:
     python3 tools/reference_classifier.py --model Tests/DiffusionTests/Fixtures/unet_a \
         --inputs Tests/DiffusionClassifierTests/Fixtures/reference/inputs.safetensors --make-inputs 10 --seed 0 \
@@ -34,8 +42,10 @@ The Swift test's fixture (Tests/DiffusionClassifierTests/Fixtures/reference/) wa
 (the scheduler is diffusers' default DDPMScheduler: linear betas 1e-4..0.02, T = 1000).
 """
 import argparse
+import gzip
 import json
 import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +82,7 @@ def eval_error(unet, scheduler, x0, all_noise, ts, noise_idxs, labels, loss, bat
     return errors
 
 
-def classify(unet, scheduler, x0, all_noise, classes, n_samples, to_keep, loss):
+def classify(unet, scheduler, x0, all_noise, classes, n_samples, to_keep, loss, batch_size=32):
     """The public code's eval_prob_adaptive (n_trials = 1); returns per-class (t, error) lists."""
     T = scheduler.config.num_train_timesteps
     max_n = max(n_samples)
@@ -92,7 +102,7 @@ def classify(unet, scheduler, x0, all_noise, classes, n_samples, to_keep, loss):
                 labels.append(c)
         if len(noise_idxs) and max(noise_idxs) >= all_noise.shape[0]:
             raise SystemExit(f"eps has {all_noise.shape[0]} rows, {max(noise_idxs) + 1} needed")
-        errors = eval_error(unet, scheduler, x0, all_noise, ts, noise_idxs, labels, loss)
+        errors = eval_error(unet, scheduler, x0, all_noise, ts, noise_idxs, labels, loss, batch_size)
         for t, c, e in zip(ts, labels, errors.tolist()):
             data[c]["t"].append(t)
             data[c]["error"].append(e)
@@ -104,18 +114,90 @@ def classify(unet, scheduler, x0, all_noise, classes, n_samples, to_keep, loss):
     return grid, data, remaining, prediction
 
 
+def read_idx(path):
+    """An MNIST-format IDX file (gzipped or raw) as (dimensions, bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise SystemExit(f"{path}: not an unsigned-byte IDX file")
+    rank = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
+    return dims, data[4 + 4 * rank:]
+
+
+def load_mnist_format(directory, split, n):
+    """The first n images of a split as [n, 1, H, W] in [-1, 1] (byte / 127.5 - 1 in float32, as
+    our Datasets module's ImageDataset.images) and their labels."""
+    prefix = "train" if split == "train" else "t10k"
+    def find(base):
+        for name in (base + ".gz", base):
+            if os.path.exists(os.path.join(directory, name)):
+                return os.path.join(directory, name)
+        raise SystemExit(f"{directory}: no {base}[.gz]")
+    (count, h, w), pixels = read_idx(find(f"{prefix}-images-idx3-ubyte"))
+    (lcount,), labels = read_idx(find(f"{prefix}-labels-idx1-ubyte"))
+    n = min(n, count, lcount)
+    raw = torch.frombuffer(bytearray(pixels[: n * h * w]), dtype=torch.uint8).reshape(n, 1, h, w)
+    return raw.float() / 127.5 - 1, list(labels[:n])
+
+
+def parse_stages(text):
+    """'5:10,1:50' (keep:n_samples per stage, as diffclass --stages) -> (n_samples, to_keep)."""
+    pairs = [part.split(":") for part in text.split(",")]
+    return [int(n) for _, n in pairs], [int(k) for k, _ in pairs]
+
+
+def bench(a, unet, scheduler):
+    """Times the public algorithm on the first N images of a dataset (see the docstring)."""
+    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
+    n_samples, to_keep = parse_stages(a.stages)
+    x, labels = load_mnist_format(a.dataset_dir, a.split, a.n_images)
+    eps = load_file(a.noise)["eps"].float()
+    classes = a.classes or list(range(10))
+    # Warm-up (untimed): one forward pass at the batch size, as the Swift side does.
+    warm = min(a.batch_size, len(classes) * n_samples[0])
+    with torch.inference_mode():
+        unet(x[:1].expand(warm, -1, -1, -1), torch.full((warm,), 500), class_labels=torch.zeros(warm, dtype=torch.long))
+    predictions, mean_errors, calls = [], [], 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for i in range(x.shape[0]):
+        _, data, _, prediction = classify(unet, scheduler, x[i: i + 1], eps, classes, n_samples, to_keep, a.loss, a.batch_size)
+        predictions.append(prediction)
+        mean_errors.append([sum(data[c]["error"]) / len(data[c]["error"]) if data[c]["error"] else None for c in classes])
+        calls += sum(len(data[c]["error"]) for c in classes)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    n = len(predictions)
+    return {
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "n": n, "stages": a.stages,
+        "batch_size": a.batch_size, "classes": classes, "labels": labels, "predictions": predictions,
+        "mean_errors": mean_errors, "accuracy": sum(p == l for p, l in zip(predictions, labels)) / n,
+        "calls": calls, "seconds": seconds, "cpu_seconds": cpu_seconds, "images_per_second": n / seconds, "calls_per_second": calls / seconds,
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--scheduler", help="folder with scheduler_config.json (default: MODEL/scheduler if present, else DDPMScheduler())")
-    p.add_argument("--inputs", required=True)
+    p.add_argument("--inputs")
     p.add_argument("--make-inputs", type=int, metavar="N")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--classes", type=ints, required=True)
+    p.add_argument("--classes", type=ints)
     p.add_argument("--n-samples", type=ints, default=None)
     p.add_argument("--to-keep", type=ints, default=[1])
     p.add_argument("--loss", default="l2")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--bench", action="store_true", help="time the classification of a dataset's first --n-images images")
+    p.add_argument("--dataset-dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--n-images", type=int, default=10)
+    p.add_argument("--noise", help="safetensors file with eps [K, C, H, W] (bench mode)")
+    p.add_argument("--stages", default="5:10,1:50", help="bench mode: keep:n_samples,... (as diffclass --stages)")
+    p.add_argument("--batch-size", type=int, default=32, help="(class, timestep) pairs per U-Net call (the public code's default: 32)")
+    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
 
     unet = UNet2DModel.from_pretrained(a.model).eval()
@@ -123,6 +205,19 @@ def main():
     scheduler = DDPMScheduler.from_pretrained(sched_dir) if os.path.exists(os.path.join(sched_dir, "scheduler_config.json")) else DDPMScheduler()
     if scheduler.config.prediction_type != "epsilon":
         raise SystemExit("only epsilon-prediction models are supported")
+    if a.bench:
+        if not a.noise:
+            raise SystemExit("--bench needs --noise FILE")
+        result = bench(a, unet, scheduler)
+        text = json.dumps(result)
+        if a.out:
+            with open(a.out, "w") as f:
+                f.write(text)
+        else:
+            print(text)
+        return
+    if not (a.inputs and a.classes and a.out):
+        raise SystemExit("--inputs, --classes and --out are required (or --bench)")
     if a.make_inputs:
         g = torch.Generator().manual_seed(a.seed)
         c, s = unet.config.in_channels, unet.config.sample_size
@@ -135,7 +230,7 @@ def main():
     n_samples = a.n_samples or [eps.shape[0]]
     if len(n_samples) != len(a.to_keep):
         raise SystemExit("--n-samples and --to-keep need the same number of stages")
-    grid, data, survivors, prediction = classify(unet, scheduler, x0, eps, a.classes, n_samples, a.to_keep, a.loss)
+    grid, data, survivors, prediction = classify(unet, scheduler, x0, eps, a.classes, n_samples, a.to_keep, a.loss, a.batch_size)
     out = {
         "classes": a.classes, "n_samples": n_samples, "to_keep": a.to_keep, "loss": a.loss, "grid": grid,
         "timesteps": [data[c]["t"] for c in a.classes],

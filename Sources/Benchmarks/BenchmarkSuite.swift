@@ -67,6 +67,8 @@ public struct BenchmarkReport: Encodable {
     public var results: [BenchmarkResult]
     public var peakTensorBytes: Int
     public var peakResidentBytes: Int
+    /// The classifier case against the PyTorch reference (`ClassifierBenchmark`), when run.
+    public var classifier: ClassifierBenchmarkResult? = nil
 }
 
 public enum BenchmarkRunner {
@@ -132,6 +134,7 @@ public enum BenchmarkRunner {
         }
         lines.append(String(format: "peak tensor memory %.1f MB, peak resident %.1f MB",
                             Double(report.peakTensorBytes) / 1e6, Double(report.peakResidentBytes) / 1e6))
+        if let c = report.classifier { lines.append(""); lines.append(c.text) }
         return lines.joined(separator: "\n")
     }
 }

@@ -7,7 +7,12 @@ usage: diffclass <command> [options]
 
 commands:
   bench      time engine kernels against PyTorch   [--json] [--quick] [--no-torch]
-             [--python PATH] [--torch-script PATH] [--min-seconds S]
+             [--python PATH] [--torch-script PATH] [--min-seconds S] [--only kernels|classifier]
+             then the classifier against tools/reference_classifier.py (the public algorithm in PyTorch) on
+             the shipped model, same eps file, stages, batch and threads: images/s, speedup, and a check that
+             predictions and per-class mean errors agree (relative 1e-4; exit 1 if not)
+             [--images N (4; --quick 2)] [--stages 5:10,1:50] [--batch-size 32] [--model models/fashion-mnist]
+             [--reference-script PATH]
   train      train a class-conditional diffusion U-Net
              --dataset fashion-mnist | --data DIR, --out DIR, [--steps N] [--batch-size N] [--lr X]
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
@@ -84,16 +89,35 @@ global options:
   --threads N   threads for kernels and BLAS (default: DIFFCLASS_THREADS or all cores)
 """
 
-func runBench(_ args: inout Arguments) throws {
+func runBench(_ args: inout Arguments) throws -> Int32 {
     let json = args.flag("json"), quick = args.flag("quick"), noTorch = args.flag("no-torch")
     let python = args.string("python") ?? "python3"
     let script = args.string("torch-script") ?? "tools/bench_torch.py"
     let minSeconds = try args.double("min-seconds", range: 0...600) ?? (quick ? 0.2 : 0.5)
+    let only = args.string("only")
+    guard only == nil || only == "kernels" || only == "classifier" else {
+        throw UsageError("--only: '\(only!)' is not kernels or classifier")
+    }
+    var cl = ClassifierBenchmarkSettings()
+    cl.images = try args.int("images", range: 1...10_000) ?? (quick ? 2 : cl.images)
+    cl.batchSize = try args.int("batch-size", range: 1...100_000) ?? cl.batchSize
+    cl.stages = args.string("stages") ?? cl.stages
+    cl.model = args.string("model") ?? cl.model
+    cl.referenceScript = args.string("reference-script") ?? cl.referenceScript
+    cl.python = python
+    cl.runTorch = !noTorch
     try args.finish(command: "bench")
-    let log: (String) -> Void = { line in if !json { print(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+    let log: (String) -> Void = { line in
+        if !json { print(line); fflush(stdout) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
     log("diffclass bench: \(Engine.threads) threads")
-    let report = BenchmarkRunner.run(EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick), torchScript: noTorch ? nil : script,
+    let cases = only == "classifier" ? [] : EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick)
+    var report = BenchmarkRunner.run(cases, torchScript: noTorch || cases.isEmpty ? nil : script,
                                      python: python, minSeconds: minSeconds, log: log)
+    if only != "kernels" {
+        report.classifier = try ClassifierBenchmark.run(cl, log: log)
+        report.peakResidentBytes = MemoryStatistics.peakResidentBytes
+    }
     if json {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -102,6 +126,8 @@ func runBench(_ args: inout Arguments) throws {
         print("")
         print(BenchmarkRunner.table(report))
     }
+    // A classifier that disagrees with the reference is a bug, not a timing: fail.
+    return report.classifier?.matches == false ? 1 : 0
 }
 
 func main() -> Int32 {
@@ -118,11 +144,12 @@ func main() -> Int32 {
                                                "run", "calibration", "labels", "top", "compare", "points", "counts",
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
                                                "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap",
-                                               "max-probes", "weights-dtype", "pipeline", "prompts", "pairs"])
+                                               "max-probes", "weights-dtype", "pipeline", "prompts", "pairs", "only", "images",
+                                               "reference-script"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
-        case "bench": try runBench(&args)
+        case "bench": return try runBench(&args)
         case "train": try runTrain(&args)
         case "sample": try runSample(&args)
         case "loss": try runLoss(&args)
