@@ -31,18 +31,19 @@ add "Clark & Jaini t-test, published setting (min 20, p 2e-3)" "--ttest --timest
 add "t-test re-tuned on train (min 5, p 0.05)" "--ttest --timesteps grid --max-scores 50 --min-scores 5 --p-value 0.05"
 add "leader-gap (ours, defaults: min 5, Z 2)" "--leader-gap"
 add "leader-gap, Z 1.5" "--leader-gap --gap 1.5"
+add "leader-gap, Z 2.5" "--leader-gap --gap 2.5"
 add "leader-gap, Z 3" "--leader-gap --gap 3"
 
-echo "| strategy | accuracy ± s.e. | U-Net calls / image | NLL | ECE |"
-echo "|---|---|---|---|---|"
+echo "| strategy | accuracy ± s.e. | vs the 50 grid (paired s.e.) | U-Net calls / image | NLL | ECE |"
+echo "|---|---|---|---|---|---|"
 for i in "${!NAMES[@]}"; do
     out="$RUNS/replay-$i"
     rm -rf "$out"
     # shellcheck disable=SC2086
     $B replay --run "$RUNS/test-grid50" ${FLAGS[$i]} --calibration "$RUNS/cal-grid50.json" --out "$out" >/dev/null
-    python3 - "$out" "${NAMES[$i]}" <<'PY'
+    python3 - "$out" "${NAMES[$i]}" "$RUNS/replay-0" <<'PY'
 import json, math, sys
-out, name = sys.argv[1], sys.argv[2]
+out, name, ref = sys.argv[1], sys.argv[2], sys.argv[3]
 s = json.load(open(out + "/summary.json"))
 recs = [json.loads(l) for l in open(out + "/results.jsonl")]
 nll = sum(-math.log(max(r["probabilities"][r["label"]], 1e-300)) for r in recs) / len(recs)
@@ -52,7 +53,11 @@ for r in recs:
     b = min(14, max(0, math.ceil(conf * 15) - 1))
     bins[b][0] += 1; bins[b][1] += conf; bins[b][2] += (k == r["label"])
 ece = sum(abs(c - a) for n, c, a in bins if n) / len(recs)
-print(f"| {name} | {100*s['accuracy']:.2f}% ± {100*s['accuracy_stderr']:.2f} | {s['mean_calls']:.1f} | {nll:.3f} | {ece:.3f} |")
+base = {r["index"]: r["prediction"] == r["label"] for r in map(json.loads, open(ref + "/results.jsonl"))}
+d = [(r["prediction"] == r["label"]) - base[r["index"]] for r in recs]
+m = sum(d) / len(d); sd = math.sqrt(sum((x - m) ** 2 for x in d) / max(len(d) - 1, 1))
+delta = f"{100*m:+.2f} ± {100*sd/math.sqrt(len(d)):.2f}"
+print(f"| {name} | {100*s['accuracy']:.2f}% ± {100*s['accuracy_stderr']:.2f} | {delta} | {s['mean_calls']:.1f} | {nll:.3f} | {ece:.3f} |")
 PY
 done
 echo
