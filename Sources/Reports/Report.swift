@@ -74,8 +74,10 @@ public struct Report {
     }
 
     func headline() -> String {
-        let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong> (n = %d), %.0f U-Net calls/image, %.3f images/s",
-                          100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, run.imagesPerSecond)
+        let speed = run.setting("replay_of") != nil ? "replayed from a recorded run (no U-Net time)"
+            : String(format: "%.3f images/s", run.imagesPerSecond)
+        let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong> (n = %d), %.0f U-Net calls/image, %@",
+                          100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, speed)
         let method = run.methodDescription
         return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>")
     }
@@ -101,8 +103,12 @@ public struct Report {
         }
         let table = "<table class=\"kv\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th></tr>\n"
             + rows.joined(separator: "\n") + "\n</table>"
+        // The y axis spans the runs (± 2 s.e., rounded out to 5 points) so that close runs can be told apart.
+        let low = runs.map { $0.accuracy - 2 * $0.accuracyStderr }.min() ?? 0, high = runs.map { $0.accuracy + 2 * $0.accuracyStderr }.max() ?? 1
+        let yLower = Swift.max(0, (low * 20).rounded(.down) / 20), yUpper = Swift.min(1, Swift.max(yLower + 0.05, (high * 20).rounded(.up) / 20))
         return section("Accuracy against U-Net calls", "Mean U-Net calls per image (log scale); error bars: ± one standard error.",
-                       Charts.xy(all, xLabel: "U-Net calls per image", yLabel: "accuracy", logX: true)) + "\n" + table
+                       Charts.xy(all, xLabel: "U-Net calls per image", yLabel: "accuracy", logX: true, yLower: yLower, yUpper: yUpper))
+            + "\n" + table
     }
 
     /// The two timestep findings of `analysis.json`.

@@ -96,10 +96,19 @@ public struct RunData {
     /// "staged 5:50,1:500", "fixed grid 10", ... from the settings (empty without settings.json).
     public var methodDescription: String {
         guard let m = setting("method") else { return "" }
+        let cap = setting("max_probes").map { ", ≤\($0) probes" } ?? ""
         switch m {
         case "staged": return "stages \(setting("stages") ?? "")"
-        case "ttest": return "t-test, \(setting("timesteps") ?? "") ≤\(setting("n_timesteps") ?? "")"
-        default: return "\(setting("n_timesteps") ?? setting("timestep_list") ?? "") \(setting("timesteps") ?? "") timesteps"
+        case "ttest":
+            return "t-test p \(setting("p_value") ?? ""), min \(setting("min_scores") ?? ""), \(setting("timesteps") ?? "") ≤\(setting("n_timesteps") ?? "")" + cap
+        case "leader-gap":
+            return "leader-gap Z \(setting("gap") ?? ""), min \(setting("min_scores") ?? ""), \(setting("timesteps") ?? "") ≤\(setting("n_timesteps") ?? "")" + cap
+        default:
+            if let n = setting("n_timesteps") { return "\(n) \(setting("timesteps") ?? "") timesteps" }
+            let list = (setting("timestep_list") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "[] \n"))
+            let values = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            return values.count <= 6 ? "timesteps \(values.joined(separator: ", "))"
+                : "\(values.count) timesteps \(values[0]), \(values[1]), ..., \(values[values.count - 1])"
         }
     }
 
