@@ -15,7 +15,7 @@ extension RobustnessRun {
     /// folder `out`, as `EvaluationRun.merge` does for eval runs: `settings.json` copied,
     /// `results.jsonl` = every shard's complete lines, byte for byte, sorted by index, and
     /// `summary.json` recomputed over them (its `limit` the shards' common limit, nil if they
-    /// differ; `shard` nil; `threads` the first shard's). A line depends only on the settings,
+    /// differ; `shard` nil; `threads` and `class_names` the first shard's). A line depends only on the settings,
     /// the image and its index, so merged shards give the lines of one unsharded run (up to
     /// `seconds`). Refused: different settings (naming both folders and the differences), an
     /// index in two shards, a folder without `settings.json`, an `out` that already holds a run.
@@ -73,7 +73,8 @@ extension RobustnessRun {
         try joined.write(to: target.results, options: .atomic)
         let limits = Set(infos.map { $0.limit ?? -1 })
         let summary = RobustSummary(records: lines.map(\.record), settings: merged,
-                                    limit: limits.count == 1 ? infos.first?.limit : nil, shard: nil, threads: infos.first?.threads ?? 0)
+                                    limit: limits.count == 1 ? infos.first?.limit : nil, shard: nil, threads: infos.first?.threads ?? 0,
+                                    classNames: infos.first?.classNames)
         try summary.write(to: target.summary)
         let present = Set(owner.keys)
         let missing = (0..<((lines.last?.index ?? -1) + 1)).filter { !present.contains($0) }
@@ -106,4 +107,5 @@ extension RobustnessRun {
 private struct ShardInfo: Decodable {
     var threads: Int
     var limit: Int?
+    var classNames: [String]?
 }

@@ -173,8 +173,11 @@ public struct RobustSummary: Codable, Sendable {
     /// "I/N" for a `--shard I/N` run, nil otherwise.
     public var shard: String?
     public var threads: Int
+    /// The dataset's class names (for reports), when known.
+    public var classNames: [String]?
 
-    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?, shard: String? = nil, threads: Int = Engine.threads) {
+    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?, shard: String? = nil, threads: Int = Engine.threads,
+                classNames: [String]? = nil) {
         let n = records.count
         self.n = n
         func rate(_ k: Int) -> (Double, Double) {
@@ -198,6 +201,7 @@ public struct RobustSummary: Codable, Sendable {
         self.limit = limit
         self.shard = shard
         self.threads = threads
+        self.classNames = classNames
     }
 
     public func write(to url: URL) throws {
@@ -269,7 +273,8 @@ public final class RobustnessRun {
 
     /// Attacks every index of `indices` not yet done (images [1, C, H, W] in [0, 1]), a line per
     /// image; writes and returns the summary over `indices`.
-    public func run(indices: [Int], labels: [Int], limit: Int?, shard: String? = nil, classifier: DifferentiableClassifier,
+    public func run(indices: [Int], labels: [Int], classNames: [String]? = nil, limit: Int?, shard: String? = nil,
+                    classifier: DifferentiableClassifier,
                     counter: CountingPredictor, image: (Int) throws -> Tensor, saveAdversarial: Bool = false,
                     progress: (RobustRecord, Int, Int) -> Void = { _, _, _ in }) throws -> RobustSummary {
         var done = try completedRecords()
@@ -318,7 +323,8 @@ public final class RobustnessRun {
             if shape.isEmpty, let first = broken.first { shape = Array(try image(first).shape.dropFirst()) }
             try writePairs(indices: broken, shape: shape)
         }
-        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit, shard: shard)
+        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit, shard: shard,
+                                    classNames: classNames)
         try summary.write(to: summaryURL)
         return summary
     }

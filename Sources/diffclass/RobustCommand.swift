@@ -49,7 +49,7 @@ func runRobust(_ args: inout Arguments) throws {
     print("robust: \(indices.count) images of \(ds.name) \(splitName)\(shardText.map { " (shard \($0))" } ?? ""), \(settings.norm) eps \(eps), attacks \(attacks.joined(separator: ",")), "
         + "\(iterations) iterations, T \(timesteps), \(lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
     fflush(stdout)
-    let summary = try run.run(indices: indices, labels: ds.labels, limit: limit, shard: shardText, classifier: classifier, counter: counter,
+    let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, limit: limit, shard: shardText, classifier: classifier, counter: counter,
                               image: { (ds.images([$0]) + 1) * 0.5 }, saveAdversarial: saveAdv) { r, done, total in
         print(String(format: "%d/%d  #%d label %d clean %d  %@  %.0f U-Net passes  %.1f s", done, total, r.index, r.label,
                      r.cleanPrediction, r.verdict + (r.brokenBy.map { " by \($0)" } ?? ""), Double(r.unetPasses), r.seconds))
