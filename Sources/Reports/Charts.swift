@@ -88,6 +88,38 @@ public enum Charts {
         return svg.render()
     }
 
+    /// Horizontal stacked bars, one per row, each row's segments fractions of 1 (the row's
+    /// images), one colour per segment name; the legend names the segments.
+    public static func stackedBars(_ rows: [(name: String, values: [Double])], segments: [String], colors: [String]) -> String {
+        let left = 200.0, barH = 20.0, gap = 6.0, width = 400.0, top = 10.0
+        let legendTop = top + Double(rows.count) * (barH + gap) + 26
+        var svg = SVGCanvas(width: left + width + 30, height: legendTop + 18 * Double(segments.count) + 6)
+        let scale = AxisScale(lower: 0, upper: 1, from: left, to: left + width)
+        for (i, row) in rows.enumerated() {
+            let y = top + Double(i) * (barH + gap)
+            svg.text(row.name, x: left - 6, y: y + barH / 2 + 4, anchor: "end")
+            var at = 0.0
+            for (j, v) in row.values.enumerated() where v > 0 {
+                let x0 = scale.map(at), x1 = scale.map(Swift.min(at + v, 1))
+                svg.rect(x: x0, y: y, width: x1 - x0, height: barH, fill: colors[j % colors.count], stroke: "#fff",
+                         title: "\(row.name): \(segments[j]) \(percent(v))")
+                if x1 - x0 >= 34 { svg.text(percent(v, digits: 0), x: (x0 + x1) / 2, y: y + barH / 2 + 4, anchor: "middle", size: 10, fill: "#fff") }
+                at += v
+            }
+        }
+        let axisY = top + Double(rows.count) * (barH + gap) + 2
+        for t in scale.ticks(count: 5) {
+            svg.line(x1: scale.map(t), y1: axisY - 2, x2: scale.map(t), y2: axisY + 2)
+            svg.text(percent(t, digits: 0), x: scale.map(t), y: axisY + 14, anchor: "middle", size: 10)
+        }
+        for (j, name) in segments.enumerated() {
+            let y = legendTop + 18 * Double(j)
+            svg.rect(x: left, y: y - 10, width: 12, height: 12, fill: colors[j % colors.count])
+            svg.text(name, x: left + 18, y: y)
+        }
+        return svg.render()
+    }
+
     /// Reliability diagram: per bin, a bar of accuracy against the bin's range of confidence, a
     /// marker at its mean confidence, and the diagonal of perfect calibration.
     public static func reliability(_ bins: [ReliabilityBin], ece: Double) -> String {

@@ -39,18 +39,33 @@ public struct Report {
             let rows = run.settings.map { "<tr><th>\(htmlEscape($0.key))</th><td>\(htmlEscape($0.value))</td></tr>" }
             body.append("<h2>Settings</h2>\n<table class=\"kv\">\n\(rows.joined(separator: "\n"))\n</table>")
         }
+        return Report.page(title: "\(run.name) report", body: body)
+    }
+
+    /// Writes `html()` to `url` atomically; errors name the file.
+    public func write(to url: URL) throws {
+        do { try Data(html().utf8).write(to: url, options: .atomic) } catch {
+            throw ClassifierError("\(url.path): cannot write the report (\(error.localizedDescription))")
+        }
+    }
+
+    /// The HTML page around `body` (inline CSS; `title` is escaped here).
+    static func page(title: String, body: [String]) -> String {
         return """
         <!DOCTYPE html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
-        <title>\(htmlEscape(run.name)) report</title>
+        <title>\(htmlEscape(title))</title>
         <style>
         body { font-family: sans-serif; max-width: 960px; margin: 2em auto; color: #222; }
         h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 2em; }
         .headline { font-size: 1.4em; }
         table.kv th { text-align: left; padding-right: 1em; font-weight: normal; color: #555; }
         table.kv td { font-family: monospace; }
+        table.runs { border-collapse: collapse; }
+        table.runs th, table.runs td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; vertical-align: bottom; white-space: nowrap; }
+        table.runs th:first-child, table.runs td:first-child, table.runs .text { text-align: left; white-space: normal; }
         p.note { color: #555; }
         </style>
         </head>
@@ -62,14 +77,9 @@ public struct Report {
         """
     }
 
-    /// Writes `html()` to `url` atomically; errors name the file.
-    public func write(to url: URL) throws {
-        do { try Data(html().utf8).write(to: url, options: .atomic) } catch {
-            throw ClassifierError("\(url.path): cannot write the report (\(error.localizedDescription))")
-        }
-    }
+    func section(_ title: String, _ note: String?, _ svg: String) -> String { Report.section(title, note, svg) }
 
-    func section(_ title: String, _ note: String?, _ svg: String) -> String {
+    static func section(_ title: String, _ note: String?, _ svg: String) -> String {
         "<h2>\(htmlEscape(title))</h2>\n" + (note.map { "<p class=\"note\">\(htmlEscape($0))</p>\n" } ?? "") + "<div class=\"chart\">\(svg)</div>"
     }
 

@@ -69,6 +69,13 @@ public struct SVGCanvas {
         elements.append("<text x=\"\(svgNumber(x))\" y=\"\(svgNumber(y))\" text-anchor=\"\(anchor)\" font-size=\"\(svgNumber(size))\" fill=\"\(htmlEscape(fill))\"\(w)\(r)>\(htmlEscape(s))</text>")
     }
 
+    /// An embedded PNG (`data:` URI, so the page stays self-contained), drawn with square pixels.
+    public mutating func png(_ data: Data, x: Double, y: Double, width: Double, height: Double, title: String? = nil) {
+        let body = title.map { "<title>\(htmlEscape($0))</title>" } ?? ""
+        elements.append("<image x=\"\(svgNumber(x))\" y=\"\(svgNumber(y))\" width=\"\(svgNumber(width))\" height=\"\(svgNumber(height))\" "
+            + "style=\"image-rendering:pixelated\" href=\"data:image/png;base64,\(data.base64EncodedString())\">\(body)</image>")
+    }
+
     /// The `<svg>` element.
     public func render() -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(svgNumber(width))\" height=\"\(svgNumber(height))\" viewBox=\"0 0 \(svgNumber(width)) \(svgNumber(height))\" font-family=\"sans-serif\">\n"

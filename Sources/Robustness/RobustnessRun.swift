@@ -100,16 +100,24 @@ public struct RobustnessSettings: Codable, Equatable, Sendable, RunSettings {
     }
 }
 
-/// Counts the U-Net items (one image at one timestep and condition) a classifier evaluates.
+/// Counts the U-Net items (one image at one timestep and condition) a classifier evaluates:
+/// `items` forward, `recordedItems` of them with autodiff recording (their input needs a
+/// gradient). In this package every recorded U-Net item gets exactly one backward pass (an
+/// attack's gradient call, or LM's inner gradient, which runs even inside a no-grad forward), so
+/// `items + recordedItems` is the forward plus backward item passes.
 public final class CountingPredictor: ConditionalNoisePredictor {
     public let inner: ConditionalNoisePredictor
     public var items = 0
+    public var recordedItems = 0
+    /// Forward plus backward item passes so far.
+    public var passes: Int { items + recordedItems }
     public init(_ inner: ConditionalNoisePredictor) {
         self.inner = inner
         if let m = inner as? Module { for p in m.parameters { p.requiresGrad = false } }
     }
     public func predict(_ sample: Tensor, timesteps: [Float], conditions: Tensor?) -> Tensor {
         items += sample.shape[0]
+        if Autograd.shouldRecord([sample]) { recordedItems += sample.shape[0] }
         return inner.predict(sample, timesteps: timesteps, conditions: conditions)
     }
 }
@@ -132,7 +140,8 @@ public struct RobustRecord: Codable, Equatable, Sendable {
     /// "robust", "misclassified" (clean) or "broken".
     public var verdict: String
     public var brokenBy: String?
-    /// U-Net item passes: forward (counted) plus backward (backward calls times items per call).
+    /// U-Net item passes: forward plus backward (`CountingPredictor.passes`), the clean
+    /// evaluation included; for RDC, LM's inner forward and backward passes included.
     public var unetPasses: Int
     public var seconds: Double
     public var robust: Bool { verdict == "robust" }
@@ -161,9 +170,14 @@ public struct RobustSummary: Codable, Sendable {
     public var settings: RobustnessSettings
     public var seed: UInt64
     public var limit: Int?
+    /// "I/N" for a `--shard I/N` run, nil otherwise.
+    public var shard: String?
     public var threads: Int
+    /// The dataset's class names (for reports), when known.
+    public var classNames: [String]?
 
-    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?) {
+    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?, shard: String? = nil, threads: Int = Engine.threads,
+                classNames: [String]? = nil) {
         let n = records.count
         self.n = n
         func rate(_ k: Int) -> (Double, Double) {
@@ -185,7 +199,9 @@ public struct RobustSummary: Codable, Sendable {
         self.settings = settings
         seed = settings.seed
         self.limit = limit
-        threads = Engine.threads
+        self.shard = shard
+        self.threads = threads
+        self.classNames = classNames
     }
 
     public func write(to url: URL) throws {
@@ -194,8 +210,8 @@ public struct RobustSummary: Codable, Sendable {
 }
 
 /// A robustness run folder, like `EvaluationRun`: `settings.json`, `results.jsonl` (a line per
-/// image, flushed as each finishes), `summary.json`, optionally `adv/INDEX.png` (broken images)
-/// and `adv/pairs.png` (clean/adversarial pairs). Reruns with equal settings skip finished
+/// image, flushed as each finishes), `summary.json`, optionally `adv/INDEX.png` (broken images),
+/// `adv/INDEX-clean.png` (their clean originals) and `adv/pairs.png` (clean/adversarial pairs). Reruns with equal settings skip finished
 /// indices; different settings are refused, naming the differences.
 ///
 /// Per image (index i): the evaluation randomness is `RandomGenerator(seed).derived(i).nextUInt64()`
@@ -217,14 +233,22 @@ public final class RobustnessRun {
 
     /// Records already written, by index (an unterminated last line is cut off).
     public func completedRecords() throws -> [Int: RobustRecord] {
-        let data = try RunFolder.completeLines(resultsURL)
         var out: [Int: RobustRecord] = [:]
-        for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+        for (r, _) in try Self.parseResults(try RunFolder.completeLines(resultsURL), path: resultsURL.path) { out[r.index] = r }
+        return out
+    }
+
+    /// The records of `results.jsonl` text with each one's line (newline included); an
+    /// unterminated last line is left out. Errors name `path` and the line.
+    public static func parseResults(_ data: Data, path: String) throws -> [(record: RobustRecord, line: Data)] {
+        var body = data
+        if let last = body.last, last != 0x0A { body = body.prefix((body.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0) }
+        var out: [(RobustRecord, Data)] = []
+        for (n, line) in body.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
             do {
-                let r = try RobustRecord.decoder.decode(RobustRecord.self, from: Data(line))
-                out[r.index] = r
+                out.append((try RobustRecord.decoder.decode(RobustRecord.self, from: Data(line)), Data(line) + [0x0A]))
             } catch {
-                throw ClassifierError("\(resultsURL.path): line \(n + 1) is not a robustness record (\(error))")
+                throw ClassifierError("\(path): line \(n + 1) is not a robustness record (\(error))")
             }
         }
         return out
@@ -249,8 +273,9 @@ public final class RobustnessRun {
 
     /// Attacks every index of `indices` not yet done (images [1, C, H, W] in [0, 1]), a line per
     /// image; writes and returns the summary over `indices`.
-    public func run(indices: [Int], labels: [Int], limit: Int?, classifier: DifferentiableClassifier, counter: CountingPredictor,
-                    image: (Int) throws -> Tensor, saveAdversarial: Bool = false,
+    public func run(indices: [Int], labels: [Int], classNames: [String]? = nil, limit: Int?, shard: String? = nil,
+                    classifier: DifferentiableClassifier,
+                    counter: CountingPredictor, image: (Int) throws -> Tensor, saveAdversarial: Bool = false,
                     progress: (RobustRecord, Int, Int) -> Void = { _, _, _ in }) throws -> RobustSummary {
         var done = try completedRecords()
         if !FileManager.default.fileExists(atPath: resultsURL.path) {
@@ -260,7 +285,6 @@ public final class RobustnessRun {
         defer { try? handle.close() }
         try handle.seekToEnd()
         if saveAdversarial { try FileManager.default.createDirectory(at: advDirectory, withIntermediateDirectories: true) }
-        var pairs: [[Float]] = []
         var shape: [Int] = []
         for i in indices where done[i] == nil {
             let t0 = Date()
@@ -269,23 +293,18 @@ public final class RobustnessRun {
             var g = RandomGenerator(seed: settings.seed).derived(UInt64(i))
             let r = g.nextUInt64()
             let eval = RobustnessEvaluation(attacks: settings.makeAttacks(evaluationRandomness: r), batchSize: 1, evaluationRandomness: r)
-            let before = counter.items
-            _ = Autograd.noGrad { classifier.logits(x, randomness: r) }
-            let perCall = counter.items - before
-            counter.items = before
+            let before = counter.passes
             let report = eval.run(on: classifier, images: x, labels: [labels[i]], generator: g.derived(1))
             let o = report.outcomes[0]
             var lines: [RobustRecord.AttackLine] = []
-            var backward = 0
             for s in report.attacks where s.attacked > 0 {
                 lines.append(.init(name: s.name, success: s.broken > 0, forwardCalls: s.forwardCalls, backwardCalls: s.backwardCalls,
                                    queries: s.queries))
-                backward += s.backwardCalls
             }
             let brokenBy = o.brokenBy.map { settings.attacks[$0] }
             let record = RobustRecord(index: i, label: labels[i], cleanPrediction: o.cleanPrediction, cleanCorrect: o.cleanCorrect,
                                       attacks: lines, verdict: !o.cleanCorrect ? "misclassified" : (brokenBy == nil ? "robust" : "broken"),
-                                      brokenBy: brokenBy, unetPasses: counter.items - before + backward * perCall,
+                                      brokenBy: brokenBy, unetPasses: counter.passes - before,
                                       seconds: Date().timeIntervalSince(t0))
             var line = try RobustRecord.encoder.encode(record)
             line.append(0x0A)
@@ -295,17 +314,43 @@ public final class RobustnessRun {
             if saveAdversarial, brokenBy != nil {
                 let adv = report.adversarial.scalars
                 try Self.png(adv, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(i).png"))
-                pairs.append(x.scalars.map { $0 * 2 - 1 }); pairs.append(adv.map { $0 * 2 - 1 })
+                try Self.png(x.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(i)-clean.png"))
             }
             progress(record, indices.filter { done[$0] != nil }.count, indices.count)
         }
-        if saveAdversarial, !pairs.isEmpty, shape.count == 3 {
-            try Image.grid(pairs, channels: shape[0], height: shape[1], width: shape[2], columns: 2)
-                .writePNG(to: advDirectory.appendingPathComponent("pairs.png"))
+        if saveAdversarial {
+            let broken = indices.filter { done[$0]?.brokenBy != nil }
+            if shape.isEmpty, let first = broken.first { shape = Array(try image(first).shape.dropFirst()) }
+            try writePairs(indices: broken, shape: shape)
         }
-        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit)
+        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit, shard: shard,
+                                    classNames: classNames)
         try summary.write(to: summaryURL)
         return summary
+    }
+
+    /// `adv/pairs.png`: clean (left) and adversarial (right) of each of `indices` whose
+    /// `adv/INDEX-clean.png` and `adv/INDEX.png` exist (so a resumed run shows every break);
+    /// `shape` is [C, H, W].
+    func writePairs(indices: [Int], shape: [Int]) throws {
+        guard shape.count == 3 else { return }
+        let (c, h, w) = (shape[0], shape[1], shape[2])
+        var pairs: [[Float]] = []
+        for i in indices {
+            let urls = [advDirectory.appendingPathComponent("\(i)-clean.png"), advDirectory.appendingPathComponent("\(i).png")]
+            guard urls.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) else { continue }
+            let images = try urls.map { try Image.read($0, channels: c) }
+            guard images.allSatisfy({ $0.width == w && $0.height == h }) else { continue }
+            for img in images {
+                var chw = [Float](repeating: 0, count: c * h * w)
+                for ch in 0..<c { for y in 0..<h { for x in 0..<w {
+                    chw[(ch * h + y) * w + x] = Float(img.pixels[(y * w + x) * c + ch]) / 127.5 - 1
+                } } }
+                pairs.append(chw)
+            }
+        }
+        guard !pairs.isEmpty else { return }
+        try Image.grid(pairs, channels: c, height: h, width: w, columns: 2).writePNG(to: advDirectory.appendingPathComponent("pairs.png"))
     }
 
     /// One CHW image in [0, 1] as an 8-bit image.

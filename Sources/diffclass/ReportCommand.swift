@@ -3,13 +3,25 @@ import Foundation
 import Reports
 
 /// `diffclass report RUN [--compare RUN2,RUN3] [--out FILE]`: writes a self-contained HTML
-/// report of an eval (and/or analyze) run folder, by default `RUN/report.html`.
+/// report of an eval (and/or analyze) run folder, or of robustness run folders (`RobustReport`),
+/// by default `RUN/report.html`.
 func runReport(_ args: inout Arguments) throws {
     let compare = args.string("compare").map { $0.split(separator: ",").map { URL(fileURLWithPath: String($0)) } } ?? []
     let out = args.string("out")
     try args.finish(command: "report")
     guard args.positional.count == 1 else { throw UsageError("report needs exactly one run folder: diffclass report RUN [--compare RUN2,RUN3]") }
     let directory = URL(fileURLWithPath: args.positional[0])
+    if RobustRunData.isRobustFolder(directory) {
+        let report = try RobustReport.load(directory, compare: compare)
+        let url = out.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("report.html")
+        try report.write(to: url)
+        for r in report.runs {
+            print(String(format: "%@: %@ eps %@, clean %.2f%% ± %.2f, robust %.2f%% ± %.2f (n = %d)", r.name, r.norm, r.epsText,
+                         100 * r.cleanAccuracy, 100 * r.cleanStderr, 100 * r.robustAccuracy, 100 * r.robustStderr, r.n))
+        }
+        print("wrote \(url.path)")
+        return
+    }
     let report = try Report.load(directory, compare: compare)
     let url = out.map { URL(fileURLWithPath: $0) } ?? directory.appendingPathComponent("report.html")
     try report.write(to: url)

@@ -6,7 +6,8 @@ import Robustness
 import TensorEngine
 
 /// `diffclass robust`: AutoAttack-style robust accuracy of the diffusion classifier (or RDC with
-/// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`).
+/// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`). `--shard I/N`
+/// takes the indices i % N == I of the first `--limit` images; `diffclass merge` joins the shards.
 func runRobust(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("robust needs --model DIR") }
     guard let out = args.string("out") else { throw UsageError("robust needs --out RUN") }
@@ -14,6 +15,7 @@ func runRobust(_ args: inout Arguments) throws {
     let splitName = args.string("split") ?? "test"
     guard let split = ImageDataset.Split(rawValue: splitName) else { throw UsageError("--split: '\(splitName)' is not train or test") }
     let limit = try args.int("limit", range: 1...Int.max)
+    let shard = try args.string("shard").map { try RunScope.parseShard($0) }
     let norm = args.string("norm") ?? "linf"
     guard let eps = args.string("eps") else { throw UsageError("robust needs --eps (e.g. 8/255)") }
     let attacks = (args.string("attacks") ?? "apgd-ce,apgd-t").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -41,12 +43,13 @@ func runRobust(_ args: inout Arguments) throws {
                                           eotDraws: eot, timesteps: timesteps, lm: lm, seed: seed)
     let (classifier, counter) = try RobustnessRun.makeClassifier(settings: settings, model: model, schedule: schedule,
                                                                  classes: classes, batchSize: batchSize)
-    let indices = Array(0..<min(limit ?? ds.count, ds.count))
+    let indices = RunScope(limit: limit, shard: shard).indices(datasetCount: ds.count)
+    let shardText = shard.map { "\($0.index)/\($0.count)" }
     let run = try RobustnessRun(directory: URL(fileURLWithPath: out), settings: settings)
-    print("robust: \(indices.count) images of \(ds.name) \(splitName), \(settings.norm) eps \(eps), attacks \(attacks.joined(separator: ",")), "
+    print("robust: \(indices.count) images of \(ds.name) \(splitName)\(shardText.map { " (shard \($0))" } ?? ""), \(settings.norm) eps \(eps), attacks \(attacks.joined(separator: ",")), "
         + "\(iterations) iterations, T \(timesteps), \(lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
     fflush(stdout)
-    let summary = try run.run(indices: indices, labels: ds.labels, limit: limit, classifier: classifier, counter: counter,
+    let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, limit: limit, shard: shardText, classifier: classifier, counter: counter,
                               image: { (ds.images([$0]) + 1) * 0.5 }, saveAdversarial: saveAdv) { r, done, total in
         print(String(format: "%d/%d  #%d label %d clean %d  %@  %.0f U-Net passes  %.1f s", done, total, r.index, r.label,
                      r.cleanPrediction, r.verdict + (r.brokenBy.map { " by \($0)" } ?? ""), Double(r.unetPasses), r.seconds))

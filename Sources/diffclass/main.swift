@@ -65,15 +65,15 @@ commands:
              writes tau, NLL and ECE (15 bins) before (tau = 1) and after
   robust     robust accuracy of the diffusion classifier (or RDC with --lm) under attacks, AutoAttack-style
              --model DIR, --dataset fashion-mnist | --data DIR, --eps 8/255, --out RUN, [--split test|train]
-             [--limit N] [--norm linf|l2] [--attacks apgd-ce,apgd-t,apgd-dlr,pgd,square (default apgd-ce,apgd-t)]
+             [--limit N] [--shard I/N] [--norm linf|l2] [--attacks apgd-ce,apgd-t,apgd-dlr,pgd,square (default apgd-ce,apgd-t)]
              [--iterations N (100)] [--square-queries N (5000)] [--eot N (1)] [--n-timesteps T (10)]
              [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|bpda,...] [--seed S] [--batch-size N] [--save-adv]
              per image: clean prediction, then the attacks in order until one succeeds; writes RUN/settings.json,
              RUN/results.jsonl (a line per image), RUN/summary.json (clean and robust accuracy ± stderr, breaks
              per attack, U-Net passes and seconds per attacked image), --save-adv: RUN/adv/INDEX.png, adv/pairs.png;
-             rerunning with the same settings resumes
+             rerunning with the same settings resumes; --shard I/N: indices i % N == I of the first --limit
   merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
-             (equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
+             (eval or robust folders; equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
   report     write a self-contained HTML report (inline SVG) of a run folder   RUN [--compare RUN2,RUN3] [--out FILE]
              accuracy ± stderr, confusion matrix, per-class accuracy, reliability diagram and ECE, accuracy
              against U-Net calls (one point per run; --compare adds runs), analysis.json charts if present;

@@ -137,6 +137,42 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.err.contains("--eps"), bad.err)
     }
 
+    func testShardedRobustMergesAndReports() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let common = ["robust", "--model", model.path, "--data", data.path, "--split", "train", "--limit", "3", "--n-timesteps", "2",
+                      "--attacks", "apgd-ce", "--iterations", "1", "--eps", "1/255"]
+        for shard in ["0/2", "1/2"] {
+            let r = try run(common + ["--shard", shard, "--out", path("s\(shard.prefix(1))")])
+            XCTAssertEqual(r.status, 0, r.err)
+            XCTAssertTrue(r.out.contains("(shard \(shard))"), r.out)
+        }
+        XCTAssertEqual(try String(contentsOfFile: path("s0/results.jsonl"), encoding: .utf8).split(separator: "\n").count, 2)
+        XCTAssertEqual(try String(contentsOfFile: path("s1/results.jsonl"), encoding: .utf8).split(separator: "\n").count, 1)
+        let merged = try run(["merge", path("s0"), path("s1"), "--out", path("all")])
+        XCTAssertEqual(merged.status, 0, merged.err)
+        XCTAssertTrue(merged.out.contains("merged 3 images: clean"), merged.out)
+        let report = try run(["report", path("all"), "--compare", path("s0")])
+        XCTAssertEqual(report.status, 0, report.err)
+        let html = try String(contentsOfFile: path("all/report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains("Robust accuracy against epsilon"))
+        let badShard = try run(common + ["--shard", "2/2", "--out", path("x")])
+        XCTAssertEqual(badShard.status, 2)
+        XCTAssertTrue(badShard.err.contains("--shard"), badShard.err)
+        let mixed = try run(["merge", path("s0"), path("s1"), "--out", path("all")])
+        XCTAssertNotEqual(mixed.status, 0)
+    }
+
     func testShardedEvalMergesAndCalibrates() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default

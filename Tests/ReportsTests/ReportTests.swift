@@ -103,4 +103,87 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(AxisScale(lower: 50, upper: 3000, from: 0, to: 100, log: true).ticks(), [50, 100, 200, 500, 1000, 2000])
         XCTAssertEqual(AxisScale(lower: 10, upper: 1000, from: 0, to: 100, log: true).map(100), 50, accuracy: 1e-9)
     }
+
+    /// A robustness run folder with hand-made lines: `rows` (label, clean prediction, broken by).
+    func makeRobustRun(_ tag: String, eps: String, lm: String? = nil, rows: [(Int, Int, String?)], pairs: Bool = false) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("adv"), withIntermediateDirectories: true)
+        var lines = ""
+        for (i, r) in rows.enumerated() {
+            let correct = r.0 == r.1
+            let verdict = !correct ? "misclassified" : (r.2 == nil ? "robust" : "broken")
+            var attacks: [String] = []
+            if correct {
+                attacks.append("{\"backward_calls\":11,\"forward_calls\":11,\"name\":\"APGD-CE\",\"queries\":11,\"success\":\(r.2 == "apgd-ce")}")
+                if r.2 != "apgd-ce" { attacks.append("{\"backward_calls\":0,\"forward_calls\":5,\"name\":\"Square\",\"queries\":5,\"success\":\(r.2 == "square")}") }
+            }
+            let by = r.2.map { ",\"broken_by\":\"\($0)\"" } ?? ""
+            lines += "{\"attacks\":[\(attacks.joined(separator: ","))]\(by),\"clean_correct\":\(correct),\"clean_prediction\":\(r.1),"
+                + "\"index\":\(i),\"label\":\(r.0),\"seconds\":\(correct ? 2.0 : 0.5),\"unet_passes\":\(correct ? 1000 : 50),\"verdict\":\"\(verdict)\"}\n"
+            if pairs, r.2 != nil {
+                try Data([0x89, 0x50, 0x4E, 0x47, UInt8(i)]).write(to: dir.appendingPathComponent("adv/\(i).png"))
+                try Data([0x89, 0x50, 0x4E, 0x47, 0xC0 + UInt8(i)]).write(to: dir.appendingPathComponent("adv/\(i)-clean.png"))
+            }
+        }
+        try Data(lines.utf8).write(to: dir.appendingPathComponent("results.jsonl"))
+        var settings: [String: Any] = ["attacks": ["apgd-ce", "square"], "dataset": "fashion-mnist", "eot_draws": 1, "eps_text": eps,
+                                       "epsilon": Double(eps)!, "iterations": 10, "model": "m", "norm": "linf", "seed": 0, "split": "test",
+                                       "square_queries": 50, "timesteps": 5]
+        settings["lm"] = lm
+        try JSONSerialization.data(withJSONObject: settings).write(to: dir.appendingPathComponent("settings.json"))
+        try JSONSerialization.data(withJSONObject: ["class_names": ["T-shirt/top", "<b>", "Bag & co"]]).write(to: dir.appendingPathComponent("summary.json"))
+        return dir
+    }
+
+    func testRobustStatisticsFromHandMadeLines() throws {
+        // 5 images: 1 misclassified, 2 robust, 1 broken by APGD-CE, 1 by Square.
+        let dir = try makeRobustRun("robust-stats", eps: "0.1", rows: [(0, 0, nil), (1, 2, nil), (1, 1, "apgd-ce"), (2, 2, "square"), (2, 2, nil)])
+        XCTAssertTrue(RobustRunData.isRobustFolder(dir))
+        let r = try RobustRunData.load(dir)
+        XCTAssertEqual(r.n, 5)
+        XCTAssertEqual(r.cleanAccuracy, 0.8)
+        XCTAssertEqual(r.robustAccuracy, 0.4)
+        XCTAssertEqual(r.cleanStderr, (0.8 * 0.2 / 5).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(r.robustStderr, (0.4 * 0.6 / 5).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(r.breaks.map(\.name), ["apgd-ce", "square"])
+        XCTAssertEqual(r.breaks.map(\.count), [1, 1])
+        XCTAssertEqual(r.meanPassesPerAttacked, 1000)
+        XCTAssertEqual(r.meanSecondsPerAttacked, 2)
+        XCTAssertEqual(r.defence, "DC, T 5")
+        XCTAssertEqual(r.attackDescription, "APGD-CE 10 it → Square 50 q")
+        XCTAssertEqual(RobustRunData.shortLM("variant=paper,steps=5,eta=0.1,norm=linf,grad=exact,step=0.02,sigma=0.4:0.6"),
+                       "LM paper 5 steps, eta 0.1")
+        XCTAssertEqual(RobustRunData.shortLM("variant=code,steps=3,eta=8/255,norm=l2,grad=bpda"), "LM code 3 steps, eta 8/255, l2, bpda")
+    }
+
+    func testRobustReportGroupsDefencesByEpsilonAndEmbedsPairs() throws {
+        let rows: [(Int, Int, String?)] = [(0, 0, nil), (1, 1, "apgd-ce"), (2, 2, "square"), (2, 2, nil)]
+        let dc1 = try makeRobustRun("dc-0.1", eps: "0.1", rows: rows, pairs: true)
+        let dc05 = try makeRobustRun("dc-0.05", eps: "0.05", rows: [(0, 0, nil), (1, 1, nil), (2, 2, "apgd-ce"), (2, 2, nil)])
+        let rdc = try makeRobustRun("rdc-0.1", eps: "0.1", lm: "variant=paper,steps=5,eta=0.1,norm=linf,grad=exact", rows: rows)
+        let report = try RobustReport.load(dc1, compare: [dc05, rdc])
+        let families = report.families
+        XCTAssertEqual(families.count, 2)
+        XCTAssertEqual(families[0].runs.map(\.epsText), ["0.05", "0.1"], "one defence, sorted by eps")
+        XCTAssertEqual(families[1].label, "RDC (LM paper 5 steps, eta 0.1), T 5; APGD-CE 10 it → Square 50 q")
+        let series = report.epsilonSeries()
+        XCTAssertEqual(series[0].points.map(\.x), [0, 0.05, 0.1])
+        XCTAssertEqual(series[0].points.map(\.y), [1, 0.75, 0.5], "clean, then robust at each eps")
+        XCTAssertEqual(series[1].points.map(\.x), [0, 0.1])
+        let html = report.html()
+        XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
+        XCTAssertEqual(html.components(separatedBy: "<svg ").count - 1, 3, "eps chart, outcomes, one pair grid")
+        XCTAssertTrue(html.contains("Robust accuracy against epsilon"))
+        XCTAssertTrue(html.contains("100.00% ± 0.00</td><td>50.00% ± 25.00"))
+        XCTAssertTrue(html.contains("apgd-ce 1, square 1"))
+        XCTAssertEqual(html.components(separatedBy: "<image ").count - 1, 4, "two pairs")
+        XCTAssertTrue(html.contains("href=\"data:image/png;base64,\(Data([0x89, 0x50, 0x4E, 0x47, 0xC1]).base64EncodedString())\""))
+        XCTAssertTrue(html.contains("#1 &lt;b&gt;"))
+        XCTAssertFalse(html.contains("<b>") || html.contains("Bag & co"))
+        XCTAssertFalse(html.contains("src=") || html.replacingOccurrences(of: "href=\"data:", with: "").contains("href="), "no external assets")
+        XCTAssertTrue(html.contains("broken by apgd-ce"))
+        // A mixed compare is refused, naming the folder.
+        let eval = try makeRun("report-eval", rows: self.rows)
+        XCTAssertThrowsError(try RobustReport.load(dc1, compare: [eval])) { XCTAssertTrue("\($0)".contains(eval.path)) }
+    }
 }

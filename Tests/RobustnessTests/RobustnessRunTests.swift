@@ -121,6 +121,87 @@ final class RobustnessRunTests: XCTestCase {
         XCTAssertGreaterThan(summary.meanUnetPassesPerAttacked, 0)
     }
 
+    /// U-Net passes = forward items + recorded items (each gets one backward): for the plain
+    /// classifier K*T per call plus K*T per gradient call; RDC adds LM's 1 forward + 1 backward
+    /// per call (its inner gradient runs even in no-grad forwards).
+    func testPassCountsAreForwardPlusBackwardItems() throws {
+        for lm in [nil, "steps=1,eta=8/255,variant=paper"] as [String?] {
+            let dir = tempDir()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let s = try settings(attacks: ["apgd-ce", "square"], lm: lm)
+            _ = try run(dir, s, indices: [0, 1])
+            let items = 3 * 2, lmPasses = lm == nil ? 0 : 2
+            for line in try String(contentsOf: dir.appendingPathComponent("results.jsonl"), encoding: .utf8).split(separator: "\n") {
+                let l = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                let attacks = l["attacks"] as! [[String: Any]]
+                let forward = attacks.map { $0["forward_calls"] as! Int }.reduce(0, +)
+                let backward = attacks.map { $0["backward_calls"] as! Int }.reduce(0, +)
+                XCTAssertGreaterThan(backward, 0)
+                XCTAssertEqual(l["unet_passes"] as? Int, (items + lmPasses) * (1 + forward) + items * backward, "lm \(lm ?? "none")")
+            }
+        }
+    }
+
+    /// Shards (`RunScope` indices) merged give the unsharded run's lines (up to seconds); overlaps
+    /// and different settings are refused; a run with eps 1 breaks every image and `--save-adv`
+    /// keeps clean and adversarial PNGs and a pairs grid over resumes.
+    func testShardsMergeToTheUnshardedRun() throws {
+        let root = tempDir()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let s = try settings(eps: "1", attacks: ["apgd-ce"])
+        let names = ["a", "b", "c"]
+        func runScoped(_ name: String, _ scope: RunScope, saveAdv: Bool = false) throws -> RobustSummary {
+            let (clf, counter) = try RobustnessRun.makeClassifier(settings: s, model: model, schedule: schedule, classes: 3)
+            let r = try RobustnessRun(directory: root.appendingPathComponent(name), settings: s)
+            let x = images
+            return try r.run(indices: scope.indices(datasetCount: 2), labels: try cleanLabels(s), classNames: names, limit: scope.limit,
+                             shard: scope.shard.map { "\($0.index)/\($0.count)" }, classifier: clf, counter: counter,
+                             image: { x.sliced(axis: 0, $0..<($0 + 1)) }, saveAdversarial: saveAdv)
+        }
+        // The whole run in two resumes (limit 1, then 2), with --save-adv.
+        _ = try runScoped("all", RunScope(limit: 1), saveAdv: true)
+        let whole = try runScoped("all", RunScope(limit: 2), saveAdv: true)
+        XCTAssertEqual(whole.robustAccuracy, 0, "eps 1 covers the whole box")
+        XCTAssertEqual(whole.classNames, names)
+        let adv = root.appendingPathComponent("all/adv")
+        for f in ["0.png", "0-clean.png", "1.png", "1-clean.png", "pairs.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: adv.appendingPathComponent(f).path), f)
+        }
+        let grid = try Data(contentsOf: adv.appendingPathComponent("pairs.png"))
+        let height = grid[20..<24].reduce(0) { $0 << 8 | Int($1) }
+        XCTAssertEqual(height, 2 * 8 + 3 * 2, "both pairs, not only the last resume's")
+
+        let s0 = try runScoped("s0", RunScope(limit: 2, shard: (0, 2)))
+        let s1 = try runScoped("s1", RunScope(limit: 2, shard: (1, 2)))
+        XCTAssertEqual(s0.n, 1); XCTAssertEqual(s1.n, 1); XCTAssertEqual(s1.shard, "1/2")
+        let report = try RobustnessRun.merge([root.appendingPathComponent("s1"), root.appendingPathComponent("s0")],
+                                             into: root.appendingPathComponent("merged"))
+        XCTAssertEqual(report.counts, [1, 1])
+        XCTAssertEqual(report.missing, [])
+        XCTAssertEqual(report.summary.n, 2)
+        XCTAssertEqual(report.summary.classNames, names)
+        XCTAssertNil(report.summary.shard)
+        func lines(_ name: String) throws -> [[String: Any]] {
+            try String(contentsOf: root.appendingPathComponent("\(name)/results.jsonl"), encoding: .utf8).split(separator: "\n").map {
+                var o = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+                o["seconds"] = nil
+                return o
+            }
+        }
+        XCTAssertEqual(try lines("merged").map { NSDictionary(dictionary: $0) }, try lines("all").map { NSDictionary(dictionary: $0) })
+        // Refusals: overlap, different settings, an existing output.
+        XCTAssertThrowsError(try RobustnessRun.merge([root.appendingPathComponent("s0"), root.appendingPathComponent("all")],
+                                                     into: root.appendingPathComponent("m2"))) { XCTAssertTrue("\($0)".contains("image 0 is in both"), "\($0)") }
+        let other = try RobustnessRun(directory: root.appendingPathComponent("other"), settings: try settings(eps: "2/255"))
+        _ = other
+        XCTAssertThrowsError(try RobustnessRun.merge([root.appendingPathComponent("s0"), root.appendingPathComponent("other")],
+                                                     into: root.appendingPathComponent("m3"))) { XCTAssertTrue("\($0)".contains("eps_text"), "\($0)") }
+        XCTAssertThrowsError(try RobustnessRun.merge([root.appendingPathComponent("s0")], into: root.appendingPathComponent("merged"))) {
+            XCTAssertTrue("\($0)".contains("exists"), "\($0)")
+        }
+        XCTAssertTrue(RobustnessRun.isRobustnessFolder(root.appendingPathComponent("s0")))
+    }
+
     func testEpsilonParsing() throws {
         XCTAssertEqual(try RobustnessSettings.parseEpsilon("8/255"), 8.0 / 255.0, accuracy: 1e-15)
         XCTAssertEqual(try RobustnessSettings.parseEpsilon("0.1"), 0.1)
