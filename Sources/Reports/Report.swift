@@ -65,7 +65,8 @@ public struct Report {
         table.kv td { font-family: monospace; }
         table.runs { border-collapse: collapse; }
         table.runs th, table.runs td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; vertical-align: bottom; white-space: nowrap; }
-        table.runs th:first-child, table.runs td:first-child, table.runs .text { text-align: left; white-space: normal; }
+        table.runs th { white-space: normal; }
+        table.runs th:first-child, table.runs td:first-child, table.runs .text { text-align: left; white-space: normal; min-width: 7em; }
         p.note { color: #555; }
         </style>
         </head>
