@@ -21,78 +21,14 @@ extension RobustnessRun {
     /// index in two shards, a folder without `settings.json`, an `out` that already holds a run.
     /// Gaps are reported in `missing`, not refused.
     public static func merge(_ shards: [URL], into out: URL) throws -> RobustMergeReport {
-        guard !shards.isEmpty else { throw ClassifierError("merge: no run folders given") }
-        let fm = FileManager.default
-        var settings: RobustnessSettings?
-        var lines: [(index: Int, line: Data, record: RobustRecord)] = []
-        var owner: [Int: URL] = [:]
-        var counts: [Int] = []
-        var infos: [ShardInfo] = []
-        for dir in shards {
-            let settingsURL = dir.appendingPathComponent("settings.json")
-            guard fm.fileExists(atPath: settingsURL.path) else { throw ClassifierError("\(dir.path): no settings.json (not a run folder)") }
-            let s: RobustnessSettings
-            do { s = try RobustnessSettings.decode(try Data(contentsOf: settingsURL)) } catch {
-                throw ClassifierError("\(settingsURL.path): unreadable robustness settings (\(error))")
-            }
-            if let first = settings {
-                let diff = try s.differences(from: first)
-                guard diff.isEmpty else {
-                    throw ClassifierError("\(shards[0].path) and \(dir.path) have different settings "
-                        + "(\(diff.joined(separator: "; "))); only runs of equal settings can be merged")
-                }
-            } else {
-                settings = s
-            }
-            let resultsURL = dir.appendingPathComponent("results.jsonl")
-            let data = fm.fileExists(atPath: resultsURL.path) ? try Data(contentsOf: resultsURL) : Data()
-            let parsed = try parseResults(data, path: resultsURL.path)
-            for (r, line) in parsed {
-                if let other = owner[r.index] {
-                    throw ClassifierError("image \(r.index) is in both \(other.path) and \(dir.path); shards must not overlap")
-                }
-                owner[r.index] = dir
-                lines.append((r.index, line, r))
-            }
-            counts.append(parsed.count)
-            let summaryURL = dir.appendingPathComponent("summary.json")
-            if fm.fileExists(atPath: summaryURL.path) {
-                let d = JSONDecoder()
-                d.keyDecodingStrategy = .convertFromSnakeCase
-                do { infos.append(try d.decode(ShardInfo.self, from: try Data(contentsOf: summaryURL))) } catch {
-                    throw ClassifierError("\(summaryURL.path): unreadable summary (\(error))")
-                }
-            }
-        }
-        let merged = settings!
-        lines.sort { $0.index < $1.index }
-        let target = try RobustnessRun.newFolder(out)
-        try merged.encoded().write(to: target.settings, options: .atomic)
-        var joined = Data()
-        for l in lines { joined.append(l.line) }
-        try joined.write(to: target.results, options: .atomic)
-        let limits = Set(infos.map { $0.limit ?? -1 })
-        let summary = RobustSummary(records: lines.map(\.record), settings: merged,
-                                    limit: limits.count == 1 ? infos.first?.limit : nil, shard: nil, threads: infos.first?.threads ?? 0,
-                                    classNames: infos.first?.classNames)
-        try summary.write(to: target.summary)
-        let present = Set(owner.keys)
-        let missing = (0..<((lines.last?.index ?? -1) + 1)).filter { !present.contains($0) }
-        return RobustMergeReport(summary: summary, counts: counts, missing: missing)
-    }
-
-    /// Creates `out` for a merge, refusing one that already holds a run's files.
-    static func newFolder(_ out: URL) throws -> (settings: URL, results: URL, summary: URL) {
-        let fm = FileManager.default
-        let urls = (out.appendingPathComponent("settings.json"), out.appendingPathComponent("results.jsonl"),
-                    out.appendingPathComponent("summary.json"))
-        for url in [urls.0, urls.1, urls.2] where fm.fileExists(atPath: url.path) {
-            throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another --out)")
-        }
-        do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
-            throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")
-        }
-        return urls
+        let m = try RunFolder.mergeShards(shards, into: out, settings: RobustnessSettings.self, summary: ShardInfo.self,
+                                          parse: parseResults, index: \.index)
+        let first = m.summaries.first
+        let limits = Set(m.summaries.map { $0.limit ?? -1 })
+        let summary = RobustSummary(records: m.records, settings: m.settings, limit: limits.count == 1 ? first?.limit : nil,
+                                    shard: nil, threads: first?.threads ?? 0, classNames: first?.classNames)
+        try summary.write(to: m.summaryURL)
+        return RobustMergeReport(summary: summary, counts: m.counts, missing: m.missing)
     }
 
     /// Whether `directory`'s `settings.json` is a robustness run's (it has `attacks`).
