@@ -98,19 +98,7 @@ public final class EvaluationRun {
     /// The complete lines of a `results.jsonl` (an unterminated last line is ignored, not
     /// removed), each with its bytes (newline included), in file order.
     public static func parseResults(_ data: Data, path: String) throws -> [(record: ImageRecord, line: Data)] {
-        let complete = data.last == 0x0A ? data : data.prefix((data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex)
-        var out: [(record: ImageRecord, line: Data)] = []
-        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
-            do {
-                var bytes = Data(line)
-                let r = try ImageRecord.parse(bytes)
-                bytes.append(0x0A)
-                out.append((r, bytes))
-            } catch {
-                throw ClassifierError("\(path): line \(n + 1) is not a result record (\(error))")
-            }
-        }
-        return out
+        try RunFolder.parseLines(data, path: path, kind: "result record", decode: ImageRecord.parse)
     }
 
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes

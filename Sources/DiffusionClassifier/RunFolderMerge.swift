@@ -17,6 +17,25 @@ public struct MergedShards<Settings: RunSettings, Record, Info: Decodable> {
 }
 
 extension RunFolder {
+    /// The records of `results.jsonl` text, each with its line's bytes (newline included), in
+    /// file order; an unterminated last line (a run killed mid-write) is left out. A line that
+    /// does not decode is an error naming `path`, the line number and `kind`.
+    public static func parseLines<R>(_ data: Data, path: String, kind: String, decode: (Data) throws -> R) throws -> [(record: R, line: Data)] {
+        let complete = data.last == 0x0A ? data : data.prefix((data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex)
+        var out: [(record: R, line: Data)] = []
+        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+            var bytes = Data(line)
+            do {
+                let record = try decode(bytes)
+                bytes.append(0x0A)
+                out.append((record, bytes))
+            } catch {
+                throw ClassifierError("\(path): line \(n + 1) is not a \(kind) (\(error))")
+            }
+        }
+        return out
+    }
+
     /// Joins shard folders of equal settings into the new run folder `out`, for `eval` and
     /// `robust` runs alike: `settings.json` copied, `results.jsonl` = every shard's complete lines,
     /// byte for byte, sorted by `index`; the caller writes the summary. Refused: no folders, a

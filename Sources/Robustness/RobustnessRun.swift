@@ -241,17 +241,7 @@ public final class RobustnessRun {
     /// The records of `results.jsonl` text with each one's line (newline included); an
     /// unterminated last line is left out. Errors name `path` and the line.
     public static func parseResults(_ data: Data, path: String) throws -> [(record: RobustRecord, line: Data)] {
-        var body = data
-        if let last = body.last, last != 0x0A { body = body.prefix((body.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0) }
-        var out: [(RobustRecord, Data)] = []
-        for (n, line) in body.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
-            do {
-                out.append((try RobustRecord.decoder.decode(RobustRecord.self, from: Data(line)), Data(line) + [0x0A]))
-            } catch {
-                throw ClassifierError("\(path): line \(n + 1) is not a robustness record (\(error))")
-            }
-        }
-        return out
+        try RunFolder.parseLines(data, path: path, kind: "robustness record") { try RobustRecord.decoder.decode(RobustRecord.self, from: $0) }
     }
 
     /// The classifier the settings describe over `model` (classes 0..<classes; null class =
