@@ -43,6 +43,9 @@ public struct Classification: Sendable {
     /// Per candidate, per probe: the weighted error, nil where the candidate was not scored
     /// (empty when not recorded).
     public var probeErrors: [[Double?]] = []
+    /// With reused errors (`Classifier.reusedErrors`): the U-Net passes actually run (`calls`
+    /// counts the passes the strategy spends, reused or not); nil otherwise.
+    public var modelCalls: Int?
 
     public init(prediction: Int, survivors: [Int], meanErrors: [Double?], scoreCounts: [Int], probabilities: [Double], calls: Int) {
         self.prediction = prediction
@@ -65,7 +68,12 @@ public final class Classifier {
     public let options: ClassifierOptions
     public let range: Range<Int>
     public let noiseFile: FileNoise?
-    let weights: [Double]
+    /// Errors an earlier run recorded on the same noise, by image index (`eval --reuse`): an
+    /// image found here looks up the (class, t) errors the record has and computes only the rest
+    /// (`ImageScorer.knownErrors`); its results equal a run without them (up to the engine's
+    /// batch-size rounding, ~1e-7 relative). Needs `options.noiseByTimestep`, shared seeded noise.
+    public var reusedErrors: [Int: RecordedErrors] = [:]
+    public let weights: [Double]
 
     /// `conditions`: the model's class id for each candidate (0..<K for a class-conditional
     /// U-Net). `range`: the timesteps allowed (default 0..<T). `noiseFile`: fixed noise for
@@ -102,6 +110,12 @@ public final class Classifier {
         let scorer = ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
                                  weights: weights, batchSize: options.batchSize, noise: noise)
         scorer.noiseByTimestep = options.noiseByTimestep
+        if let reused = reusedErrors[imageIndex] {
+            guard options.noiseByTimestep, noiseFile == nil, !options.independentNoise else {
+                throw ClassifierError("--reuse: recorded errors can only be reused with --noise-by timestep and shared seeded noise")
+            }
+            scorer.knownErrors = reused.error
+        }
         if options.independentNoise {
             scorer.classNoise = conditions.indices.map {
                 SeededNoise.independent(seed: options.seed, imageIndex: imageIndex, classIndex: $0, shape: x0.shape)
@@ -119,7 +133,8 @@ public final class Classifier {
     /// per-timestep output such as `diffclass zeroshot --json`).
     public func classifyKeepingScorer(_ x0: Tensor, imageIndex: Int) throws -> (classification: Classification, scorer: ImageScorer) {
         let scorer = try makeScorer(x0, imageIndex: imageIndex)
-        let c = try Classifier.run(strategy, on: scorer, range: range, seed: options.seed, imageIndex: imageIndex, tau: options.tau)
+        var c = try Classifier.run(strategy, on: scorer, range: range, seed: options.seed, imageIndex: imageIndex, tau: options.tau)
+        if scorer.knownErrors != nil { c.modelCalls = scorer.modelCalls }
         return (c, scorer)
     }
 

@@ -35,6 +35,11 @@ public struct EvaluationSummary: Codable, Sendable {
     public var threads: Int
     public var limit: Int?
     public var shard: String?
+    /// `eval --reuse RUN`: the run whose recorded errors were looked up, and the mean U-Net
+    /// passes actually run per image (images without the bookkeeping count all their calls).
+    /// nil otherwise.
+    public var reusedFrom: String?
+    public var meanModelCalls: Double?
 
     public init(records: [ImageRecord], classNames: [String], settings: EvaluationSettings, batchSize: Int, threads: Int, scope: RunScope) {
         n = records.count
@@ -57,6 +62,9 @@ public struct EvaluationSummary: Codable, Sendable {
         self.threads = threads
         limit = scope.limit
         shard = scope.shard.map { "\($0.index)/\($0.count)" }
+        if n > 0, records.contains(where: { $0.modelCalls != nil }) {
+            meanModelCalls = Double(records.map { $0.modelCalls ?? $0.calls }.reduce(0, +)) / Double(n)
+        }
     }
 
     /// Writes pretty JSON with snake_case keys, sorted (atomically).
@@ -79,6 +87,8 @@ public final class EvaluationRun {
     public var settingsURL: URL { directory.appendingPathComponent("settings.json") }
     public var resultsURL: URL { directory.appendingPathComponent("results.jsonl") }
     public var summaryURL: URL { directory.appendingPathComponent("summary.json") }
+    /// Written into the summary (`EvaluationSummary.reusedFrom`).
+    public var reusedFrom: String?
 
     /// Opens (creating if needed) `directory`, checking or writing `settings.json`.
     public init(directory: URL, settings: EvaluationSettings) throws {
@@ -135,8 +145,9 @@ public final class EvaluationRun {
                                         imagesPerSecond: elapsed > 0 ? Double(sessionImages) / elapsed : 0, record: record))
         }
         let records = indices.compactMap { done[$0] }
-        let summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
+        var summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
                                         threads: Engine.threads, scope: scope)
+        summary.reusedFrom = reusedFrom
         try summary.write(to: summaryURL)
         return summary
     }

@@ -17,6 +17,9 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// U-Net forward passes for this image.
     public var calls: Int
     public var seconds: Double
+    /// With `eval --reuse`: the U-Net passes actually run for this image (`calls` minus the
+    /// errors taken from the reused run). Absent otherwise.
+    public var modelCalls: Int?
     /// With `--save-errors`: the timestep of each probe, in the order they were created, and per
     /// class the weighted error on each probe (null where the class was not scored). Enough to
     /// replay any strategy over these probes (`RecordedScorer`). Absent otherwise.
@@ -33,6 +36,7 @@ public struct ImageRecord: Codable, Equatable, Sendable {
         scores = c.scoreCounts
         calls = c.calls
         self.seconds = seconds
+        modelCalls = c.modelCalls
         if saveErrors {
             probeTimesteps = c.probeTimesteps
             probeErrors = c.probeErrors
@@ -44,8 +48,9 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// The errors the probabilities come from: `pairedErrors`, or `meanErrors` for older runs.
     public var comparableErrors: [Double?] { pairedErrors ?? meanErrors }
 
-    /// The record without its timing, for comparing runs.
-    public var withoutTiming: ImageRecord { var r = self; r.seconds = 0; return r }
+    /// The record without its timing and reuse bookkeeping (`seconds`, `modelCalls`), for
+    /// comparing runs.
+    public var withoutTiming: ImageRecord { var r = self; r.seconds = 0; r.modelCalls = nil; return r }
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()

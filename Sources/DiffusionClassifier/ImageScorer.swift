@@ -132,6 +132,14 @@ public final class ImageScorer: ProbeScorer {
     /// eps on every probe, draw k of `classNoise[c]` for the probe with noise index k, instead
     /// of the shared `noiseSource` draw. nil (the classifier's default): every class shares eps.
     public var classNoise: [NoiseSource]?
+    /// Errors this image already has from an earlier run on the same noise (`eval --reuse`):
+    /// the raw error of (candidate, timestep), or nil to compute it. Used only with
+    /// `noiseByTimestep` and shared noise, where the error of (class, t) does not depend on the
+    /// strategy; a looked-up error is recorded as if computed (it counts in `calls`, the passes
+    /// the strategy spends) but runs no model (`modelCalls`).
+    public var knownErrors: ((_ candidate: Int, _ timestep: Int) -> Double?)?
+    /// U-Net forward passes actually run (`calls` minus the errors taken from `knownErrors`).
+    public private(set) var modelCalls = 0
     private var noiseCache: [Int: Tensor] = [:]
 
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, x0: Tensor, conditions: [Int], loss: ErrorLoss,
@@ -170,30 +178,42 @@ public final class ImageScorer: ProbeScorer {
     public override func score(candidates: [Int], probes ids: [Int]) throws {
         guard !candidates.isEmpty, !ids.isEmpty else { return }
         checkUnseen(candidates: candidates, probes: ids)
-        // The noisy samples each candidate sees: shared by all (paired), or its own (independent).
-        var samples: [Int: (xt: Tensor, eps: Tensor)] = [:]
-        if let classNoise {
-            precondition(classNoise.count == conditions.count, "ImageScorer: classNoise needs one source per candidate")
-            for c in candidates { samples[c] = try noisySamples(probes: ids, source: classNoise[c]) }
-        } else {
-            let shared = try noisySamples(probes: ids)
-            for c in candidates { samples[c] = shared }
-        }
+        // (candidate, row of ids) in class-major order; errors are recorded in this order whether
+        // looked up or computed, so sums and means do not depend on which were reused.
         let pairs = candidates.flatMap { c in ids.indices.map { (c, $0) } }
-        var start = 0
-        while start < pairs.count {
-            let batch = pairs[start..<Swift.min(start + batchSize, pairs.count)]
-            let ts = batch.map { probes[ids[$0.1]].timestep }
-            let xb = gatherRows(batch.map { (samples[$0.0]!.xt, $0.1) }), eb = gatherRows(batch.map { (samples[$0.0]!.eps, $0.1) })
-            let labels = Tensor(shape: [batch.count], batch.map { Float(conditions[$0.0]) })
-            let values: [Double] = Autograd.noGrad {
-                let out = model.predict(xb, timesteps: ts.map(Float.init), conditions: labels)
-                let epsHat = schedule.epsilon(fromOutput: out, sample: xb, timesteps: ts)
-                return loss.perItem(prediction: epsHat, target: eb)
-            }
-            for ((c, row), e) in zip(batch, values) { record(candidate: c, probe: ids[row], error: e) }
-            start += batch.count
+        var values = [Double?](repeating: nil, count: pairs.count)
+        if let knownErrors, noiseByTimestep, classNoise == nil {
+            for (k, (c, row)) in pairs.enumerated() { values[k] = knownErrors(c, probes[ids[row]].timestep) }
         }
+        let todo = pairs.indices.filter { values[$0] == nil }
+        if !todo.isEmpty {
+            // The noisy samples each candidate sees: shared by all (paired), or its own (independent).
+            var samples: [Int: (xt: Tensor, eps: Tensor)] = [:]
+            let needed = Set(todo.map { pairs[$0].0 })
+            if let classNoise {
+                precondition(classNoise.count == conditions.count, "ImageScorer: classNoise needs one source per candidate")
+                for c in candidates where needed.contains(c) { samples[c] = try noisySamples(probes: ids, source: classNoise[c]) }
+            } else {
+                let shared = try noisySamples(probes: ids)
+                for c in needed { samples[c] = shared }
+            }
+            var start = 0
+            while start < todo.count {
+                let batch = todo[start..<Swift.min(start + batchSize, todo.count)].map { pairs[$0] }
+                let ts = batch.map { probes[ids[$0.1]].timestep }
+                let xb = gatherRows(batch.map { (samples[$0.0]!.xt, $0.1) }), eb = gatherRows(batch.map { (samples[$0.0]!.eps, $0.1) })
+                let labels = Tensor(shape: [batch.count], batch.map { Float(conditions[$0.0]) })
+                let errors: [Double] = Autograd.noGrad {
+                    let out = model.predict(xb, timesteps: ts.map(Float.init), conditions: labels)
+                    let epsHat = schedule.epsilon(fromOutput: out, sample: xb, timesteps: ts)
+                    return loss.perItem(prediction: epsHat, target: eb)
+                }
+                for (k, e) in zip(todo[start..<start + batch.count], errors) { values[k] = e }
+                modelCalls += batch.count
+                start += batch.count
+            }
+        }
+        for ((c, row), e) in zip(pairs, values) { record(candidate: c, probe: ids[row], error: e!) }
     }
 
     /// x_t of the given probes with eps from `source` (draw k for noise index k), [P, C, H, W].

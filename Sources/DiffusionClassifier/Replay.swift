@@ -54,6 +54,41 @@ public final class RecordedScorer: ProbeScorer {
     }
 }
 
+/// One image's recorded errors (`eval --save-errors --noise-by timestep`), handed to a new run
+/// of the same image on the same noise (`eval --reuse RUN`, `ImageScorer.knownErrors`): a
+/// (class, t) the record has is looked up instead of computed, so only what the new strategy
+/// needs beyond the record runs the U-Net. Records hold weighted errors; `error` divides by the
+/// new run's w(t), which the run checks is the recorded weighting: exact for uniform weighting
+/// (w = 1), within a rounding of it otherwise. Where w(t) = 0 the raw error is not recoverable
+/// and is computed again.
+public struct RecordedErrors: Sendable {
+    public let imageIndex: Int
+    private let table: [[Double?]]
+    private let column: [Int: Int]
+    private let weights: [Double]
+
+    public init(record: ImageRecord, weights: [Double]) throws {
+        guard let ts = record.probeTimesteps, let table = record.probeErrors else {
+            throw ClassifierError("image \(record.index): no per-probe errors in the record (run eval with --save-errors)")
+        }
+        guard table.allSatisfy({ $0.count == ts.count }) else {
+            throw ClassifierError("image \(record.index): probe_errors rows do not match its \(ts.count) probe_timesteps")
+        }
+        var column: [Int: Int] = [:]
+        for (j, t) in ts.enumerated() where t >= 0 && t < weights.count && column[t] == nil { column[t] = j }
+        imageIndex = record.index
+        self.table = table
+        self.column = column
+        self.weights = weights
+    }
+
+    /// The raw error of class `candidate` at timestep `t`, nil when not recorded.
+    public func error(candidate: Int, timestep t: Int) -> Double? {
+        guard candidate < table.count, let j = column[t], let e = table[candidate][j], weights[t] != 0 else { return nil }
+        return weights[t] == 1 ? e : e / weights[t]
+    }
+}
+
 /// Replays strategies over a recorded run (`diffclass replay`): the settings a replay may use, and
 /// one image's classification.
 public enum Replay {
@@ -70,6 +105,26 @@ public enum Replay {
         guard target.weighting == source.weighting else { throw ClassifierError("--weighting: the recorded run used \(source.weighting)") }
         guard target.seed == source.seed else { throw ClassifierError("--seed: the recorded run used \(source.seed)") }
         guard target.noise == nil else { throw ClassifierError("--noise: a replay uses the recorded run's noise") }
+    }
+
+    /// Checks that `source`'s errors can be reused by a new run with `target` settings
+    /// (`eval --reuse`): what `check` asks, plus the same model, data, classes and weight storage,
+    /// and `--noise-by timestep` for the new run. Errors name the flag.
+    public static func checkReuse(source: EvaluationSettings, target: EvaluationSettings, sourcePath: String) throws {
+        try check(source: source, target: target, sourcePath: sourcePath)
+        guard target.noiseBy == "timestep" else {
+            throw ClassifierError("--reuse: needs --noise-by timestep (the recorded errors are on eps_t, drawn by timestep)")
+        }
+        let same: [(String, Bool)] = [
+            ("--model", target.model == source.model), ("--dataset", target.dataset == source.dataset),
+            ("--split", target.split == source.split), ("classes", target.classes == source.classes),
+            ("the schedule", target.numTrainTimesteps == source.numTrainTimesteps && target.predictionType == source.predictionType),
+            ("--weights-dtype", target.weightsDtype == source.weightsDtype),
+            ("prompts", target.prompts == source.prompts && target.imageSize == source.imageSize),
+        ]
+        if let (flag, _) = same.first(where: { !$0.1 }) {
+            throw ClassifierError("--reuse: \(sourcePath) was recorded with another \(flag); its errors are not this run's")
+        }
     }
 
     /// One image: `strategy` run on the record's errors, as `Classifier` would (seed and image

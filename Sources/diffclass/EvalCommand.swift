@@ -15,6 +15,7 @@ func runEval(_ args: inout Arguments) throws {
     guard let split = ImageDataset.Split(rawValue: splitName) else { throw UsageError("--split: '\(splitName)' is not train or test") }
     let limit = try args.int("limit", range: 1...Int.max)
     let shard = try args.string("shard").map { try RunScope.parseShard($0) }
+    let reuse = args.string("reuse")
     let flags = try MethodFlags(&args)
     try args.finish(command: "eval")
 
@@ -38,7 +39,15 @@ func runEval(_ args: inout Arguments) throws {
 
     let scope = RunScope(limit: limit, shard: shard)
     let indices = scope.indices(datasetCount: ds.count)
+    if let reuse {
+        classifier.reusedErrors = try loadReusedErrors(reuse, settings: settings, weights: classifier.weights, indices: indices,
+                                                       labels: ds.labels)
+    }
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    if let reuse {
+        run.reusedFrom = URL(fileURLWithPath: reuse).standardizedFileURL.path
+        print("eval: reusing the recorded errors of \(classifier.reusedErrors.count) of these images from \(reuse)")
+    }
     print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(MethodFlags.describe(settings)), "
         + "loss \(settings.loss.rawValue), weighting \(settings.weighting), tau \(settings.tau), seed \(settings.seed), batch \(batchSize), "
         + "\(Engine.threads) threads -> \(out)")
@@ -52,4 +61,22 @@ func runEval(_ args: inout Arguments) throws {
     print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.0f calls/image; wrote %@/summary.json",
                  100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
                  summary.meanCalls, out))
+    if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }
+}
+
+/// `eval --reuse RUN`: RUN's recorded errors for the images of this run, after checking that
+/// they are this run's errors (same model, data, seed, loss, weighting; recorded with
+/// --save-errors --noise-by timestep) and that each reused image has this run's label.
+func loadReusedErrors(_ path: String, settings: EvaluationSettings, weights: [Double], indices: [Int],
+                      labels: [Int]) throws -> [Int: RecordedErrors] {
+    let source = try RecordedRun.settings(path)
+    try Replay.checkReuse(source: source, target: settings, sourcePath: path)
+    let (records, _) = try RecordedRun.records(path)
+    var found: [Int: RecordedErrors] = [:]
+    for i in indices {
+        guard let r = records[i] else { continue }
+        guard r.label == labels[i] else { throw UsageError("--reuse: \(path) has label \(r.label) for image \(i), the dataset says \(labels[i])") }
+        found[i] = try RecordedErrors(record: r, weights: weights)
+    }
+    return found
 }

@@ -18,12 +18,7 @@ func runReplay(_ args: inout Arguments) throws {
     try args.finish(command: "replay")
 
     let sourceURL = URL(fileURLWithPath: source)
-    let settingsURL = sourceURL.appendingPathComponent("settings.json")
-    guard FileManager.default.fileExists(atPath: settingsURL.path) else { throw UsageError("\(source): no settings.json (not an eval run folder)") }
-    let sourceSettings: EvaluationSettings
-    do { sourceSettings = try EvaluationSettings.decode(try Data(contentsOf: settingsURL)) } catch {
-        throw UsageError("\(settingsURL.path): cannot read the run's settings (\(error))")
-    }
+    let sourceSettings = try RecordedRun.settings(source)
     if !seedGiven { flags.seed = sourceSettings.seed }
     if flags.noiseBy == nil { flags.noiseBy = "timestep" }
     guard flags.noiseBy == "timestep" else { throw UsageError("--noise-by: a replay uses the recorded noise, numbered by timestep") }
@@ -38,16 +33,8 @@ func runReplay(_ args: inout Arguments) throws {
     let strategy = try settings.strategy()
     let T = schedule.timesteps
 
-    let resultsURL = sourceURL.appendingPathComponent("results.jsonl")
-    let data: Data
-    do { data = try Data(contentsOf: resultsURL) } catch { throw UsageError("\(resultsURL.path): cannot read (no results yet?)") }
-    var records: [Int: ImageRecord] = [:]
-    var order: [Int] = []
-    for (r, _) in try EvaluationRun.parseResults(data, path: resultsURL.path) where records[r.index] == nil {
-        records[r.index] = r
-        order.append(r.index)
-    }
-    guard !order.isEmpty else { throw UsageError("\(resultsURL.path): no results to replay") }
+    let (records, order) = try RecordedRun.records(source)
+    guard !order.isEmpty else { throw UsageError("\(source)/results.jsonl: no results to replay") }
     var labels = [Int](repeating: -1, count: (order.max() ?? 0) + 1)
     for (i, r) in records { labels[i] = r.label }
     let classNames = replayClassNames(sourceURL, settings: sourceSettings)
@@ -73,4 +60,31 @@ private func replayClassNames(_ run: URL, settings: EvaluationSettings) -> [Stri
     }
     if settings.dataset == "fashion-mnist", FashionMNIST.classNames.count == settings.classes { return FashionMNIST.classNames }
     return (0..<settings.classes).map(String.init)
+}
+
+/// A recorded eval run folder read back (`replay --run`, `eval --reuse`).
+enum RecordedRun {
+    /// RUN/settings.json.
+    static func settings(_ path: String) throws -> EvaluationSettings {
+        let url = URL(fileURLWithPath: path).appendingPathComponent("settings.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { throw UsageError("\(path): no settings.json (not an eval run folder)") }
+        do { return try EvaluationSettings.decode(try Data(contentsOf: url)) } catch {
+            throw UsageError("\(url.path): cannot read the run's settings (\(error))")
+        }
+    }
+
+    /// RUN/results.jsonl's complete lines: the first record of each index, and the indices in
+    /// file order.
+    static func records(_ path: String) throws -> (records: [Int: ImageRecord], order: [Int]) {
+        let url = URL(fileURLWithPath: path).appendingPathComponent("results.jsonl")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw UsageError("\(url.path): cannot read (no results yet?)") }
+        var records: [Int: ImageRecord] = [:]
+        var order: [Int] = []
+        for (r, _) in try EvaluationRun.parseResults(data, path: url.path) where records[r.index] == nil {
+            records[r.index] = r
+            order.append(r.index)
+        }
+        return (records, order)
+    }
 }

@@ -30,6 +30,8 @@ commands:
              [--noise-by probe|timestep] (eps numbered by probe order, the public code's, or by timestep:
              then every strategy on a grid sees the same eps at each t and can be replayed)
              [--save-errors] (each results line also holds every per-probe error, for 'diffclass replay')
+             [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
+             --save-errors for the same images and seed; the U-Net runs only for the rest)
              timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
                       | --n-timesteps N [--timesteps grid|uniform|stratified] | --timesteps T1,T2,...
                       | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--max-probes N]
@@ -135,7 +137,7 @@ func main() -> Int32 {
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
     do {
-        var args = try Arguments(raw, valued: ["threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
+        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",

@@ -258,4 +258,63 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(bare.status, 2)
         XCTAssertTrue(bare.err.contains("--save-errors"), bare.err)
     }
+
+    /// `eval --reuse SRC`: a staged run's recorded errors reused by a grid and a leader-gap run
+    /// give those runs' online results line for line (batch size 1), with fewer U-Net passes.
+    func testEvalReusesRecordedErrors() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: dir) }
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        func lines(_ run: String) throws -> [[String: Any]] {
+            try String(contentsOfFile: path(run) + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
+                var r = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+                r["seconds"] = nil
+                r["model_calls"] = nil
+                return r
+            }
+        }
+        let common = ["--model", model.path, "--data", data.path, "--split", "train", "--batch-size", "1", "--noise-by", "timestep",
+                      "--save-errors"]
+        let staged = try run(["eval"] + common + ["--stages", "2:2,1:8", "--out", path("staged")])
+        XCTAssertEqual(staged.status, 0, staged.err)
+        for method in [["--n-timesteps", "8"], ["--leader-gap", "--min-scores", "2", "--gap", "1", "--max-scores", "8"]] {
+            let name = method[0].dropFirst(2)
+            let online = try run(["eval"] + common + method + ["--out", path("online-\(name)")])
+            XCTAssertEqual(online.status, 0, online.err)
+            let reused = try run(["eval"] + common + method + ["--reuse", path("staged"), "--out", path("reused-\(name)")])
+            XCTAssertEqual(reused.status, 0, reused.err)
+            let a = try lines("online-\(name)"), b = try lines("reused-\(name)")
+            XCTAssertEqual(a.count, 4)
+            XCTAssertEqual(a.count, b.count)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x as NSDictionary, y as NSDictionary, "\(name)") }
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("reused-\(name)") + "/summary.json"))) as! [String: Any]
+            let calls = summary["mean_calls"] as! Double, modelCalls = summary["mean_model_calls"] as! Double
+            XCTAssertLessThan(modelCalls, calls, "\(name)")
+            XCTAssertEqual(summary["reused_from"] as? String, URL(fileURLWithPath: path("staged")).standardizedFileURL.path)
+        }
+        // Refused: without --noise-by timestep, another loss, a source without --save-errors.
+        let byProbe = try run(["eval", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "8",
+                               "--reuse", path("staged"), "--out", path("r1")])
+        XCTAssertEqual(byProbe.status, 2)
+        XCTAssertTrue(byProbe.err.contains("--noise-by timestep"), byProbe.err)
+        let loss = try run(["eval"] + common + ["--n-timesteps", "8", "--loss", "l1", "--reuse", path("staged"), "--out", path("r2")])
+        XCTAssertEqual(loss.status, 2)
+        XCTAssertTrue(loss.err.contains("--loss"), loss.err)
+        let bare = try run(["eval", "--model", model.path, "--data", data.path, "--split", "train", "--noise-by", "timestep",
+                            "--n-timesteps", "8", "--out", path("bare")])
+        XCTAssertEqual(bare.status, 0, bare.err)
+        let fromBare = try run(["eval"] + common + ["--n-timesteps", "8", "--reuse", path("bare"), "--out", path("r3")])
+        XCTAssertEqual(fromBare.status, 2)
+        XCTAssertTrue(fromBare.err.contains("--save-errors"), fromBare.err)
+        XCTAssertFalse(fm.fileExists(atPath: path("r3") + "/results.jsonl"), "a refused run writes no results")
+    }
 }

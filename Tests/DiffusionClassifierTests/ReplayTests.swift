@@ -82,6 +82,53 @@ final class ReplayTests: XCTestCase {
         }
     }
 
+    /// `eval --reuse`: a run that looks up a partial recording's errors (a staged run's: every
+    /// class on the first stage, the survivors on the rest) and computes the others equals the
+    /// run that computes everything, and runs the U-Net only for what was not recorded.
+    func testReusedErrorsGiveTheOnlineResultsWithFewerModelCalls() throws {
+        let staged = try classifier(StagedElimination(parsing: "2:2,1:8"))
+        let partial = try images.indices.map { i in
+            ImageRecord(index: i, label: 0, classification: try staged.classify(images[i], imageIndex: i), seconds: 0, saveErrors: true)
+        }
+        let strategies: [ClassificationStrategy] = [
+            FixedTimesteps(sampler: .grid(8)),
+            SequentialElimination(rule: LeaderGapRule(threshold: 1), sampler: .grid(8), minScores: 2),
+        ]
+        for strategy in strategies {
+            let online = try classifier(strategy), reusing = try classifier(strategy)
+            reusing.reusedErrors = Dictionary(uniqueKeysWithValues: try partial.map {
+                ($0.index, try RecordedErrors(record: $0, weights: reusing.weights))
+            })
+            var reusedTotal = 0
+            for (i, image) in images.enumerated() {
+                let a = try online.classify(image, imageIndex: i), b = try reusing.classify(image, imageIndex: i)
+                XCTAssertNil(a.modelCalls)
+                XCTAssertEqual(a.prediction, b.prediction)
+                XCTAssertEqual(a.calls, b.calls)
+                XCTAssertEqual(a.probeTimesteps, b.probeTimesteps)
+                XCTAssertEqual(a.meanErrors, b.meanErrors, "\(type(of: strategy)) image \(i)")
+                XCTAssertEqual(a.probabilities, b.probabilities)
+                // Reused: exactly the (class, t) pairs both the recording and this strategy scored.
+                let column = Dictionary(uniqueKeysWithValues: partial[i].probeTimesteps!.enumerated().map { ($1, $0) })
+                var shared = 0
+                for k in 0..<3 {
+                    for (j, t) in b.probeTimesteps.enumerated() where b.probeErrors[k][j] != nil {
+                        if let col = column[t], partial[i].probeErrors![k][col] != nil { shared += 1 }
+                    }
+                }
+                XCTAssertEqual(b.modelCalls, b.calls - shared)
+                reusedTotal += shared
+            }
+            XCTAssertGreaterThan(reusedTotal, 0)
+        }
+        // A record without per-probe errors cannot be reused.
+        var bare = partial[0]
+        bare.probeErrors = nil
+        XCTAssertThrowsError(try RecordedErrors(record: bare, weights: [Double](repeating: 1, count: 1000))) { error in
+            XCTAssertTrue("\(error)".contains("--save-errors"), "\(error)")
+        }
+    }
+
     func testReplayRefusesTimestepsThatWereNotRecorded() throws {
         let grid = try recorded()
         XCTAssertThrowsError(try Replay.classify(grid[0], strategy: FixedTimesteps(sampler: .explicit([62, 500])),
