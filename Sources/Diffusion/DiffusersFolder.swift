@@ -8,6 +8,24 @@ public enum DiffusersFolder {
     public static let weightsName = "diffusion_pytorch_model.safetensors"
     public static let schedulerPath = "scheduler/scheduler_config.json"
 
+    /// A U-Net from `folder` or its `unet/`: `config` reads config.json, `build` makes the network
+    /// (its weights stored as `weightStorage`), then diffusion_pytorch_model.safetensors loads
+    /// strictly (missing, unused or misshapen tensors are named). `className` names the expected
+    /// kind in the error for a folder without config.json.
+    public static func loadUNet<Config, Model: Module>(_ folder: URL, className: String, weightStorage: WeightStorage,
+                                                       config: (URL) throws -> Config, build: (Config) -> Model) throws -> Model {
+        let dir = unetDirectory(folder)
+        let configURL = dir.appendingPathComponent(configName)
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw ConfigError(file: folder.path, "no \(configName) here or in unet/: not a diffusers \(className) folder")
+        }
+        let parsed = try config(configURL)
+        let model = WeightStorage.$current.withValue(weightStorage) { build(parsed) }
+        try model.load(from: try SafetensorsFile(url: dir.appendingPathComponent(weightsName)))
+        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
+        return model
+    }
+
     /// Where a UNet lives in `folder`: the folder itself, or its `unet/` subfolder (pipeline layout).
     public static func unetDirectory(_ folder: URL) -> URL {
         let fm = FileManager.default
@@ -21,17 +39,8 @@ extension UNet2DModel {
     /// shape is checked: missing, unused or misshapen tensors are named in the error.
     /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
     public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> UNet2DModel {
-        let dir = DiffusersFolder.unetDirectory(folder)
-        let configURL = dir.appendingPathComponent(DiffusersFolder.configName)
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw ConfigError(file: folder.path, "no \(DiffusersFolder.configName) here or in unet/: not a diffusers UNet2DModel folder")
-        }
-        let config = try UNet2DConfig.load(configURL)
-        let model = WeightStorage.$current.withValue(weightStorage) { UNet2DModel(config: config) }
-        let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
-        try model.load(from: try SafetensorsFile(url: weightsURL))
-        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
-        return model
+        try DiffusersFolder.loadUNet(folder, className: "UNet2DModel", weightStorage: weightStorage,
+                                     config: UNet2DConfig.load, build: { UNet2DModel(config: $0) })
     }
 
     /// Writes `config.json` and `diffusion_pytorch_model.safetensors` (F32) into `folder`, which

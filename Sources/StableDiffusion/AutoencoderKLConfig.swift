@@ -27,50 +27,28 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
 
     /// Parses a config.json's contents; errors name `file` and the field.
     public static func parse(_ data: Data, file: String) throws -> AutoencoderKLConfig {
-        let json: [String: JSONValue]
-        do { json = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
-            throw ConfigError(file: file, "not a JSON object: \(error)")
-        }
-        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
-        func value(_ key: String) -> JSONValue? { json[key].flatMap { $0 == .null ? nil : $0 } }
-        func int(_ key: String, _ v: inout Int) throws {
-            guard let j = value(key) else { return }
-            guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
-            v = Int(n)
-        }
-        func bool(_ key: String, _ v: inout Bool) throws {
-            guard let j = value(key) else { return }
-            guard case let .bool(b) = j else { throw fail("\(key) must be true or false, got \(j)") }
-            v = b
-        }
-        func strings(_ key: String, _ v: inout [String]) throws {
-            guard let j = value(key) else { return }
-            guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }
-            v = try a.map { if case let .string(s) = $0 { return s }; throw fail("\(key) must be a list of names, got \(j)") }
-        }
-        if case let .string(name)? = json["_class_name"], name != "AutoencoderKL" {
-            throw fail("_class_name is '\(name)', expected 'AutoencoderKL'")
-        }
-        if let a = json["act_fn"], a != .string("silu") { throw fail("act_fn \(a) is not supported (silu)") }
+        let f = try ConfigFields(data, file: file)
+        try f.requireClassName("AutoencoderKL")
+        if let a = f.json["act_fn"], a != .string("silu") { throw f.fail("act_fn \(a) is not supported (silu)") }
         for key in ["shift_factor", "latents_mean", "latents_std"] {
-            if let v = value(key) { throw fail("\(key) = \(v) is not supported (null)") }
+            if let v = f.value(key) { throw f.fail("\(key) = \(v) is not supported (null)") }
         }
         var c = AutoencoderKLConfig()
-        try int("in_channels", &c.inChannels); try int("out_channels", &c.outChannels)
-        try strings("down_block_types", &c.downBlockTypes); try strings("up_block_types", &c.upBlockTypes)
-        if let j = value("block_out_channels") {
-            guard case .array = j, let v = j.intsPerBlock(1) else { throw fail("block_out_channels must be a list of integers, got \(j)") }
+        try f.int("in_channels", &c.inChannels); try f.int("out_channels", &c.outChannels)
+        try f.strings("down_block_types", &c.downBlockTypes); try f.strings("up_block_types", &c.upBlockTypes)
+        if let j = f.value("block_out_channels") {
+            guard case .array = j, let v = j.intsPerBlock(1) else { throw f.fail("block_out_channels must be a list of integers, got \(j)") }
             c.blockOutChannels = v
         }
-        try int("layers_per_block", &c.layersPerBlock); try int("latent_channels", &c.latentChannels)
-        try int("norm_num_groups", &c.normNumGroups)
-        if let j = value("sample_size") { if case let .number(n) = j { c.sampleSize = Int(n) } }
-        if let j = value("scaling_factor") {
-            guard case let .number(n) = j else { throw fail("scaling_factor must be a number, got \(j)") }
+        try f.int("layers_per_block", &c.layersPerBlock); try f.int("latent_channels", &c.latentChannels)
+        try f.int("norm_num_groups", &c.normNumGroups)
+        if let j = f.value("sample_size") { if case let .number(n) = j { c.sampleSize = Int(n) } }
+        if let j = f.value("scaling_factor") {
+            guard case let .number(n) = j else { throw f.fail("scaling_factor must be a number, got \(j)") }
             c.scalingFactor = n
         }
-        try bool("use_quant_conv", &c.useQuantConv); try bool("use_post_quant_conv", &c.usePostQuantConv)
-        try bool("mid_block_add_attention", &c.midBlockAddAttention)
+        try f.bool("use_quant_conv", &c.useQuantConv); try f.bool("use_post_quant_conv", &c.usePostQuantConv)
+        try f.bool("mid_block_add_attention", &c.midBlockAddAttention)
         try c.validate(file: file)
         return c
     }

@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 
 /// Any JSON value, for config fields that are only checked (must be absent, null or a default)
@@ -46,5 +47,55 @@ enum JSONValue: Decodable, Equatable, CustomStringConvertible {
             return bs.count == a.count ? bs : nil
         default: return nil
         }
+    }
+}
+
+/// A config.json read as JSON values, for parsers that check every field: typed reads into
+/// settings (absent or null keeps the default) whose errors name the file and the key.
+struct ConfigFields {
+    let file: String
+    let json: [String: JSONValue]
+
+    init(_ data: Data, file: String) throws {
+        self.file = file
+        do { json = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
+            throw ConfigError(file: file, "not a JSON object: \(error)")
+        }
+    }
+
+    func fail(_ message: String) -> ConfigError { ConfigError(file: file, message) }
+
+    /// The key's value; nil when absent or null.
+    func value(_ key: String) -> JSONValue? { json[key].flatMap { $0 == .null ? nil : $0 } }
+
+    /// Refuses a `_class_name` other than `expected` (absent is fine).
+    func requireClassName(_ expected: String) throws {
+        if case let .string(name)? = json["_class_name"], name != expected {
+            throw fail("_class_name is '\(name)', expected '\(expected)'")
+        }
+    }
+
+    func int(_ key: String, _ v: inout Int) throws {
+        guard let j = value(key) else { return }
+        guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
+        v = Int(n)
+    }
+
+    func double(_ key: String, _ v: inout Double) throws {
+        guard let j = value(key) else { return }
+        guard case let .number(n) = j else { throw fail("\(key) must be a number, got \(j)") }
+        v = n
+    }
+
+    func bool(_ key: String, _ v: inout Bool) throws {
+        guard let j = value(key) else { return }
+        guard case let .bool(b) = j else { throw fail("\(key) must be true or false, got \(j)") }
+        v = b
+    }
+
+    func strings(_ key: String, _ v: inout [String]) throws {
+        guard let j = value(key) else { return }
+        guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }
+        v = try a.map { if case let .string(s) = $0 { return s }; throw fail("\(key) must be a list of names, got \(j)") }
     }
 }

@@ -60,80 +60,53 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
 
     /// Parses a config.json's contents; errors name `file` and the field.
     public static func parse(_ data: Data, file: String) throws -> UNet2DConditionConfig {
-        let json: [String: JSONValue]
-        do { json = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
-            throw ConfigError(file: file, "not a JSON object: \(error)")
-        }
+        let f = try ConfigFields(data, file: file)
         var c = UNet2DConditionConfig()
-        func fail(_ m: String) -> ConfigError { ConfigError(file: file, m) }
-        func value(_ key: String) -> JSONValue? { json[key].flatMap { $0 == .null ? nil : $0 } }
-        func int(_ key: String, _ v: inout Int) throws {
-            guard let j = value(key) else { return }
-            guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
-            v = Int(n)
-        }
-        func double(_ key: String, _ v: inout Double) throws {
-            guard let j = value(key) else { return }
-            guard case let .number(n) = j else { throw fail("\(key) must be a number, got \(j)") }
-            v = n
-        }
-        func bool(_ key: String, _ v: inout Bool) throws {
-            guard let j = value(key) else { return }
-            guard case let .bool(b) = j else { throw fail("\(key) must be true or false, got \(j)") }
-            v = b
-        }
-        func strings(_ key: String, _ v: inout [String]) throws {
-            guard let j = value(key) else { return }
-            guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }
-            v = try a.map { if case let .string(s) = $0 { return s }; throw fail("\(key) must be a list of names, got \(j)") }
-        }
-        if case let .string(name)? = json["_class_name"], name != "UNet2DConditionModel" {
-            throw fail("_class_name is '\(name)', expected 'UNet2DConditionModel'")
-        }
+        try f.requireClassName("UNet2DConditionModel")
         for (key, allowed) in mustBeDefault {
-            if let v = json[key], !allowed.contains(v) { throw fail("\(key) = \(v) is not supported (only \(allowed.map(\.description).joined(separator: " or ")))") }
+            if let v = f.json[key], !allowed.contains(v) { throw f.fail("\(key) = \(v) is not supported (only \(allowed.map(\.description).joined(separator: " or ")))") }
         }
-        if let s = value("sample_size") {
-            guard let v = s.intsPerBlock(2), v.count == 2 else { throw fail("sample_size must be an integer or [height, width], got \(s)") }
+        if let s = f.value("sample_size") {
+            guard let v = s.intsPerBlock(2), v.count == 2 else { throw f.fail("sample_size must be an integer or [height, width], got \(s)") }
             c.sampleSize = v
         }
-        try int("in_channels", &c.inChannels); try int("out_channels", &c.outChannels)
-        try bool("center_input_sample", &c.centerInputSample); try bool("flip_sin_to_cos", &c.flipSinToCos)
-        try int("freq_shift", &c.freqShift)
-        try strings("down_block_types", &c.downBlockTypes); try strings("up_block_types", &c.upBlockTypes)
-        if let m = json["mid_block_type"] {
-            guard m == .string("UNetMidBlock2DCrossAttn") else { throw fail("mid_block_type \(m) is not supported (UNetMidBlock2DCrossAttn)") }
+        try f.int("in_channels", &c.inChannels); try f.int("out_channels", &c.outChannels)
+        try f.bool("center_input_sample", &c.centerInputSample); try f.bool("flip_sin_to_cos", &c.flipSinToCos)
+        try f.int("freq_shift", &c.freqShift)
+        try f.strings("down_block_types", &c.downBlockTypes); try f.strings("up_block_types", &c.upBlockTypes)
+        if let m = f.json["mid_block_type"] {
+            guard m == .string("UNetMidBlock2DCrossAttn") else { throw f.fail("mid_block_type \(m) is not supported (UNetMidBlock2DCrossAttn)") }
         }
-        if let j = value("block_out_channels") {
-            guard let v = j.intsPerBlock(1), case .array = j else { throw fail("block_out_channels must be a list of integers, got \(j)") }
+        if let j = f.value("block_out_channels") {
+            guard let v = j.intsPerBlock(1), case .array = j else { throw f.fail("block_out_channels must be a list of integers, got \(j)") }
             c.blockOutChannels = v
         }
         let blocks = c.blockOutChannels.count
-        if let j = value("layers_per_block") {
-            guard case let .number(n) = j else { throw fail("layers_per_block \(j) is not supported (one integer for every block)") }
+        if let j = f.value("layers_per_block") {
+            guard case let .number(n) = j else { throw f.fail("layers_per_block \(j) is not supported (one integer for every block)") }
             c.layersPerBlock = Int(n)
         }
-        try int("downsample_padding", &c.downsamplePadding); try double("mid_block_scale_factor", &c.midBlockScaleFactor)
-        try int("norm_num_groups", &c.normNumGroups); try double("norm_eps", &c.normEps)
+        try f.int("downsample_padding", &c.downsamplePadding); try f.double("mid_block_scale_factor", &c.midBlockScaleFactor)
+        try f.int("norm_num_groups", &c.normNumGroups); try f.double("norm_eps", &c.normEps)
         c.crossAttentionDim = Array(repeating: 1280, count: blocks)
-        if let j = value("cross_attention_dim") {
-            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw fail("cross_attention_dim must be an integer or \(blocks) integers, got \(j)") }
+        if let j = f.value("cross_attention_dim") {
+            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw f.fail("cross_attention_dim must be an integer or \(blocks) integers, got \(j)") }
             c.crossAttentionDim = v
         }
         c.attentionHeads = Array(repeating: 8, count: blocks)
-        if let j = value("attention_head_dim") {
-            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw fail("attention_head_dim must be an integer or \(blocks) integers, got \(j)") }
+        if let j = f.value("attention_head_dim") {
+            guard let v = j.intsPerBlock(blocks), v.count == blocks else { throw f.fail("attention_head_dim must be an integer or \(blocks) integers, got \(j)") }
             c.attentionHeads = v
         }
-        if let j = value("transformer_layers_per_block") {
-            guard let v = j.intsPerBlock(blocks), v.allSatisfy({ $0 == 1 }) else { throw fail("transformer_layers_per_block \(j) is not supported (1)") }
+        if let j = f.value("transformer_layers_per_block") {
+            guard let v = j.intsPerBlock(blocks), v.allSatisfy({ $0 == 1 }) else { throw f.fail("transformer_layers_per_block \(j) is not supported (1)") }
         }
-        if let j = value("only_cross_attention") {
-            guard let v = j.bools, !v.contains(true) else { throw fail("only_cross_attention \(j) is not supported (false)") }
+        if let j = f.value("only_cross_attention") {
+            guard let v = j.bools, !v.contains(true) else { throw f.fail("only_cross_attention \(j) is not supported (false)") }
         }
-        try bool("use_linear_projection", &c.useLinearProjection); try bool("upcast_attention", &c.upcastAttention)
-        if let j = value("time_embedding_dim") {
-            guard case let .number(n) = j else { throw fail("time_embedding_dim must be an integer, got \(j)") }
+        try f.bool("use_linear_projection", &c.useLinearProjection); try f.bool("upcast_attention", &c.upcastAttention)
+        if let j = f.value("time_embedding_dim") {
+            guard case let .number(n) = j else { throw f.fail("time_embedding_dim must be an integer, got \(j)") }
             c.timeEmbeddingDim = Int(n)
         }
         try c.validate(file: file)

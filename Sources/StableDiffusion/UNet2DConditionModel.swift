@@ -100,16 +100,7 @@ public final class UNet2DConditionModel: Module, ConditionalNoisePredictor {
     /// tensors are named).
     /// `weightStorage` keeps Linear, Conv2d and Embedding weights as 16-bit (`WeightStorage`).
     public static func load(from folder: URL, weightStorage: WeightStorage = .float32) throws -> UNet2DConditionModel {
-        let dir = DiffusersFolder.unetDirectory(folder)
-        let configURL = dir.appendingPathComponent(DiffusersFolder.configName)
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw ConfigError(file: folder.path, "no config.json here or in unet/: not a diffusers UNet2DConditionModel folder")
-        }
-        let config = try UNet2DConditionConfig.load(configURL)
-        let model = WeightStorage.$current.withValue(weightStorage) { UNet2DConditionModel(config: config) }
-        let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
-        try model.load(from: try SafetensorsFile(url: weightsURL))
-        MemoryStatistics.releaseIdleBuffers()  // the random initial weights
-        return model
+        try DiffusersFolder.loadUNet(folder, className: "UNet2DConditionModel", weightStorage: weightStorage,
+                                     config: UNet2DConditionConfig.load, build: { UNet2DConditionModel(config: $0) })
     }
 }

@@ -4,26 +4,26 @@ import Foundation
 
 extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "add", AddKernelOp.self).recorded("add", [a, b]) { g in
+        broadcastKernel(a, b, op: "add", AddKernelOp()).recorded("add", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? g.sumToShape(b.shape) : nil]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "sub", SubKernelOp.self).recorded("sub", [a, b]) { g in
+        broadcastKernel(a, b, op: "sub", SubKernelOp()).recorded("sub", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? (-g).sumToShape(b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "mul", MulKernelOp.self).recorded("mul", [a, b]) { g in
+        broadcastKernel(a, b, op: "mul", MulKernelOp()).recorded("mul", [a, b]) { g in
             [a.requiresGrad ? (g * b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * a).sumToShape(b.shape) : nil]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "div", DivKernelOp.self).recorded("div", [a, b]) { g in
+        broadcastKernel(a, b, op: "div", DivKernelOp()).recorded("div", [a, b]) { g in
             [a.requiresGrad ? (g / b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * a) / (b * b)).sumToShape(b.shape) : nil]
         }

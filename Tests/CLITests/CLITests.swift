@@ -68,6 +68,30 @@ final class CLITests: XCTestCase {
 
     /// A model folder: the Diffusion tests' random class-conditional 8x8 U-Net (4 classes + null)
     /// and a default DDPM schedule.
+    /// A temporary folder holding a tiny model (`tinyModelFolder`) and an image folder dataset of
+    /// four classes with one PNG each; the caller removes `dir`.
+    func modelAndDataFolders() throws -> (dir: URL, model: URL, data: URL) {
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let model = try tinyModelFolder(in: dir)
+        let data = dir.appendingPathComponent("data")
+        for c in ["a", "b", "c", "d"] {
+            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
+        }
+        return (dir, model, data)
+    }
+
+    /// RUN/results.jsonl as JSON objects, without the given keys (timing and the like).
+    func resultLines(_ run: String, dropping keys: [String]) throws -> [[String: Any]] {
+        try String(contentsOfFile: run + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
+            var r = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            for k in keys { r[k] = nil }
+            return r
+        }
+    }
+
     func tinyModelFolder(in dir: URL) throws -> URL {
         let fm = FileManager.default
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -107,15 +131,8 @@ final class CLITests: XCTestCase {
     func testRobustWritesResumesAndRefuses() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
-        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, model, data) = try modelAndDataFolders()
         defer { try? fm.removeItem(at: dir) }
-        let model = try tinyModelFolder(in: dir)
-        let data = dir.appendingPathComponent("data")
-        for c in ["a", "b", "c", "d"] {
-            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
-            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
-        }
         let out = dir.appendingPathComponent("run").path
         let common = ["robust", "--model", model.path, "--data", data.path, "--split", "train", "--limit", "2", "--n-timesteps", "2",
                       "--attacks", "apgd-ce,square", "--iterations", "2", "--square-queries", "2", "--save-adv", "--out", out]
@@ -140,15 +157,8 @@ final class CLITests: XCTestCase {
     func testShardedRobustMergesAndReports() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
-        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, model, data) = try modelAndDataFolders()
         defer { try? fm.removeItem(at: dir) }
-        let model = try tinyModelFolder(in: dir)
-        let data = dir.appendingPathComponent("data")
-        for c in ["a", "b", "c", "d"] {
-            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
-            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
-        }
         func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
         let common = ["robust", "--model", model.path, "--data", data.path, "--split", "train", "--limit", "3", "--n-timesteps", "2",
                       "--attacks", "apgd-ce", "--iterations", "1", "--eps", "1/255"]
@@ -176,15 +186,8 @@ final class CLITests: XCTestCase {
     func testShardedEvalMergesAndCalibrates() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
-        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, model, data) = try modelAndDataFolders()
         defer { try? fm.removeItem(at: dir) }
-        let model = try tinyModelFolder(in: dir)
-        let data = dir.appendingPathComponent("data")
-        for c in ["a", "b", "c", "d"] {
-            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
-            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
-        }
         func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
         let common = ["eval", "--model", model.path, "--data", data.path, "--n-timesteps", "3", "--split", "train"]
         for shard in ["0/2", "1/2"] {
@@ -211,24 +214,11 @@ final class CLITests: XCTestCase {
     func testRecordedRunReplaysStrategiesExactly() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
-        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, model, data) = try modelAndDataFolders()
         defer { try? fm.removeItem(at: dir) }
-        let model = try tinyModelFolder(in: dir)
-        let data = dir.appendingPathComponent("data")
-        for c in ["a", "b", "c", "d"] {
-            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
-            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
-        }
         func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
         func lines(_ run: String) throws -> [[String: Any]] {
-            try String(contentsOfFile: path(run) + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
-                var r = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-                r["seconds"] = nil
-                r["probe_errors"] = nil
-                r["probe_timesteps"] = nil
-                return r
-            }
+            try resultLines(path(run), dropping: ["seconds", "probe_errors", "probe_timesteps"])
         }
         // Batch size 1: each error is computed alone, so online and replayed errors are identical.
         let common = ["--model", model.path, "--data", data.path, "--split", "train", "--batch-size", "1", "--noise-by", "timestep"]
@@ -264,24 +254,10 @@ final class CLITests: XCTestCase {
     func testEvalReusesRecordedErrors() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
-        let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        let (dir, model, data) = try modelAndDataFolders()
         defer { try? fm.removeItem(at: dir) }
-        let model = try tinyModelFolder(in: dir)
-        let data = dir.appendingPathComponent("data")
-        for c in ["a", "b", "c", "d"] {
-            try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
-            try fm.copyItem(at: png, to: data.appendingPathComponent("\(c)/0.png"))
-        }
         func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-        func lines(_ run: String) throws -> [[String: Any]] {
-            try String(contentsOfFile: path(run) + "/results.jsonl", encoding: .utf8).split(separator: "\n").map {
-                var r = try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-                r["seconds"] = nil
-                r["model_calls"] = nil
-                return r
-            }
-        }
+        func lines(_ run: String) throws -> [[String: Any]] { try resultLines(path(run), dropping: ["seconds", "model_calls"]) }
         let common = ["--model", model.path, "--data", data.path, "--split", "train", "--batch-size", "1", "--noise-by", "timestep",
                       "--save-errors"]
         let staged = try run(["eval"] + common + ["--stages", "2:2,1:8", "--out", path("staged")])

@@ -26,10 +26,10 @@ final class ElementwiseKernelTests: XCTestCase {
         for (k, (sa, sb)) in pairs.enumerated() {
             let a = values(sa, seed: UInt64(2 * k)), b = values(sb, seed: UInt64(2 * k + 1))
             let label = "\(sa) with \(sb)"
-            assertBitwiseEqual(broadcastKernel(a, b, op: "add", AddKernelOp.self), broadcastKernel(a, b, op: "add") { $0 + $1 }, "add \(label)")
-            assertBitwiseEqual(broadcastKernel(a, b, op: "sub", SubKernelOp.self), broadcastKernel(a, b, op: "sub") { $0 - $1 }, "sub \(label)")
-            assertBitwiseEqual(broadcastKernel(a, b, op: "mul", MulKernelOp.self), broadcastKernel(a, b, op: "mul") { $0 * $1 }, "mul \(label)")
-            assertBitwiseEqual(broadcastKernel(a, b, op: "div", DivKernelOp.self), broadcastKernel(a, b, op: "div") { $0 / $1 }, "div \(label)")
+            assertBitwiseEqual(broadcastKernel(a, b, op: "add", AddKernelOp()), broadcastKernel(a, b, op: "add") { $0 + $1 }, "add \(label)")
+            assertBitwiseEqual(broadcastKernel(a, b, op: "sub", SubKernelOp()), broadcastKernel(a, b, op: "sub") { $0 - $1 }, "sub \(label)")
+            assertBitwiseEqual(broadcastKernel(a, b, op: "mul", MulKernelOp()), broadcastKernel(a, b, op: "mul") { $0 * $1 }, "mul \(label)")
+            assertBitwiseEqual(broadcastKernel(a, b, op: "div", DivKernelOp()), broadcastKernel(a, b, op: "div") { $0 / $1 }, "div \(label)")
             // The public operators use the op kernels.
             assertBitwiseEqual(a + b, broadcastKernel(a, b, op: "add") { $0 + $1 }, "+ \(label)")
         }
