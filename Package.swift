@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks", "DiffusionClassifier", "Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
-        .testTarget(name: "CLITests", dependencies: ["diffclass"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

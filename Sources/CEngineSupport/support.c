@@ -23,11 +23,32 @@ static int ces_threads = 1;
 void ces_blas_set_threads(int n) { ces_threads = n; } /* Accelerate picks its own threads. */
 int ces_blas_get_threads(void) { return ces_threads; }
 const char *ces_blas_config(void) { return "Accelerate"; }
+const char *ces_blas_core(void) { return "Accelerate"; }
 #else
 void ces_blas_set_threads(int n) { openblas_set_num_threads(n); }
 int ces_blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *ces_blas_config(void) { return openblas_get_config(); }
+const char *ces_blas_core(void) { return openblas_get_corename(); }
 #endif
+
+int ces_cpu_features(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    int f = 0;
+    if (__builtin_cpu_supports("avx")) f |= CES_CPU_AVX;
+    if (__builtin_cpu_supports("avx2")) f |= CES_CPU_AVX2;
+    if (__builtin_cpu_supports("fma")) f |= CES_CPU_FMA;
+    if (__builtin_cpu_supports("avx512f")) f |= CES_CPU_AVX512F;
+    if (__builtin_cpu_supports("avx512bw")) f |= CES_CPU_AVX512BW;
+    if (__builtin_cpu_supports("avx512dq")) f |= CES_CPU_AVX512DQ;
+    if (__builtin_cpu_supports("avx512vl")) f |= CES_CPU_AVX512VL;
+    if (__builtin_cpu_supports("avx512cd")) f |= CES_CPU_AVX512CD;
+    if (__builtin_cpu_supports("avx512bf16")) f |= CES_CPU_AVX512BF16;
+    return f;
+#else
+    return 0;
+#endif
+}
 
 #if defined(__GLIBC__)
 #include <malloc.h>

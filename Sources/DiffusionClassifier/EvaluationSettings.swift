@@ -92,8 +92,14 @@ public struct EvaluationSettings: Codable, Equatable, Sendable {
         case "grid", "uniform", "stratified":
             guard let n = nTimesteps else { throw ClassifierError("--n-timesteps: missing") }
             return timesteps == "grid" ? .grid(n) : timesteps == "uniform" ? .uniform(n) : .stratified(n)
+        case let name where name.hasPrefix("grid:"):
+            guard let base = Int(name.dropFirst(5)), base >= 1 else {
+                throw ClassifierError("--timesteps: '\(name)' is not grid:B with B a positive number of grid timesteps")
+            }
+            guard let n = nTimesteps else { throw ClassifierError("--n-timesteps: missing") }
+            return .subgrid(n, of: base)
         default:
-            throw ClassifierError("--timesteps: unknown sampler '\(timesteps)' (grid, uniform, stratified, or a list t1,t2,...)")
+            throw ClassifierError("--timesteps: unknown sampler '\(timesteps)' (grid, grid:B, uniform, stratified, or a list t1,t2,...)")
         }
     }
 

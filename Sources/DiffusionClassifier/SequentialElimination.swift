@@ -47,7 +47,7 @@ public struct SequentialElimination<Rule: EliminationRule>: ClassificationStrate
     public func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
         var timesteps = sampler.timesteps(range: range, generator: &generator)
         switch sampler {
-        case .grid, .stratified: generator.shuffle(&timesteps)
+        case .grid, .subgrid, .stratified: generator.shuffle(&timesteps)
         case .uniform, .explicit: break
         }
         if let maxProbes, maxProbes < timesteps.count { timesteps.removeLast(timesteps.count - maxProbes) }

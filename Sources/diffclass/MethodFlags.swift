@@ -59,10 +59,10 @@ struct MethodFlags {
         guard maxProbes == nil || ttest || leaderGap else { throw UsageError("--max-probes needs --ttest or --leader-gap") }
         var sampler = timesteps ?? (ttest ? "uniform" : "grid")
         var list: [Int]?
-        if !["grid", "uniform", "stratified"].contains(sampler) {
+        if !["grid", "uniform", "stratified"].contains(sampler) && !sampler.hasPrefix("grid:") {
             let values = sampler.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
-                throw UsageError("--timesteps: '\(sampler)' is not grid, uniform, stratified or a list t1,t2,...")
+                throw UsageError("--timesteps: '\(sampler)' is not grid, grid:B, uniform, stratified or a list t1,t2,...")
             }
             list = values.map { $0! }
             sampler = "explicit"

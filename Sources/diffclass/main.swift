@@ -133,6 +133,9 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
 }
 
 func main() -> Int32 {
+    // OpenBLAS picks its kernels when it loads; on a CPU it does not know it falls back to
+    // generic ones, 3x slower here. Relaunch once with the right family (docs/engine.md, "BLAS").
+    BLASCore.relaunchWithBetterKernelsIfNeeded()
     var raw = Array(CommandLine.arguments.dropFirst())
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
@@ -167,6 +170,8 @@ func main() -> Int32 {
         case "bench-sd": try runBenchSD(&args)
         case "selfcheck":
             try args.finish(command: "selfcheck")
+            let best = BLASCore.bestCoreType(for: BLASCore.cpuFeatures)
+            print("BLAS: \(Engine.blasDescription); kernels: \(BLASCore.loaded)" + (best.map { ", best for this CPU: \($0)" } ?? ""))
             let report = SelfCheck.run()
             print(report.text)
             return report.passed ? 0 : 1

@@ -1,4 +1,5 @@
 import Foundation
+import TensorEngine
 import XCTest
 
 /// Runs the built `diffclass` binary as a user would.
@@ -12,10 +13,11 @@ final class CLITests: XCTestCase {
         return Bundle.main.bundleURL.appendingPathComponent("diffclass")
     }
 
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -33,6 +35,31 @@ final class CLITests: XCTestCase {
         let bad = try run(["frobnicate"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.err.contains("unknown command 'frobnicate'"), bad.err)
+    }
+
+    /// OpenBLAS falls back to its generic "Prescott" kernels on CPUs it does not know; diffclass
+    /// then relaunches itself with the best family for the CPU, unless the user chose one.
+    func testBLASKernelsAreUpgradedFromTheFallbackOnly() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        var env = ProcessInfo.processInfo.environment
+        env["OPENBLAS_CORETYPE"] = nil
+        env[BLASCore.relaunchMarker] = nil
+        func kernels(_ env: [String: String]) throws -> String {
+            let r = try run(["selfcheck", "--threads", "1"], environment: env)
+            XCTAssertEqual(r.status, 0, r.out + r.err)
+            let line = r.out.split(separator: "\n").first { $0.hasPrefix("BLAS: ") } ?? ""
+            return line.components(separatedBy: "kernels: ").dropFirst().first?.components(separatedBy: ",").first ?? ""
+        }
+        #if os(Linux)
+        // What this process loaded under the same environment as the child's first start.
+        let unchosen = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil
+        if unchosen {
+            let expected = BLASCore.relaunchCoreType(loaded: BLASCore.loaded, features: BLASCore.cpuFeatures, environment: env) ?? BLASCore.loaded
+            XCTAssertEqual(try kernels(env).lowercased(), expected.lowercased())
+        }
+        env["OPENBLAS_CORETYPE"] = "Prescott"
+        XCTAssertEqual(try kernels(env).lowercased(), "prescott")
+        #endif
     }
 
     func testBadFlagsAreNamed() throws {

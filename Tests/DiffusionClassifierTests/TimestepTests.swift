@@ -1,3 +1,4 @@
+import Diffusion
 import DiffusionClassifier
 import Foundation
 import TensorEngine
@@ -61,6 +62,29 @@ final class TimestepTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("--timesteps") && "\(e)".contains("1000"), "\(e)")
         }
         XCTAssertThrowsError(try TimestepSampler.grid(11).validate(range: 0..<10, flag: "--n-timesteps"))
+    }
+
+    /// `grid:B` is a stage of the B-point grid: `grid:500` with 50 timesteps is stage one of
+    /// `--stages 5:50,1:500`, so rules on it replay over a staged run's recorded errors.
+    func testSubgridIsAStageOfTheLargerGrid() throws {
+        var g = RandomGenerator(seed: 1)
+        let stageOne = TimestepSampler.subgrid(50, of: 500).timesteps(range: 0..<1000, generator: &g)
+        XCTAssertEqual(stageOne, TimestepGrid.stage(TimestepGrid.grid(T: 1000, maxN: 500), n: 50))
+        XCTAssertEqual(Array(stageOne.prefix(3)), [11, 31, 51])
+        XCTAssertEqual(stageOne.last, 991)
+        XCTAssertEqual(TimestepSampler.subgrid(50, of: 500).name, "grid:500")
+        XCTAssertEqual(TimestepSampler.subgrid(500, of: 500).timesteps(range: 0..<1000, generator: &g), TimestepGrid.grid(T: 1000, maxN: 500))
+        XCTAssertThrowsError(try TimestepSampler.subgrid(51, of: 50).validate(range: 0..<1000, flag: "--timesteps")) { e in
+            XCTAssertTrue("\(e)".contains("--timesteps") && "\(e)".contains("51"), "\(e)")
+        }
+        XCTAssertThrowsError(try TimestepSampler.subgrid(5, of: 1001).validate(range: 0..<1000, flag: "--timesteps"))
+        // Settings carry it as the sampler name.
+        let s = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 10, schedule: NoiseSchedule(SchedulerConfig(numTrainTimesteps: 1000)),
+                                   method: .fixed, timesteps: "grid:500", nTimesteps: 50)
+        XCTAssertEqual(try s.sampler(), .subgrid(50, of: 500))
+        var bad = s
+        bad.timesteps = "grid:x"
+        XCTAssertThrowsError(try bad.sampler()) { e in XCTAssertTrue("\(e)".contains("grid:x"), "\(e)") }
     }
 
     func testStagesParse() throws {

@@ -19,6 +19,17 @@ void ces_blas_set_threads(int n);
 int ces_blas_get_threads(void);
 /// A string naming the BLAS library and its configuration.
 const char *ces_blas_config(void);
+/// The kernel family BLAS chose for this CPU at load time ("Prescott", "SkylakeX", ...; OpenBLAS
+/// `openblas_get_corename`), or "Accelerate" on Apple.
+const char *ces_blas_core(void);
+
+/// CPU features as a bit mask of CES_CPU_* (x86; 0 elsewhere).
+enum {
+    CES_CPU_AVX = 1 << 0, CES_CPU_AVX2 = 1 << 1, CES_CPU_FMA = 1 << 2,
+    CES_CPU_AVX512F = 1 << 3, CES_CPU_AVX512BW = 1 << 4, CES_CPU_AVX512DQ = 1 << 5,
+    CES_CPU_AVX512VL = 1 << 6, CES_CPU_AVX512CD = 1 << 7, CES_CPU_AVX512BF16 = 1 << 8
+};
+int ces_cpu_features(void);
 
 /// Keeps freed memory in the process (glibc: no mmap for blocks under 1 GB, no trimming), so
 /// reused tensor buffers do not page-fault again. No-op elsewhere.
