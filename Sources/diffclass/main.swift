@@ -33,7 +33,9 @@ commands:
              [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
              --save-errors for the same images and seed; the U-Net runs only for the rest)
              timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
-                      | --n-timesteps N [--timesteps grid|uniform|stratified] | --timesteps T1,T2,...
+                      | --n-timesteps N [--timesteps grid|grid:B|uniform|stratified] | --timesteps T1,T2,...
+                        (grid:B: the N-point stage sub-grid of the B-point grid, e.g. grid:500 with N = 50 is
+                        stage one of --stages 5:50,1:500; the t-test and leader-gap rules shuffle it per image)
                       | --ttest [--max-scores N] [--min-scores N] [--p-value P] [--test-every N] [--max-probes N]
                         [--timesteps ...]
                       | --leader-gap [--gap Z (2)] [--max-scores N (50)] [--min-scores N (5)] [--max-probes N]
