@@ -129,6 +129,40 @@ final class ReplayTests: XCTestCase {
         }
     }
 
+    /// A staged recording (every class on stage one, the survivors on the rest) holds what rules
+    /// on the stage-one sub-grid (`.subgrid(n, of: max n)`, `--timesteps grid:B`) need: their
+    /// replays equal the online runs, and a sampler off that sub-grid is refused.
+    func testRulesOnTheStageOneSubgridReplayOverAStagedRecording() throws {
+        let staged = try classifier(StagedElimination(parsing: "2:4,1:16"))
+        let records = try images.indices.map { i in
+            ImageRecord(index: i, label: 0, classification: try staged.classify(images[i], imageIndex: i), seconds: 0, saveErrors: true)
+        }
+        let stageOne = TimestepGrid.stage(TimestepGrid.grid(T: 1000, maxN: 16), n: 4)
+        var g = RandomGenerator(seed: 0)
+        XCTAssertEqual(TimestepSampler.subgrid(4, of: 16).timesteps(range: 0..<1000, generator: &g), stageOne)
+        let strategies: [ClassificationStrategy] = [
+            FixedTimesteps(sampler: .subgrid(4, of: 16)),
+            SequentialElimination(rule: PairedTTestRule(pValue: 0.3), sampler: .subgrid(4, of: 16), minScores: 2),
+            SequentialElimination(rule: LeaderGapRule(threshold: 1), sampler: .subgrid(4, of: 16), minScores: 2),
+        ]
+        for strategy in strategies {
+            let online = try classifier(strategy)
+            for (i, image) in images.enumerated() {
+                let a = try online.classify(image, imageIndex: i)
+                let b = try Replay.classify(records[i], strategy: strategy, range: 0..<1000, timesteps: 1000, seed: 3, tau: 40)
+                XCTAssertEqual(a.prediction, b.prediction)
+                XCTAssertEqual(a.calls, b.calls)
+                XCTAssertEqual(a.probeTimesteps, b.probeTimesteps)
+                XCTAssertEqual(a.meanErrors, b.meanErrors, "\(type(of: strategy)) image \(i)")
+                XCTAssertEqual(a.probabilities, b.probabilities)
+                XCTAssertTrue(Set(a.probeTimesteps).isSubset(of: stageOne))
+            }
+        }
+        // The official grid of 4 (125, 375, ...) is not stage one of the 16-grid: refused.
+        XCTAssertThrowsError(try Replay.classify(records[0], strategy: FixedTimesteps(sampler: .grid(4)),
+                                                 range: 0..<1000, timesteps: 1000, seed: 3, tau: 40))
+    }
+
     func testReplayRefusesTimestepsThatWereNotRecorded() throws {
         let grid = try recorded()
         XCTAssertThrowsError(try Replay.classify(grid[0], strategy: FixedTimesteps(sampler: .explicit([62, 500])),
