@@ -89,9 +89,11 @@ add "leader-gap (ours, defaults: min 5, Z 2)" "--leader-gap --timesteps grid:500
 add "leader-gap, Z 2.5" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 2.5"
 add "leader-gap, Z 3" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 3"
 
+: > "$RUNS/rows.tsv"
 echo "| strategy | accuracy ± s.e. | vs official staged (paired s.e.) | U-Net calls / image | NLL | ECE |"
 echo "|---|---|---|---|---|---|"
 for i in "${!NAMES[@]}"; do
+    printf '%s\t%s\n' "$i" "${NAMES[$i]}" >> "$RUNS/rows.tsv"
     out="$RUNS/replay-$i"
     rm -rf "$out"
     # shellcheck disable=SC2086
@@ -107,3 +109,7 @@ same = sum(a[i]["prediction"] == b[i]["prediction"] and a[i]["calls"] == b[i]["c
 print(f"\nonline staged run vs its replay: {same} of {len(a)} images with the same prediction and calls")
 PY
 echo "n = $(wc -l < "$SRC/results.jsonl") test images (the first ones), seed 0; tau from $M/calibration.json."
+# Per-image outcomes of every row (small enough to commit; tools/official_outcomes.py table
+# recomputes this table from it, also joined with the CSV of other images).
+python3 tools/official_outcomes.py export "$RUNS" "$RUNS/outcomes.csv"
+echo "per-image outcomes: $RUNS/outcomes.csv"
