@@ -9,7 +9,8 @@ session and 750-1999 from another; an image in two files must agree).
 One row per image: index, label, then per strategy K (named in the header as K:name):
 prediction, calls, probability of the label, probability of the most probable class and whether
 that class is the label (for NLL and the 15-bin ECE, as tools/table_row.py computes them).
-The paired column compares each strategy with the first one (the official staged schedule).
+The paired column compares each strategy with the first one (the full grid, or the official staged
+schedule when the full grid was not recorded).
 """
 import csv
 import json
@@ -59,7 +60,7 @@ def table(paths):
                     sys.exit(f"{path}: image {i} differs from an earlier file")
                 images[i] = row
     n = len(images)
-    print("| strategy | accuracy ± s.e. | vs official staged (paired s.e.) | U-Net calls / image | NLL | ECE |")
+    print(f"| strategy | accuracy ± s.e. | vs {names[0]} (paired s.e.) | U-Net calls / image | NLL | ECE |")
     print("|---|---|---|---|---|---|")
     base = [int(r[2]) == int(r[1]) for r in images.values()]
     for s, name in enumerate(names):

@@ -11,8 +11,10 @@
 # 500. Every class has the stage-one timesteps, so the 50-grid and the t-test and leader-gap rules
 # on it (`--timesteps grid:500 --max-scores 50`) replay exactly, with no U-Net calls.
 # FULL_GRID=1 adds RUNS_DIR/test-grid500 (--n-timesteps 500 --reuse test-staged: the 2,250 passes
-# per image the staged run did not make) and the 500-grid rows.
-#
+# per image the staged run did not make): then the table is replayed over the full grid, its first
+# row (the paired reference) is the full grid, and the rules also run on all 500 timesteps
+# (`--max-scores 500`). To stop the staged recording early and still add the grid: stop its
+# workers, then run with N_TEST = the number of images finished (a complete prefix) and FULL_GRID=1.
 # Each recording runs as WORKERS (2) shard processes of one thread (faster than threads here),
 # merged with `diffclass merge`; everything resumes: rerun the script after an interruption, or stop
 # the workers and run it with N_TEST unchanged and STOP_EARLY=1 to tabulate the images finished so
@@ -45,16 +47,16 @@ sharded() {
     rm -rf "$RUNS/$name" "$RUNS/$name-prefix"
     local parts=()
     for ((i = 0; i < WORKERS; i++)); do parts+=("$RUNS/$name-s$i"); done
-    # An interrupted recording has gaps at the end: merge copies cut to the longest complete
-    # prefix of image indices 0, 1, 2, ... (the shard folders stay as they are, to resume).
-    python3 - "$RUNS/$name-prefix" "${parts[@]}" <<'PY'
+    # Merge copies cut to the first N_TEST images, or to the longest complete prefix of indices
+    # 0, 1, 2, ... of an interrupted recording (the shard folders stay as they are, to resume).
+    python3 - "$N_TEST" "$RUNS/$name-prefix" "${parts[@]}" <<'PY'
 import json, os, shutil, sys
-dest, parts = sys.argv[1], sys.argv[2:]
+limit, dest, parts = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 done = set()
 for p in parts:
     done |= {json.loads(l)["index"] for l in open(p + "/results.jsonl")}
 n = 0
-while n in done: n += 1
+while n in done and n < limit: n += 1
 for k, p in enumerate(parts):
     shutil.copytree(p, f"{dest}/{k}")
     keep = [l for l in open(p + "/results.jsonl") if json.loads(l)["index"] < n]
@@ -75,22 +77,32 @@ if [ "${FULL_GRID:-0}" = 1 ]; then
     SRC="$RUNS/test-grid500"
 fi
 
-S1=$(seq -s, 11 20 991)     # stage one: the 50-point sub-grid of the 500 grid
 declare -a NAMES FLAGS
 add() { NAMES+=("$1"); FLAGS+=("$2"); }
-add "official staged (--stages 5:50,1:500)" "--stages 5:50,1:500"
+# The first row is the reference of the paired column: the full grid when it was recorded.
 [ "${FULL_GRID:-0}" = 1 ] && add "full grid, 500 timesteps" "--n-timesteps 500"
+add "official staged (--stages 5:50,1:500)" "--stages 5:50,1:500"
 add "stage one alone: 50-grid 11, 31, ..., 991" "--timesteps grid:500 --n-timesteps 50"
 add "25 of them (11, 51, ..., 971)" "--timesteps $(seq -s, 11 40 971)"
 add "10 of them (11, 111, ..., 911)" "--timesteps $(seq -s, 11 100 911)"
-add "Clark & Jaini t-test, published setting (min 20, p 2e-3)" "--ttest --timesteps grid:500 --max-scores 50"
-add "t-test re-tuned on train (min 5, p 0.05)" "--ttest --timesteps grid:500 --max-scores 50 --min-scores 5 --p-value 0.05"
-add "leader-gap (ours, defaults: min 5, Z 2)" "--leader-gap --timesteps grid:500 --max-scores 50"
-add "leader-gap, Z 2.5" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 2.5"
-add "leader-gap, Z 3" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 3"
+if [ "${FULL_GRID:-0}" = 1 ]; then
+    add "Clark & Jaini t-test, published setting (min 20, p 2e-3), 500 grid" "--ttest --timesteps grid --max-scores 500"
+    add "t-test re-tuned on train (min 5, p 0.05), 500 grid" "--ttest --timesteps grid --max-scores 500 --min-scores 5 --p-value 0.05"
+    add "leader-gap (ours, min 5, Z 2), 500 grid" "--leader-gap --timesteps grid --max-scores 500"
+    add "leader-gap, Z 2.5, 500 grid" "--leader-gap --timesteps grid --max-scores 500 --gap 2.5"
+    add "leader-gap, Z 3, 500 grid" "--leader-gap --timesteps grid --max-scores 500 --gap 3"
+fi
+add "Clark & Jaini t-test, published setting (min 20, p 2e-3), stage-one grid" "--ttest --timesteps grid:500 --max-scores 50"
+add "t-test re-tuned on train (min 5, p 0.05), stage-one grid" "--ttest --timesteps grid:500 --max-scores 50 --min-scores 5 --p-value 0.05"
+add "leader-gap (ours, defaults: min 5, Z 2), stage-one grid" "--leader-gap --timesteps grid:500 --max-scores 50"
+add "leader-gap, Z 2.5, stage-one grid" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 2.5"
+add "leader-gap, Z 3, stage-one grid" "--leader-gap --timesteps grid:500 --max-scores 50 --gap 3"
+STAGED_ROW=0
+[ "${FULL_GRID:-0}" = 1 ] && STAGED_ROW=1
 
 : > "$RUNS/rows.tsv"
-echo "| strategy | accuracy ± s.e. | vs official staged (paired s.e.) | U-Net calls / image | NLL | ECE |"
+REF=$([ "${FULL_GRID:-0}" = 1 ] && echo "the full grid" || echo "official staged")
+echo "| strategy | accuracy ± s.e. | vs $REF (paired s.e.) | U-Net calls / image | NLL | ECE |"
 echo "|---|---|---|---|---|---|"
 for i in "${!NAMES[@]}"; do
     printf '%s\t%s\n' "$i" "${NAMES[$i]}" >> "$RUNS/rows.tsv"
@@ -101,7 +113,7 @@ for i in "${!NAMES[@]}"; do
     python3 tools/table_row.py "$out" "${NAMES[$i]}" "$RUNS/replay-0"
 done
 # The staged replay must reproduce the online staged run (same predictions and calls).
-python3 - "$RUNS/test-staged" "$RUNS/replay-0" <<'PY'
+python3 - "$RUNS/test-staged" "$RUNS/replay-$STAGED_ROW" <<'PY'
 import json, sys
 a = {r["index"]: r for r in map(json.loads, open(sys.argv[1] + "/results.jsonl"))}
 b = {r["index"]: r for r in map(json.loads, open(sys.argv[2] + "/results.jsonl"))}
