@@ -53,18 +53,26 @@ final class ReplayTests: XCTestCase {
             SequentialElimination(rule: PairedTTestRule(pValue: 0.3), sampler: .grid(8), minScores: 2),
             SequentialElimination(rule: LeaderGapRule(threshold: 1), sampler: .grid(8), minScores: 2, maxProbes: 5),
         ]
+        try assertReplaysEqualOnlineRuns(strategies, records: grid) { online, _ in XCTAssertEqual(online.pairedErrors.count, 3) }
+    }
+
+    /// Each strategy online (batch size 1) and replayed over `records` give the same prediction,
+    /// calls, score counts, probe timesteps, probabilities and mean errors; `extra` checks more.
+    func assertReplaysEqualOnlineRuns(_ strategies: [ClassificationStrategy], records: [ImageRecord],
+                                      extra: (Classification, Classification) -> Void = { _, _ in }) throws {
         for strategy in strategies {
             let online = try classifier(strategy)
             for (i, image) in images.enumerated() {
                 let a = try online.classify(image, imageIndex: i)
-                let b = try Replay.classify(grid[i], strategy: strategy, range: 0..<1000, timesteps: 1000, seed: 3, tau: 40)
-                XCTAssertEqual(a.prediction, b.prediction)
-                XCTAssertEqual(a.calls, b.calls)
-                XCTAssertEqual(a.scoreCounts, b.scoreCounts)
-                XCTAssertEqual(a.probeTimesteps, b.probeTimesteps)
-                XCTAssertEqual(a.probabilities, b.probabilities, "\(type(of: strategy)) image \(i)")
-                XCTAssertEqual(a.pairedErrors.count, 3)
-                XCTAssertEqual(a.meanErrors, b.meanErrors)
+                let b = try Replay.classify(records[i], strategy: strategy, range: 0..<1000, timesteps: 1000, seed: 3, tau: 40)
+                let context = "\(type(of: strategy)) image \(i)"
+                XCTAssertEqual(a.prediction, b.prediction, context)
+                XCTAssertEqual(a.calls, b.calls, context)
+                XCTAssertEqual(a.scoreCounts, b.scoreCounts, context)
+                XCTAssertEqual(a.probeTimesteps, b.probeTimesteps, context)
+                XCTAssertEqual(a.probabilities, b.probabilities, context)
+                XCTAssertEqual(a.meanErrors, b.meanErrors, context)
+                extra(a, b)
             }
         }
     }
@@ -145,18 +153,8 @@ final class ReplayTests: XCTestCase {
             SequentialElimination(rule: PairedTTestRule(pValue: 0.3), sampler: .subgrid(4, of: 16), minScores: 2),
             SequentialElimination(rule: LeaderGapRule(threshold: 1), sampler: .subgrid(4, of: 16), minScores: 2),
         ]
-        for strategy in strategies {
-            let online = try classifier(strategy)
-            for (i, image) in images.enumerated() {
-                let a = try online.classify(image, imageIndex: i)
-                let b = try Replay.classify(records[i], strategy: strategy, range: 0..<1000, timesteps: 1000, seed: 3, tau: 40)
-                XCTAssertEqual(a.prediction, b.prediction)
-                XCTAssertEqual(a.calls, b.calls)
-                XCTAssertEqual(a.probeTimesteps, b.probeTimesteps)
-                XCTAssertEqual(a.meanErrors, b.meanErrors, "\(type(of: strategy)) image \(i)")
-                XCTAssertEqual(a.probabilities, b.probabilities)
-                XCTAssertTrue(Set(a.probeTimesteps).isSubset(of: stageOne))
-            }
+        try assertReplaysEqualOnlineRuns(strategies, records: records) { online, _ in
+            XCTAssertTrue(Set(online.probeTimesteps).isSubset(of: stageOne))
         }
         // The official grid of 4 (125, 375, ...) is not stage one of the 16-grid: refused.
         XCTAssertThrowsError(try Replay.classify(records[0], strategy: FixedTimesteps(sampler: .grid(4)),
