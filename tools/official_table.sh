@@ -29,21 +29,26 @@ WORKERS=${3:-2}
 B=${DIFFCLASS:-.build/release/diffclass}
 M=models/fashion-mnist
 CAL=(--calibration "$M/calibration.json")
-REC="--model $M --dataset fashion-mnist --split test --limit $N_TEST --noise-by timestep --save-errors --threads 1"
+REC="--model $M --dataset fashion-mnist --split test --noise-by timestep --save-errors --threads 1"
 mkdir -p "$RUNS"
 
-# sharded NAME FLAGS...: RUNS/NAME from WORKERS shard folders RUNS/NAME-sI (resumed if present).
-sharded() {
-    local name=$1; shift
+# record NAME LIMIT FLAGS...: the first LIMIT images into the shard folders RUNS/NAME-sI (resumed).
+# The WORKERS shards run side by side, or one after another with SEQUENTIAL=1 (one core).
+record() {
+    local name=$1 limit=$2; shift 2
     local pids=()
-    if [ "${STOP_EARLY:-0}" != 1 ]; then
-        for ((i = 0; i < WORKERS; i++)); do
-            # shellcheck disable=SC2086
-            $B eval $REC "$@" --shard "$i/$WORKERS" --out "$RUNS/$name-s$i" >> "$RUNS/$name-s$i.log" 2>&1 &
-            pids+=($!)
-        done
-        for p in "${pids[@]}"; do wait "$p"; done
-    fi
+    for ((i = 0; i < WORKERS; i++)); do
+        # shellcheck disable=SC2086
+        $B eval $REC --limit "$limit" "$@" --shard "$i/$WORKERS" --out "$RUNS/$name-s$i" >> "$RUNS/$name-s$i.log" 2>&1 &
+        pids+=($!)
+        [ "${SEQUENTIAL:-0}" = 1 ] && wait "$!"
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+}
+
+# merged NAME: RUNS/NAME merged from the shard folders RUNS/NAME-sI.
+merged() {
+    local name=$1
     rm -rf "$RUNS/$name" "$RUNS/$name-prefix"
     local parts=()
     for ((i = 0; i < WORKERS; i++)); do parts+=("$RUNS/$name-s$i"); done
@@ -70,10 +75,25 @@ PY
     rm -rf "$RUNS/$name-prefix"
 }
 
-sharded test-staged --stages 5:50,1:500
+# With CHUNK=K (and FULL_GRID=1) the two recordings advance together, K images at a time, so a
+# recording stopped at any moment leaves few staged images without their grid.
+if [ "${STOP_EARLY:-0}" != 1 ]; then
+    step=$N_TEST
+    [ "${CHUNK:-0}" -gt 0 ] && step=$CHUNK
+    for ((upto = step; ; upto += step)); do
+        ((upto > N_TEST)) && upto=$N_TEST
+        record test-staged "$upto" --stages 5:50,1:500
+        if [ "${FULL_GRID:-0}" = 1 ]; then
+            merged test-staged   # the grid reuses the merged staged errors
+            record test-grid500 "$upto" --n-timesteps 500 --reuse "$RUNS/test-staged"
+        fi
+        ((upto == N_TEST)) && break
+    done
+fi
+merged test-staged
 SRC="$RUNS/test-staged"
 if [ "${FULL_GRID:-0}" = 1 ]; then
-    sharded test-grid500 --n-timesteps 500 --reuse "$RUNS/test-staged"
+    merged test-grid500
     SRC="$RUNS/test-grid500"
 fi
 

@@ -30,22 +30,39 @@ typealias F4 = SIMD4<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F4.self)
 }
 
-/// Bᵀ d for a 6-vector d.
+@inline(__always) private func loadV<V: SIMD>(_ p: UnsafeMutablePointer<Float>) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+@inline(__always) private func storeV<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
+
+/// Bᵀ d for a 6-vector d, on 4 or 8 channels at once (the same arithmetic per lane either way).
 @inline(__always)
-private func inputTransform6(_ d0: F4, _ d1: F4, _ d2: F4, _ d3: F4, _ d4: F4, _ d5: F4)
-    -> (F4, F4, F4, F4, F4, F4) {
+private func inputTransform6<V: SIMD>(_ d0: V, _ d1: V, _ d2: V, _ d3: V, _ d4: V, _ d5: V)
+    -> (V, V, V, V, V, V) where V.Scalar == Float {
     let a = d3 + d4 - 4 * (d1 + d2)          // -4d1 - 4d2 + d3 + d4
     let b = d4 - d3 + 4 * (d1 - d2)          //  4d1 - 4d2 - d3 + d4
     let e = d4 - d2, f = 2 * (d3 - d1)
     return (4 * d0 - 5 * d2 + d4, a, b, e + f, e - f, 4 * d1 - 5 * d3 + d5)
 }
 
-/// Aᵀ m for a 6-vector m (4 outputs).
+/// Aᵀ m for a 6-vector m (4 outputs), on 4 or 8 channels at once.
 @inline(__always)
-private func outputTransform6(_ m0: F4, _ m1: F4, _ m2: F4, _ m3: F4, _ m4: F4, _ m5: F4)
-    -> (F4, F4, F4, F4) {
+private func outputTransform6<V: SIMD>(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V)
+    -> (V, V, V, V) where V.Scalar == Float {
     let p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4
     return (m0 + p12 + p34, d12 + 2 * d34, p12 + 4 * p34, d12 + 8 * d34 + m5)
+}
+
+/// The transpose of the 4x4 matrix with rows a, b, c, d (written so that LLVM emits unpack and
+/// move shuffles rather than lane-by-lane inserts).
+@inline(__always)
+private func transpose4x4(_ a: F4, _ b: F4, _ c: F4, _ d: F4) -> (F4, F4, F4, F4) {
+    let ab0 = F4(a[0], b[0], a[1], b[1]), ab1 = F4(a[2], b[2], a[3], b[3])
+    let cd0 = F4(c[0], d[0], c[1], d[1]), cd1 = F4(c[2], d[2], c[3], d[3])
+    return (F4(ab0[0], ab0[1], cd0[0], cd0[1]), F4(ab0[2], ab0[3], cd0[2], cd0[3]),
+            F4(ab1[0], ab1[1], cd1[0], cd1[1]), F4(ab1[2], ab1[3], cd1[2], cd1[3]))
 }
 
 /// A y for a 4-vector y (6 outputs): the transpose of `outputTransform6`.
@@ -292,7 +309,7 @@ enum Winograd {
         let workers = Swift.min(Engine.threads, chunks)
         let packSize = 6 * p.wp * p.cp
         let vSize = 36 * p.vStride, mSize = 36 * p.mStride
-        let perWorker = packSize + vSize + mSize + 4 * p.op + 36 * 4
+        let perWorker = packSize + vSize + mSize + 4 * p.op + 36 * 8
         withScratch(perWorker * workers) { scratch in
             // M's padding lanes (cout up to op) hold stale values: transformed but never stored.
             runOnWorkers(chunks, workers: workers) { chunk, worker in
@@ -325,10 +342,22 @@ enum Winograd {
     }
 
     /// Bᵀ d B for the tiles of one packed tile row (pack[6][wp][cp]), written to V[k][tileBase + tx][*].
-    /// `tmp` holds 36 * 4 floats.
+    /// `tmp` holds 36 * 8 floats. Eight channels at a time when cp allows (AVX), else four.
     @inline(__always)
     static func inputTransformRow(_ pack: UnsafeMutablePointer<Float>, _ p: Plan, tileBase: Int, tiles: Int,
                                   into v: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
+        if p.cp % 8 == 0 {
+            inputTransformRow(SIMD8<Float>.self, pack, p, tileBase: tileBase, into: v, tmp: tmp)
+        } else {
+            inputTransformRow(F4.self, pack, p, tileBase: tileBase, into: v, tmp: tmp)
+        }
+    }
+
+    @inline(__always)
+    private static func inputTransformRow<V: SIMD>(_: V.Type, _ pack: UnsafeMutablePointer<Float>, _ p: Plan,
+                                                   tileBase: Int, into v: UnsafeMutablePointer<Float>,
+                                                   tmp: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+        let w = V.scalarCount
         let cp = p.cp, rs = p.wp * cp        // row stride of the pack
         let ks = p.vStride                   // stride between transform points in V
         for tx in 0..<p.tilesX {
@@ -338,33 +367,47 @@ enum Winograd {
                 // Columns: tmp[i][j] = (Bᵀ d)[i][j].
                 for j in 0..<6 {
                     let sj = s + j * cp
-                    let t = inputTransform6(load4(sj), load4(sj + rs), load4(sj + 2 * rs),
-                                            load4(sj + 3 * rs), load4(sj + 4 * rs), load4(sj + 5 * rs))
-                    store4(t.0, tmp + (0 * 6 + j) * 4); store4(t.1, tmp + (1 * 6 + j) * 4)
-                    store4(t.2, tmp + (2 * 6 + j) * 4); store4(t.3, tmp + (3 * 6 + j) * 4)
-                    store4(t.4, tmp + (4 * 6 + j) * 4); store4(t.5, tmp + (5 * 6 + j) * 4)
+                    let t: (V, V, V, V, V, V) = inputTransform6(loadV(sj), loadV(sj + rs), loadV(sj + 2 * rs),
+                                                                loadV(sj + 3 * rs), loadV(sj + 4 * rs), loadV(sj + 5 * rs))
+                    storeV(t.0, tmp + (0 * 6 + j) * w); storeV(t.1, tmp + (1 * 6 + j) * w)
+                    storeV(t.2, tmp + (2 * 6 + j) * w); storeV(t.3, tmp + (3 * 6 + j) * w)
+                    storeV(t.4, tmp + (4 * 6 + j) * w); storeV(t.5, tmp + (5 * 6 + j) * w)
                 }
                 // Rows: V[i*6 + j] = (Bᵀ d B)[i][j].
                 let d = v + (tileBase + tx) * cp + c
                 for i in 0..<6 {
-                    let r = tmp + i * 24
-                    let t = inputTransform6(load4(r), load4(r + 4), load4(r + 8), load4(r + 12), load4(r + 16), load4(r + 20))
+                    let r = tmp + i * 6 * w
+                    let t: (V, V, V, V, V, V) = inputTransform6(loadV(r), loadV(r + w), loadV(r + 2 * w),
+                                                                loadV(r + 3 * w), loadV(r + 4 * w), loadV(r + 5 * w))
                     let di = d + i * 6 * ks
-                    store4(t.0, di); store4(t.1, di + ks); store4(t.2, di + 2 * ks)
-                    store4(t.3, di + 3 * ks); store4(t.4, di + 4 * ks); store4(t.5, di + 5 * ks)
+                    storeV(t.0, di); storeV(t.1, di + ks); storeV(t.2, di + 2 * ks)
+                    storeV(t.3, di + 3 * ks); storeV(t.4, di + 4 * ks); storeV(t.5, di + 5 * ks)
                 }
-                c += 4
+                c += w
             }
         }
     }
 
     /// Aᵀ m A plus bias for the tiles of one tile row, from M[k][tileBase + tx][*], written into the
     /// image `out` [cout][hout][wout] at tile row `ty` (the parts inside the image). `tmp` holds
-    /// 24 * 4 floats; `bias` holds op floats.
+    /// 24 * 8 floats; `bias` holds op floats. Eight channels at a time when op allows, else four.
     @inline(__always)
     static func outputTransformRow(_ m: UnsafeMutablePointer<Float>, _ p: Plan, tileBase: Int, tiles: Int,
                                    bias: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, ty: Int,
                                    tmp: UnsafeMutablePointer<Float>) {
+        if p.op % 8 == 0 {
+            outputTransformRow(SIMD8<Float>.self, m, p, tileBase: tileBase, bias: bias, out: out, ty: ty, tmp: tmp)
+        } else {
+            outputTransformRow(F4.self, m, p, tileBase: tileBase, bias: bias, out: out, ty: ty, tmp: tmp)
+        }
+    }
+
+    @inline(__always)
+    private static func outputTransformRow<V: SIMD>(_: V.Type, _ m: UnsafeMutablePointer<Float>, _ p: Plan,
+                                                    tileBase: Int, bias: UnsafeMutablePointer<Float>,
+                                                    out: UnsafeMutablePointer<Float>, ty: Int,
+                                                    tmp: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+        let w = V.scalarCount
         let op = p.op, ks = p.mStride
         let plane = p.hout * p.wout
         let rowsValid = Swift.min(4, p.hout - 4 * ty)
@@ -376,19 +419,32 @@ enum Winograd {
                 // Columns: tmp[i][j] = (Aᵀ m)[i][j], i < 4.
                 for j in 0..<6 {
                     let sj = s + j * ks
-                    let t = outputTransform6(load4(sj), load4(sj + 6 * ks), load4(sj + 12 * ks),
-                                             load4(sj + 18 * ks), load4(sj + 24 * ks), load4(sj + 30 * ks))
-                    store4(t.0, tmp + (0 * 6 + j) * 4); store4(t.1, tmp + (1 * 6 + j) * 4)
-                    store4(t.2, tmp + (2 * 6 + j) * 4); store4(t.3, tmp + (3 * 6 + j) * 4)
+                    let t: (V, V, V, V) = outputTransform6(loadV(sj), loadV(sj + 6 * ks), loadV(sj + 12 * ks),
+                                                           loadV(sj + 18 * ks), loadV(sj + 24 * ks), loadV(sj + 30 * ks))
+                    storeV(t.0, tmp + (0 * 6 + j) * w); storeV(t.1, tmp + (1 * 6 + j) * w)
+                    storeV(t.2, tmp + (2 * 6 + j) * w); storeV(t.3, tmp + (3 * 6 + j) * w)
                 }
-                let b = load4(bias + o)
-                let lanes = Swift.min(4, p.cout - o)
+                let b: V = loadV(bias + o)
+                let lanes = Swift.min(w, p.cout - o)
                 for i in 0..<rowsValid {
-                    let r = tmp + i * 24
-                    let y = outputTransform6(load4(r), load4(r + 4), load4(r + 8), load4(r + 12), load4(r + 16), load4(r + 20))
+                    let r = tmp + i * 6 * w
+                    let y: (V, V, V, V) = outputTransform6(loadV(r), loadV(r + w), loadV(r + 2 * w),
+                                                           loadV(r + 3 * w), loadV(r + 4 * w), loadV(r + 5 * w))
                     let y0 = y.0 + b, y1 = y.1 + b, y2 = y.2 + b, y3 = y.3 + b
                     let dst = out + o * plane + (4 * ty + i) * p.wout + 4 * tx
-                    if colsValid == 4 {
+                    if colsValid == 4 && lanes == w {
+                        // Channel l's 4 columns, one store each: 4x4 transposes of y0...y3.
+                        var g = 0
+                        while g < w {
+                            let t = transpose4x4(F4(y0[g], y0[g + 1], y0[g + 2], y0[g + 3]),
+                                                 F4(y1[g], y1[g + 1], y1[g + 2], y1[g + 3]),
+                                                 F4(y2[g], y2[g + 1], y2[g + 2], y2[g + 3]),
+                                                 F4(y3[g], y3[g + 1], y3[g + 2], y3[g + 3]))
+                            let d = dst + g * plane
+                            store4(t.0, d); store4(t.1, d + plane); store4(t.2, d + 2 * plane); store4(t.3, d + 3 * plane)
+                            g += 4
+                        }
+                    } else if colsValid == 4 {
                         for l in 0..<lanes { store4(F4(y0[l], y1[l], y2[l], y3[l]), dst + l * plane) }
                     } else {
                         for l in 0..<lanes {
@@ -399,7 +455,7 @@ enum Winograd {
                         }
                     }
                 }
-                o += 4
+                o += w
             }
         }
     }
@@ -414,7 +470,7 @@ enum Winograd {
                                         into du: UnsafeMutablePointer<Float>) {
         let threads = Engine.threads
         let workersT = Swift.min(threads, p.rowsPerChunk)
-        let packSize = 6 * p.wp * p.cp + 4 * p.wp * p.op + 36 * 4
+        let packSize = 6 * p.wp * p.cp + 4 * p.wp * p.op + 36 * 8
         let vSize = 36 * p.vStride, ySize = 36 * p.mStride
         withScratch(packSize * workersT + vSize + ySize) { scratch in
             let v = scratch, yhat = v + vSize, packs = yhat + ySize

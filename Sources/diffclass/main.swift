@@ -7,7 +7,7 @@ usage: diffclass <command> [options]
 
 commands:
   bench      time engine kernels against PyTorch   [--json] [--quick] [--no-torch]
-             [--python PATH] [--torch-script PATH] [--min-seconds S] [--only kernels|classifier]
+             [--python PATH] [--torch-script PATH] [--min-seconds S] [--only kernels|classifier] [--filter TEXT]
              then the classifier against tools/reference_classifier.py (the public algorithm in PyTorch) on
              the shipped model, same eps file, stages, batch and threads: images/s, speedup, and a check that
              predictions and per-class mean errors agree (relative 1e-4; exit 1 if not)
@@ -99,6 +99,7 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     let script = args.string("torch-script") ?? "tools/bench_torch.py"
     let minSeconds = try args.double("min-seconds", range: 0...600) ?? (quick ? 0.2 : 0.5)
     let only = args.string("only")
+    let filter = args.string("filter")
     guard only == nil || only == "kernels" || only == "classifier" else {
         throw UsageError("--only: '\(only!)' is not kernels or classifier")
     }
@@ -115,7 +116,11 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
         if !json { print(line); fflush(stdout) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
     log("diffclass bench: \(Engine.threads) threads")
-    let cases = only == "classifier" ? [] : EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick)
+    var cases = only == "classifier" ? [] : EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick)
+    if let filter {
+        cases = cases.filter { $0.name.contains(filter) }
+        guard !cases.isEmpty || only != "kernels" else { throw UsageError("--filter: no benchmark case name contains '\(filter)'") }
+    }
     var report = BenchmarkRunner.run(cases, torchScript: noTorch || cases.isEmpty ? nil : script,
                                      python: python, minSeconds: minSeconds, log: log)
     if only != "kernels" {
@@ -142,7 +147,7 @@ func main() -> Int32 {
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
     do {
-        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "out", "dataset", "data", "steps",
+        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "filter", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",

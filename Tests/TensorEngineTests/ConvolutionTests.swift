@@ -21,6 +21,9 @@ private let cases: [ConvCase] = [
     ConvCase(n: 2, c: 9, h: 10, w: 6, o: 17, kh: 3, kw: 3, padding: (2, 1)),
     ConvCase(n: 2, c: 16, h: 4, w: 4, o: 16, kh: 3, kw: 3, padding: (1, 1)),
     ConvCase(n: 1, c: 3, h: 3, w: 3, o: 2, kh: 3, kw: 3, padding: (3, 3)),
+    // Eight channels at a time in the Winograd transforms (cp, op multiples of 8), with a partly
+    // used last group of output channels (14 of 16) and partly used last tiles (10 = 4 + 4 + 2).
+    ConvCase(n: 2, c: 24, h: 10, w: 10, o: 14, kh: 3, kw: 3, padding: (1, 1)),
     // Stride 2, other kernels, non-square.
     ConvCase(n: 2, c: 6, h: 9, w: 8, o: 5, kh: 3, kw: 3, stride: (2, 2), padding: (1, 1)),
     ConvCase(n: 1, c: 4, h: 11, w: 7, o: 3, kh: 5, kw: 3, stride: (2, 1), padding: (2, 0)),
