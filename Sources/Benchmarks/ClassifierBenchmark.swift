@@ -11,7 +11,9 @@ import TensorEngine
 /// `eps` file written to a temporary folder, `FileNoise` here and `--noise` there), the same
 /// stages, batch size and thread count, in one invocation. Both must give the same predictions
 /// and per-image, per-class mean errors within `tolerance` (relative); the speedup is PyTorch's
-/// time over ours.
+/// time over ours. The two sides alternate for `rounds` rounds (ours, PyTorch, ours, ...) and the
+/// speedup is the median of the rounds' ratios: this machine's speed drifts by 15-25% within
+/// minutes, and a pair of runs a few seconds apart sees the same machine.
 public struct ClassifierBenchmarkSettings: Sendable {
     public var model = "models/fashion-mnist"
     public var images = 4
@@ -22,6 +24,8 @@ public struct ClassifierBenchmarkSettings: Sendable {
     public var python = "python3"
     public var runTorch = true
     public var tolerance = 1e-4
+    /// Alternating rounds of ours and PyTorch's.
+    public var rounds = 3
     public init() {}
 }
 
@@ -32,21 +36,23 @@ public struct ClassifierBenchmarkResult: Encodable {
     public let threads: Int
     public let callsPerImage: Double
     public let accuracy: Double
-    public let seconds: Double
-    public let cpuSeconds: Double
-    public let imagesPerSecond: Double
+    public var seconds: Double
+    public var cpuSeconds: Double
+    public var imagesPerSecond: Double
     /// Share of our time spent inside the U-Net's forward passes (the rest: noise, x_t, errors, bookkeeping).
     public let forwardFraction: Double
+    /// Per round: (our seconds, PyTorch's seconds); `seconds` and `torchSeconds` are the medians.
+    public var rounds: [[Double]] = []
     public var torch: String?
     public var torchAccuracy: Double?
     public var torchSeconds: Double?
     public var torchCPUSeconds: Double?
     public var torchImagesPerSecond: Double?
-    /// PyTorch time / our time: above 1 means we are faster.
-    public var speedupOverTorch: Double? { torchSeconds.map { $0 / seconds } }
+    /// PyTorch time / our time, the median over rounds: above 1 means we are faster.
+    public var speedupOverTorch: Double?
     /// The same in process CPU time (all threads): steadier than wall time on a loaded machine,
     /// but it counts spin-waiting threads (PyTorch's OpenMP spins), so read it at 1 thread.
-    public var cpuSpeedupOverTorch: Double? { torchCPUSeconds.map { $0 / cpuSeconds } }
+    public var cpuSpeedupOverTorch: Double?
     public var predictionsAgree: Bool?
     /// Largest |ours - torch| / max(|ours|, |torch|) over every image's per-class mean errors.
     public var maxRelativeDifference: Double?
@@ -55,7 +61,7 @@ public struct ClassifierBenchmarkResult: Encodable {
     public var torchSkipped: String?
 
     enum CodingKeys: String, CodingKey {
-        case images, stages, batchSize, threads, callsPerImage, accuracy, seconds, cpuSeconds, imagesPerSecond, forwardFraction, torch,
+        case images, stages, batchSize, threads, callsPerImage, accuracy, seconds, cpuSeconds, imagesPerSecond, forwardFraction, rounds, torch,
              torchAccuracy, torchSeconds, torchCPUSeconds, torchImagesPerSecond, speedupOverTorch, cpuSpeedupOverTorch, predictionsAgree,
              maxRelativeDifference, matches, torchSkipped
     }
@@ -65,6 +71,7 @@ public struct ClassifierBenchmarkResult: Encodable {
         try c.encode(threads, forKey: .threads); try c.encode(callsPerImage, forKey: .callsPerImage)
         try c.encode(accuracy, forKey: .accuracy); try c.encode(seconds, forKey: .seconds); try c.encode(cpuSeconds, forKey: .cpuSeconds)
         try c.encode(imagesPerSecond, forKey: .imagesPerSecond); try c.encode(forwardFraction, forKey: .forwardFraction)
+        try c.encode(rounds, forKey: .rounds)
         try c.encodeIfPresent(torch, forKey: .torch); try c.encodeIfPresent(torchAccuracy, forKey: .torchAccuracy)
         try c.encodeIfPresent(torchSeconds, forKey: .torchSeconds); try c.encodeIfPresent(torchCPUSeconds, forKey: .torchCPUSeconds)
         try c.encodeIfPresent(torchImagesPerSecond, forKey: .torchImagesPerSecond)
@@ -84,9 +91,12 @@ public struct ClassifierBenchmarkResult: Encodable {
         if let tps = torchImagesPerSecond, let ts = torchSeconds {
             lines.append(String(format: "  torch  %8.3f images/s  (%.2f s, %.2f CPU s), accuracy %.2f   [%@]",
                                 tps, ts, torchCPUSeconds ?? .nan, torchAccuracy ?? .nan, torch ?? "?"))
-            lines.append(String(format: "  speedup %.2fx (torch time / ours; in CPU time %.2fx); predictions %@; max relative mean-error difference %.2e -> %@",
-                                speedupOverTorch ?? .nan, cpuSpeedupOverTorch ?? .nan, predictionsAgree == true ? "equal" : "DIFFER",
-                                maxRelativeDifference ?? .nan, matches == true ? "match" : "MISMATCH"))
+            let perRound = rounds.map { String(format: "%.2f", $0[1] / $0[0]) }.joined(separator: ", ")
+            lines.append(String(format: "  speedup %.2fx (torch time / ours, median of %d alternating rounds: %@; in CPU time %.2fx)",
+                                speedupOverTorch ?? .nan, rounds.count, perRound, cpuSpeedupOverTorch ?? .nan))
+            lines.append(String(format: "  predictions %@; max relative mean-error difference %.2e -> %@",
+                                predictionsAgree == true ? "equal" : "DIFFER", maxRelativeDifference ?? .nan,
+                                matches == true ? "match" : "MISMATCH"))
         } else {
             lines.append("  torch  skipped: \(torchSkipped ?? "not run")")
         }
@@ -108,6 +118,13 @@ final class TimedPredictor: ConditionalNoisePredictor {
 }
 
 public enum ClassifierBenchmark {
+    /// The median (the mean of the middle two for an even count); nan for none.
+    static func median(_ xs: [Double]) -> Double {
+        let v = xs.sorted(), k = v.count
+        if k == 0 { return .nan }
+        return k % 2 == 1 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2
+    }
+
     /// Process CPU time (all threads), seconds.
     static func cpuSeconds() -> Double {
         var ts = timespec()
@@ -155,53 +172,78 @@ public enum ClassifierBenchmark {
             model.predict(dataset.images([0]).expanded(to: [warm] + shape.dropFirst()),
                           timesteps: Array(repeating: 500, count: warm), conditions: Tensor.zeros([warm]))
         }
-        log("  classifier: \(n) images, stages \(s.stages), batch \(s.batchSize), \(Engine.threads) threads: ours...")
-        var predictions: [Int] = [], means: [[Double?]] = [], calls = 0
-        let cpu0 = cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<n {
-            let c = try classifier.classify(dataset.images([i]), imageIndex: i)
-            predictions.append(c.prediction)
-            means.append(c.meanErrors)
-            calls += c.calls
-        }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpu = cpuSeconds() - cpu0
+        log("  classifier: \(n) images, stages \(s.stages), batch \(s.batchSize), \(Engine.threads) threads, \(s.rounds) rounds")
         let labels = Array(dataset.labels[0..<n])
-        let accuracy = Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(n)
-        var result = ClassifierBenchmarkResult(images: n, stages: s.stages, batchSize: s.batchSize, threads: Engine.threads,
-                                               callsPerImage: Double(calls) / Double(n), accuracy: accuracy, seconds: seconds,
-                                               cpuSeconds: cpu, imagesPerSecond: Double(n) / seconds,
-                                               forwardFraction: Double(timed.nanoseconds) / 1e9 / seconds)
-        log(String(format: "  ours: %.3f images/s (%.2f s)", result.imagesPerSecond, seconds))
-        guard s.runTorch else { result.torchSkipped = "--no-torch"; return result }
-        guard FileManager.default.fileExists(atPath: s.referenceScript) else {
-            result.torchSkipped = "\(s.referenceScript) not found (run from the repository root)"
-            return result
+        let torchReady: String? = !s.runTorch ? "--no-torch"
+            : FileManager.default.fileExists(atPath: s.referenceScript) ? nil
+            : "\(s.referenceScript) not found (run from the repository root)"
+        var result: ClassifierBenchmarkResult?
+        var ours: [(seconds: Double, cpu: Double)] = [], theirs: [ReferenceAnswer] = []
+        var firstRound: (predictions: [Int], means: [[Double?]]) = ([], [])
+        for round in 0..<Swift.max(1, s.rounds) {
+            // Ours: every image, timed as a whole.
+            var predictions: [Int] = [], means: [[Double?]] = [], calls = 0
+            timed.nanoseconds = 0
+            let cpu0 = cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
+            for i in 0..<n {
+                let c = try classifier.classify(dataset.images([i]), imageIndex: i)
+                predictions.append(c.prediction)
+                means.append(c.meanErrors)
+                calls += c.calls
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, cpu = cpuSeconds() - cpu0
+            ours.append((seconds, cpu))
+            log(String(format: "  round %d: ours %.3f images/s (%.2f s)", round + 1, Double(n) / seconds, seconds))
+            if result == nil {
+                let accuracy = Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(n)
+                result = ClassifierBenchmarkResult(images: n, stages: s.stages, batchSize: s.batchSize, threads: Engine.threads,
+                                                   callsPerImage: Double(calls) / Double(n), accuracy: accuracy, seconds: seconds,
+                                                   cpuSeconds: cpu, imagesPerSecond: Double(n) / seconds,
+                                                   forwardFraction: Double(timed.nanoseconds) / 1e9 / seconds)
+                result?.torchSkipped = torchReady
+                firstRound = (predictions, means)
+            }
+            // PyTorch's, right after.
+            guard torchReady == nil, result?.torchSkipped == nil else { continue }
+            switch runReference(s, images: n, threads: Engine.threads, noise: noiseURL, output: folder.appendingPathComponent("torch.json")) {
+            case .failure(let e):
+                result?.torchSkipped = e.message
+            case .success(let answer):
+                theirs.append(answer)
+                log(String(format: "  round %d: torch %.3f images/s (%.2f s)", round + 1, answer.images_per_second, answer.seconds))
+            }
         }
-        log("  classifier: the same in PyTorch (\(s.referenceScript))...")
-        switch runReference(s, images: n, threads: Engine.threads, noise: noiseURL, output: folder.appendingPathComponent("torch.json")) {
-        case .failure(let e):
-            result.torchSkipped = e.message
-        case .success(let answer):
-            result.torch = answer.torch
-            result.torchSeconds = answer.seconds
-            result.torchCPUSeconds = answer.cpu_seconds
-            result.torchImagesPerSecond = answer.images_per_second
-            result.torchAccuracy = answer.accuracy
-            result.predictionsAgree = answer.predictions == predictions
-            var worst = 0.0, complete = answer.mean_errors.count == n
-            for (ours, theirs) in zip(means, answer.mean_errors) {
-                guard ours.count == theirs.count else { complete = false; continue }
-                for (a, b) in zip(ours, theirs) {
-                    switch (a, b) {
-                    case (nil, nil): break
-                    case let (a?, b?): worst = Swift.max(worst, abs(a - b) / Swift.max(abs(a), abs(b), .leastNormalMagnitude))
-                    default: complete = false
-                    }
+        guard var result else { throw BenchmarkFailure(message: "no classifier round ran") }
+        let oursSeconds = ours.map(\.seconds), oursCPU = ours.map(\.cpu)
+        result.seconds = median(oursSeconds)
+        result.cpuSeconds = median(oursCPU)
+        result.imagesPerSecond = Double(n) / result.seconds
+        guard let answer = theirs.first, theirs.count == ours.count else { return result }
+        result.rounds = zip(oursSeconds, theirs).map { [$0, $1.seconds] }
+        result.torch = answer.torch
+        result.torchSeconds = median(theirs.map(\.seconds))
+        result.torchImagesPerSecond = Double(n) / result.torchSeconds!
+        result.speedupOverTorch = median(zip(oursSeconds, theirs).map { $1.seconds / $0 })
+        if theirs.allSatisfy({ $0.cpu_seconds != nil }) {
+            result.torchCPUSeconds = median(theirs.map { $0.cpu_seconds! })
+            result.cpuSpeedupOverTorch = median(zip(oursCPU, theirs).map { $1.cpu_seconds! / $0 })
+        }
+        result.torchAccuracy = answer.accuracy
+        let (predictions, means) = firstRound
+        result.predictionsAgree = theirs.allSatisfy { $0.predictions == predictions }
+        var worst = 0.0, complete = answer.mean_errors.count == n
+        for (ours, theirs) in zip(means, answer.mean_errors) {
+            guard ours.count == theirs.count else { complete = false; continue }
+            for (a, b) in zip(ours, theirs) {
+                switch (a, b) {
+                case (nil, nil): break
+                case let (a?, b?): worst = Swift.max(worst, abs(a - b) / Swift.max(abs(a), abs(b), .leastNormalMagnitude))
+                default: complete = false
                 }
             }
-            result.maxRelativeDifference = worst
-            result.matches = complete && result.predictionsAgree == true && worst <= s.tolerance
         }
+        result.maxRelativeDifference = worst
+        result.matches = complete && result.predictionsAgree == true && worst <= s.tolerance
         return result
     }
 

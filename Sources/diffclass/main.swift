@@ -10,9 +10,10 @@ commands:
              [--python PATH] [--torch-script PATH] [--min-seconds S] [--only kernels|classifier] [--filter TEXT]
              then the classifier against tools/reference_classifier.py (the public algorithm in PyTorch) on
              the shipped model, same eps file, stages, batch and threads: images/s, speedup, and a check that
-             predictions and per-class mean errors agree (relative 1e-4; exit 1 if not)
+             predictions and per-class mean errors agree (relative 1e-4; exit 1 if not); the two sides
+             alternate --rounds times and the speedup is the median of the rounds' ratios
              [--images N (4; --quick 2)] [--stages 5:10,1:50] [--batch-size 32] [--model models/fashion-mnist]
-             [--reference-script PATH]
+             [--reference-script PATH] [--rounds R (3; --quick 1)]
   train      train a class-conditional diffusion U-Net
              --dataset fashion-mnist | --data DIR, --out DIR, [--steps N] [--batch-size N] [--lr X]
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
@@ -107,6 +108,7 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     cl.images = try args.int("images", range: 1...10_000) ?? (quick ? 2 : cl.images)
     cl.batchSize = try args.int("batch-size", range: 1...100_000) ?? cl.batchSize
     cl.stages = args.string("stages") ?? cl.stages
+    cl.rounds = try args.int("rounds", range: 1...100) ?? (quick ? 1 : cl.rounds)
     cl.model = args.string("model") ?? cl.model
     cl.referenceScript = args.string("reference-script") ?? cl.referenceScript
     cl.python = python
@@ -147,7 +149,7 @@ func main() -> Int32 {
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
     do {
-        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "filter", "out", "dataset", "data", "steps",
+        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "filter", "rounds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
