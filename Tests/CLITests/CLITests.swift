@@ -75,6 +75,21 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(missing.err.contains("--out"), missing.err)
     }
 
+    /// `bench --filter TEXT` runs only the kernel cases whose names contain TEXT, and names the
+    /// flag when none does.
+    func testBenchFilterSelectsKernelCases() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let r = try run(["bench", "--only", "kernels", "--filter", "groupnorm_silu", "--quick", "--no-torch",
+                         "--min-seconds", "0", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        let cases = r.out.split(separator: "\n").filter { $0.hasPrefix("  ") && $0.contains(" ms") }
+        XCTAssertFalse(cases.isEmpty, r.out)
+        XCTAssertTrue(cases.allSatisfy { $0.contains("groupnorm_silu") }, r.out)
+        let none = try run(["bench", "--only", "kernels", "--filter", "no-such-case", "--no-torch"])
+        XCTAssertEqual(none.status, 2)
+        XCTAssertTrue(none.err.contains("--filter: no benchmark case name contains 'no-such-case'"), none.err)
+    }
+
     func testMissingOrMalformedModelFolder() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
