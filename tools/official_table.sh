@@ -15,6 +15,11 @@
 # row (the paired reference) is the full grid, and the rules also run on all 500 timesteps
 # (`--max-scores 500`). To stop the staged recording early and still add the grid: stop its
 # workers, then run with N_TEST = the number of images finished (a complete prefix) and FULL_GRID=1.
+# CHUNK=K advances the two recordings together, K images at a time (staged, then its grid), so a
+# session that ends mid-way leaves a complete prefix of both; SEQUENTIAL=1 runs the shard processes
+# one after another (one core) instead of side by side. DIFFCLASS=PATH picks the binary (copy it
+# out of .build first when rebuilding while a recording runs). To extend a finished table to more
+# images, rerun with a larger N_TEST: the shards resume where they stopped.
 # Each recording runs as WORKERS (2) shard processes of one thread (faster than threads here),
 # merged with `diffclass merge`; everything resumes: rerun the script after an interruption, or stop
 # the workers and run it with N_TEST unchanged and STOP_EARLY=1 to tabulate the images finished so
