@@ -85,7 +85,18 @@ PY
 if [ "${STOP_EARLY:-0}" != 1 ]; then
     step=$N_TEST
     [ "${CHUNK:-0}" -gt 0 ] && step=$CHUNK
-    for ((upto = step; ; upto += step)); do
+    # Start at the chunk the last recording (the grid's, with FULL_GRID) stopped in.
+    last=test-staged
+    [ "${FULL_GRID:-0}" = 1 ] && last=test-grid500
+    done_min=$N_TEST
+    for ((i = 0; i < WORKERS; i++)); do
+        d=0
+        [ -f "$RUNS/$last-s$i/results.jsonl" ] && d=$(($(wc -l < "$RUNS/$last-s$i/results.jsonl") * WORKERS))
+        ((d < done_min)) && done_min=$d
+    done
+    first=$((done_min / step * step))
+    ((first < step)) && first=$step
+    for ((upto = first; ; upto += step)); do
         ((upto > N_TEST)) && upto=$N_TEST
         record test-staged "$upto" --stages 5:50,1:500
         if [ "${FULL_GRID:-0}" = 1 ]; then
