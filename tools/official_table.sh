@@ -45,8 +45,7 @@ record() {
     for ((i = 0; i < WORKERS; i++)); do
         # shellcheck disable=SC2086
         $B eval $REC --limit "$limit" "$@" --shard "$i/$WORKERS" --out "$RUNS/$name-s$i" >> "$RUNS/$name-s$i.log" 2>&1 &
-        pids+=($!)
-        [ "${SEQUENTIAL:-0}" = 1 ] && wait "$!"
+        if [ "${SEQUENTIAL:-0}" = 1 ]; then wait "$!"; else pids+=($!); fi
     done
     for p in "${pids[@]}"; do wait "$p"; done
 }
