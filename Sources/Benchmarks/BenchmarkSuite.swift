@@ -69,6 +69,8 @@ public struct BenchmarkReport: Encodable {
     public var peakResidentBytes: Int
     /// The classifier case against the PyTorch reference (`ClassifierBenchmark`), when run.
     public var classifier: ClassifierBenchmarkResult? = nil
+    /// The end-to-end case at equal accuracy (`ClassifierBenchmark.runEndToEnd`), when run.
+    public var classifierEndToEnd: ClassifierEndToEndResult? = nil
 }
 
 public enum BenchmarkRunner {
@@ -135,6 +137,7 @@ public enum BenchmarkRunner {
         lines.append(String(format: "peak tensor memory %.1f MB, peak resident %.1f MB",
                             Double(report.peakTensorBytes) / 1e6, Double(report.peakResidentBytes) / 1e6))
         if let c = report.classifier { lines.append(""); lines.append(c.text) }
+        if let c = report.classifierEndToEnd { lines.append(""); lines.append(c.text) }
         return lines.joined(separator: "\n")
     }
 }

@@ -26,6 +26,14 @@ public struct ClassifierBenchmarkSettings: Sendable {
     public var tolerance = 1e-4
     /// Alternating rounds of ours and PyTorch's.
     public var rounds = 3
+    /// Also time the end-to-end case (`ClassifierBenchmark.runEndToEnd`): our leader-gap rule
+    /// against PyTorch's official schedule, the configurations of equal accuracy.
+    public var endToEnd = false
+    /// End to end, ours: the leader-gap rule's threshold (`--gap`) over a grid of this many timesteps.
+    public var endToEndGap = 2.5
+    public var endToEndGrid = 500
+    /// End to end, PyTorch: the public code's official schedule.
+    public var officialStages = "5:50,1:500"
     public init() {}
 }
 
@@ -134,21 +142,36 @@ public enum ClassifierBenchmark {
 
     /// Runs the case, or returns nil (after logging why) when the shipped model's checkpoint or
     /// Fashion-MNIST is absent. Throws on errors of ours (a malformed model, a bad stage text).
-    public static func run(_ s: ClassifierBenchmarkSettings, log: (String) -> Void) throws -> ClassifierBenchmarkResult? {
+    /// The shipped model, its schedule and the Fashion-MNIST test split, or nil (after logging
+    /// why) when the checkpoint or the dataset is absent.
+    static func loadCase(_ s: ClassifierBenchmarkSettings, name: String,
+                         log: (String) -> Void) throws -> (model: UNet2DModel, schedule: NoiseSchedule, dataset: ImageDataset)? {
         let modelURL = URL(fileURLWithPath: s.model)
         let weights = modelURL.appendingPathComponent(DiffusersFolder.weightsName)
         guard FileManager.default.fileExists(atPath: weights.path) else {
-            log("  classifier case skipped: \(weights.path) is absent (the shipped checkpoint is git-ignored; "
+            log("  \(name) case skipped: \(weights.path) is absent (the shipped checkpoint is git-ignored; "
                 + "copy it there or train one with 'diffclass train')")
             return nil
         }
         let dataset: ImageDataset
         do { dataset = try FashionMNIST.load(split: .test) } catch {
-            log("  classifier case skipped: \(error)")
+            log("  \(name) case skipped: \(error)")
             return nil
         }
         let model = try UNet2DModel.load(from: modelURL)
         let schedule = NoiseSchedule(try SchedulerConfig.load(modelURL.appendingPathComponent(DiffusersFolder.schedulerPath)))
+        return (model, schedule, dataset)
+    }
+
+    /// Why the PyTorch half cannot run, or nil.
+    static func torchUnavailable(_ s: ClassifierBenchmarkSettings) -> String? {
+        !s.runTorch ? "--no-torch"
+            : FileManager.default.fileExists(atPath: s.referenceScript) ? nil
+            : "\(s.referenceScript) not found (run from the repository root)"
+    }
+
+    public static func run(_ s: ClassifierBenchmarkSettings, log: (String) -> Void) throws -> ClassifierBenchmarkResult? {
+        guard let (model, schedule, dataset) = try loadCase(s, name: "classifier", log: log) else { return nil }
         let strategy = try StagedElimination(parsing: s.stages)
         let n = Swift.min(s.images, dataset.count), classes = dataset.classNames.count
         let shape = [1, model.config.inChannels, dataset.height, dataset.width]
@@ -174,9 +197,7 @@ public enum ClassifierBenchmark {
         }
         log("  classifier: \(n) images, stages \(s.stages), batch \(s.batchSize), \(Engine.threads) threads, \(s.rounds) rounds")
         let labels = Array(dataset.labels[0..<n])
-        let torchReady: String? = !s.runTorch ? "--no-torch"
-            : FileManager.default.fileExists(atPath: s.referenceScript) ? nil
-            : "\(s.referenceScript) not found (run from the repository root)"
+        let torchReady = torchUnavailable(s)
         var result: ClassifierBenchmarkResult?
         var ours: [(seconds: Double, cpu: Double)] = [], theirs: [ReferenceAnswer] = []
         var firstRound: (predictions: [Int], means: [[Double?]]) = ([], [])
@@ -255,15 +276,16 @@ public enum ClassifierBenchmark {
         let seconds: Double
         let cpu_seconds: Double?
         let images_per_second: Double
+        let calls: Int?
     }
 
     /// Runs tools/reference_classifier.py --bench and reads its JSON answer.
-    static func runReference(_ s: ClassifierBenchmarkSettings, images: Int, threads: Int, noise: URL,
+    static func runReference(_ s: ClassifierBenchmarkSettings, images: Int, threads: Int, noise: URL, stages: String? = nil,
                              output: URL) -> Result<ReferenceAnswer, BenchmarkFailure> {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [s.python, s.referenceScript, "--bench", "--model", s.model, "--noise", noise.path,
-                             "--n-images", String(images), "--stages", s.stages, "--batch-size", String(s.batchSize),
+                             "--n-images", String(images), "--stages", stages ?? s.stages, "--batch-size", String(s.batchSize),
                              "--threads", String(threads), "--out", output.path]
         let stderr = Pipe()
         process.standardOutput = FileHandle.nullDevice

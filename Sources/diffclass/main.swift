@@ -14,6 +14,8 @@ commands:
              alternate --rounds times and the speedup is the median of the rounds' ratios
              [--images N (4; --quick 2)] [--stages 5:10,1:50] [--batch-size 32] [--model models/fashion-mnist]
              [--reference-script PATH] [--rounds R (3; --quick 1)]
+             [--end-to-end] also time the classifier end to end at equal accuracy: ours with the leader-gap
+             rule (Z 2.5, 500-timestep grid) against PyTorch's official schedule --stages 5:50,1:500
   train      train a class-conditional diffusion U-Net
              --dataset fashion-mnist | --data DIR, --out DIR, [--steps N] [--batch-size N] [--lr X]
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
@@ -113,6 +115,8 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     cl.referenceScript = args.string("reference-script") ?? cl.referenceScript
     cl.python = python
     cl.runTorch = !noTorch
+    cl.endToEnd = args.flag("end-to-end")
+    guard !cl.endToEnd || only != "kernels" else { throw UsageError("--end-to-end is a classifier case; drop --only kernels") }
     try args.finish(command: "bench")
     let log: (String) -> Void = { line in
         if !json { print(line); fflush(stdout) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -127,6 +131,7 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
                                      python: python, minSeconds: minSeconds, log: log)
     if only != "kernels" {
         report.classifier = try ClassifierBenchmark.run(cl, log: log)
+        if cl.endToEnd { report.classifierEndToEnd = try ClassifierBenchmark.runEndToEnd(cl, log: log) }
         report.peakResidentBytes = MemoryStatistics.peakResidentBytes
     }
     if json {
