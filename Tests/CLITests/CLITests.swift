@@ -90,6 +90,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(none.err.contains("--filter: no benchmark case name contains 'no-such-case'"), none.err)
     }
 
+    /// `bench --end-to-end` adds the end-to-end case (our leader-gap rule, timed per image, PyTorch
+    /// skipped here) to the JSON report; with `--only kernels` it is a usage error naming the flag.
+    func testBenchEndToEndCase() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let bad = try run(["bench", "--only", "kernels", "--end-to-end", "--no-torch"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.err.contains("--end-to-end"), bad.err)
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "models/fashion-mnist/diffusion_pytorch_model.safetensors")
+                          && FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist"),
+                          "the shipped model or Fashion-MNIST is absent")
+        let r = try run(["bench", "--only", "classifier", "--end-to-end", "--no-torch", "--images", "1", "--rounds", "1",
+                         "--threads", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let e2e = try XCTUnwrap(report["classifierEndToEnd"] as? [String: Any], r.out)
+        XCTAssertEqual((e2e["images"] as? NSNumber)?.intValue, 1)
+        XCTAssertEqual(e2e["torchStages"] as? String, "5:50,1:500")
+        XCTAssertEqual(e2e["torchSkipped"] as? String, "--no-torch")
+        let calls = try XCTUnwrap((e2e["callsPerImage"] as? NSNumber)?.doubleValue)
+        XCTAssertTrue(calls >= 50 && calls <= 5000, "leader-gap calls per image \(calls)")
+        XCTAssertTrue(((e2e["imagesPerSecond"] as? NSNumber)?.doubleValue ?? 0) > 0, r.out)
+    }
+
     func testMissingOrMalformedModelFolder() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
