@@ -35,7 +35,7 @@ demo: build
 	@echo "report: runs/demo/report.html   samples: runs/demo/samples.png"
 
 # Engine benchmarks against PyTorch (when a Python with torch is present) at equal threads; the
-# one-thread run adds the classifier end to end at equal accuracy (about 5 more minutes).
+# one-thread run adds the classifier end to end at equal accuracy (about 10 more minutes).
 bench: build
 	$(BIN) bench $(threads_flag)
 	$(BIN) bench --threads 1 --end-to-end

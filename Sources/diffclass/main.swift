@@ -15,7 +15,8 @@ commands:
              [--images N (4; --quick 2)] [--stages 5:10,1:50] [--batch-size 32] [--model models/fashion-mnist]
              [--reference-script PATH] [--rounds R (3; --quick 1)]
              [--end-to-end] also time the classifier end to end at equal accuracy: ours with the leader-gap
-             rule (Z 2.5, 500-timestep grid) against PyTorch's official schedule --stages 5:50,1:500
+             rule (Z 2.5, 500-timestep grid) against PyTorch's official schedule --stages 5:50,1:500, time
+             per image, ours on [--end-to-end-images N (40; --quick 8)] images, PyTorch on --images
   train      train a class-conditional diffusion U-Net
              --dataset fashion-mnist | --data DIR, --out DIR, [--steps N] [--batch-size N] [--lr X]
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
@@ -116,6 +117,7 @@ func runBench(_ args: inout Arguments) throws -> Int32 {
     cl.python = python
     cl.runTorch = !noTorch
     cl.endToEnd = args.flag("end-to-end")
+    cl.endToEndImages = try args.int("end-to-end-images", range: 1...10_000) ?? (quick ? 8 : cl.endToEndImages)
     guard !cl.endToEnd || only != "kernels" else { throw UsageError("--end-to-end is a classifier case; drop --only kernels") }
     try args.finish(command: "bench")
     let log: (String) -> Void = { line in
@@ -163,7 +165,7 @@ func main() -> Int32 {
                                                "run", "calibration", "labels", "top", "compare", "points", "counts",
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
                                                "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap",
-                                               "max-probes", "weights-dtype", "pipeline", "prompts", "pairs", "only", "images",
+                                               "max-probes", "weights-dtype", "pipeline", "prompts", "pairs", "only", "images", "end-to-end-images",
                                                "reference-script"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()

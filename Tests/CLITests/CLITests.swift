@@ -100,12 +100,12 @@ final class CLITests: XCTestCase {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: "models/fashion-mnist/diffusion_pytorch_model.safetensors")
                           && FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist"),
                           "the shipped model or Fashion-MNIST is absent")
-        let r = try run(["bench", "--only", "classifier", "--end-to-end", "--no-torch", "--images", "1", "--rounds", "1",
-                         "--threads", "1", "--json"])
+        let r = try run(["bench", "--only", "classifier", "--end-to-end", "--no-torch", "--images", "1", "--end-to-end-images", "2",
+                         "--rounds", "1", "--threads", "1", "--json"])
         XCTAssertEqual(r.status, 0, r.err)
         let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
         let e2e = try XCTUnwrap(report["classifierEndToEnd"] as? [String: Any], r.out)
-        XCTAssertEqual((e2e["images"] as? NSNumber)?.intValue, 1)
+        XCTAssertEqual((e2e["images"] as? NSNumber)?.intValue, 2)
         XCTAssertEqual(e2e["torchStages"] as? String, "5:50,1:500")
         XCTAssertEqual(e2e["torchSkipped"] as? String, "--no-torch")
         let calls = try XCTUnwrap((e2e["callsPerImage"] as? NSNumber)?.doubleValue)
