@@ -231,13 +231,7 @@ public enum ClassifierBenchmark {
             }
             // PyTorch's, right after.
             guard torchReady == nil, result?.torchSkipped == nil else { continue }
-            switch runReference(s, images: n, threads: Engine.threads, noise: noiseURL, output: folder.appendingPathComponent("torch.json")) {
-            case .failure(let e):
-                result?.torchSkipped = e.message
-            case .success(let answer):
-                theirs.append(answer)
-                log(String(format: "  round %d: torch %.3f images/s (%.2f s)", round + 1, answer.images_per_second, answer.seconds))
-            }
+            result?.torchSkipped = referenceRound(s, round: round, images: n, noise: noiseURL, folder: folder, into: &theirs, log: log)
         }
         guard var result else { throw BenchmarkFailure(message: "no classifier round ran") }
         let oursSeconds = ours.map(\.seconds), oursCPU = ours.map(\.cpu)
@@ -282,6 +276,20 @@ public enum ClassifierBenchmark {
         let cpu_seconds: Double?
         let images_per_second: Double
         let calls: Int?
+    }
+
+    /// One timed PyTorch round: appends its answer to `answers` and logs it, or returns why it failed.
+    static func referenceRound(_ s: ClassifierBenchmarkSettings, round: Int, images: Int, noise: URL, stages: String? = nil,
+                               folder: URL, into answers: inout [ReferenceAnswer], log: (String) -> Void) -> String? {
+        switch runReference(s, images: images, threads: Engine.threads, noise: noise, stages: stages,
+                            output: folder.appendingPathComponent("torch.json")) {
+        case .failure(let e):
+            return e.message
+        case .success(let answer):
+            answers.append(answer)
+            log(String(format: "  round %d: torch %.3f images/s (%.2f s)", round + 1, answer.images_per_second, answer.seconds))
+            return nil
+        }
     }
 
     /// Runs tools/reference_classifier.py --bench and reads its JSON answer.

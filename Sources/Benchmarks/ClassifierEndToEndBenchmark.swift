@@ -126,14 +126,8 @@ extension ClassifierBenchmark {
                 result?.torchSkipped = torchUnavailable(s)
             }
             guard result?.torchSkipped == nil else { continue }
-            switch runReference(s, images: torchN, threads: Engine.threads, noise: noiseURL, stages: s.officialStages,
-                                output: folder.appendingPathComponent("torch.json")) {
-            case .failure(let e):
-                result?.torchSkipped = e.message
-            case .success(let answer):
-                theirs.append(answer)
-                log(String(format: "  round %d: torch %.3f images/s (%.2f s)", round + 1, answer.images_per_second, answer.seconds))
-            }
+            result?.torchSkipped = referenceRound(s, round: round, images: torchN, noise: noiseURL, stages: s.officialStages,
+                                                  folder: folder, into: &theirs, log: log)
         }
         guard var result else { throw BenchmarkFailure(message: "no end-to-end round ran") }
         result.seconds = median(ours)
