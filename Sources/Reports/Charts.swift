@@ -24,7 +24,10 @@ public struct ReliabilityBin: Equatable {
 
 /// Colours for series and heat maps.
 public enum Palette {
-    public static let series = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    /// Distinct colours for up to 16 series (a report comparing every row of a strategy table);
+    /// beyond that they repeat. Gray is left out: it draws the "runs by cost" line.
+    public static let series = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                                "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#e7969c"]
 
     /// White to dark blue for u in [0, 1].
     public static func heat(_ u: Double) -> String {

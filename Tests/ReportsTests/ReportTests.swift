@@ -77,6 +77,16 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(html.contains("runs by cost"))
     }
 
+    /// A report comparing every row of the official strategy table (15 runs) must tell them apart.
+    func testCompareGivesEachOfFifteenRunsItsOwnColour() throws {
+        let base = try makeRun("report-colours-0", rows: rows)
+        let others = try (1..<15).map { k in try makeRun("report-colours-\(k)", rows: rows.map { ($0.0, $0.1, 100 + 10 * k) }) }
+        let html = try Report.load(base, compare: others).html()
+        let callsChart = try XCTUnwrap(html.components(separatedBy: "<svg ").last)
+        let colours = Set(Palette.series.prefix(15).filter { callsChart.contains("\"\($0)\"") })
+        XCTAssertEqual(colours.count, 15, "every run's series has a colour no other run has")
+    }
+
     func testAnalysisSectionWhenAnalysisJSONExists() throws {
         let dir = try makeRun("report-analysis", rows: rows)
         let a = AnalysisResult(model: "m<1>", dataset: "ds", split: "test", n: 4, classes: 3, seed: 0, timesteps: 1000,
