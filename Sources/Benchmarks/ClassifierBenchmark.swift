@@ -34,7 +34,7 @@ public struct ClassifierBenchmarkSettings: Sendable {
     public var endToEndGrid = 500
     /// End to end, ours: images classified per round. The rule's calls vary by image (50 to a few
     /// thousand), so a few images are not representative: the first 4 average 100 calls, the first
-    /// 40 252 (the first 1,600: 256). PyTorch's official schedule makes 2,750 calls on every image,
+    /// 40 252 (the first 2,000: 255). PyTorch's official schedule makes 2,750 calls on every image,
     /// so its time per image does not depend on which images it gets, and it runs on `images`.
     public var endToEndImages = 40
     /// End to end, PyTorch: the public code's official schedule.

@@ -8,8 +8,8 @@ import TensorEngine
 /// The end-to-end classifier case of `diffclass bench --end-to-end`: what a user waits for at
 /// equal accuracy, rather than per U-Net call. Ours: the leader-gap rule (`--leader-gap --gap 2.5
 /// --timesteps grid --max-scores 500 --noise-by timestep`, seed 0), the row of docs/classifier.md's
-/// official table that matches the full 500-timestep grid's accuracy (paired difference -0.06 ± 0.19
-/// points on the first 1,600 test images); PyTorch: tools/reference_classifier.py running the
+/// official table that matches the full 500-timestep grid's accuracy (paired difference -0.10 ± 0.17
+/// points on the first 2,000 test images); PyTorch: tools/reference_classifier.py running the
 /// public code's default, the official staged schedule `5:50,1:500` (2,750 calls per image), which
 /// gives the full grid's prediction on every one of those images. Ours runs on the first
 /// `endToEndImages` test images (40: the rule's calls vary by image, and the first few are easy
