@@ -3,7 +3,8 @@
 
 Rerun from the repository root after changing what is checked:
     pip install torch diffusers safetensors
-    python3 tools/make_diffusion_fixtures.py
+    python3 tools/make_diffusion_fixtures.py           # schedules and U-Nets
+    python3 tools/make_diffusion_fixtures.py sampler   # DDIM sampling loops on unet_a (reads its folder)
 It writes Tests/DiffusionTests/Fixtures/*.json|*.safetensors (small, committed). Python is needed
 only to regenerate them; `make test` reads the committed files.
 """
@@ -82,6 +83,43 @@ def unet_fixtures():
         save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(folder, "io.safetensors"))
 
 
+def sampler_fixture():
+    """DDIM sampling loops of diffusers' DDIMScheduler on the unet_a model from fixed initial noise,
+    classifier-free guidance against the null class, in the variants our Sampler offers:
+    use_clipped_model_output True (our default) and False (diffusers' default), clip_sample off,
+    and no guidance. Outputs are clamped to [-1, 1] as our Sampler returns them."""
+    from diffusers import DDIMScheduler, UNet2DModel
+    from safetensors.torch import save_file
+    model = UNet2DModel.from_pretrained(os.path.join(OUT, "unet_a")).eval()
+    g = torch.Generator().manual_seed(7)
+    x_t = torch.randn(4, 1, 8, 8, generator=g)
+    classes = torch.tensor([0, 1, 2, 3])
+    null = 4
+    tensors = {"initial_noise": x_t, "classes": classes.float()}
+
+    def loop(steps, guidance, clip_sample, clipped_output):
+        s = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                          clip_sample=clip_sample, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+        s.set_timesteps(steps)
+        x = x_t.clone()
+        with torch.no_grad():
+            for t in s.timesteps:
+                if guidance == 1:
+                    eps = model(x, t, class_labels=classes).sample
+                else:
+                    both = model(torch.cat([x, x]), t, class_labels=torch.cat([classes, torch.full_like(classes, null)])).sample
+                    cond, uncond = both.chunk(2)
+                    eps = uncond + guidance * (cond - uncond)
+                x = s.step(eps, t, x, eta=0.0, use_clipped_model_output=clipped_output).prev_sample
+        return x.clamp(-1, 1)
+
+    tensors["ddim10_w2_clipped_eps"] = loop(10, 2.0, True, True)
+    tensors["ddim10_w2_model_eps"] = loop(10, 2.0, True, False)
+    tensors["ddim10_w2_no_clip"] = loop(10, 2.0, False, False)
+    tensors["ddim7_w1_clipped_eps"] = loop(7, 1.0, True, True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "sampler_ddim.safetensors"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     unet_fixtures()
@@ -92,4 +130,7 @@ def main():
 
 if __name__ == "__main__":
     torch.manual_seed(0)
-    main()
+    if sys.argv[1:] == ["sampler"]:
+        sampler_fixture()
+    else:
+        main()

@@ -4,10 +4,20 @@ import NeuralNetworks
 /// Ancestral DDPM and deterministic DDIM sampling for class-conditional models, with
 /// classifier-free guidance against the null class.
 ///
-/// Matches diffusers' DDPMScheduler.step (variance_type "fixed_small", clip_sample to
-/// [-1, 1]) and DDIMScheduler.step (eta 0, set_alpha_to_one, clip_sample) with "leading"
-/// timestep spacing: t_i = i * (T / steps), visited from the largest. Noise comes from our
-/// Philox generator, so samples do not equal diffusers' for the same seed number.
+/// Matches diffusers' DDPMScheduler.step (variance_type "fixed_small", the scheduler config's
+/// clip_sample and clip_sample_range) and DDIMScheduler.step (eta 0, set_alpha_to_one, the same
+/// clipping) with "leading" timestep spacing: t_i = i * (T / steps), visited from the largest. Noise comes from our
+/// Philox generator, so samples do not equal diffusers' for the same seed number (from the same
+/// initial noise, `sample(initialNoise:...)`, they do: tested against diffusers).
+///
+/// DDIM and clipping: diffusers' default (`use_clipped_model_output=False`) clips the predicted
+/// x0 but keeps the network's eps for the direction term, so the two no longer describe the same
+/// x_t. Early, strongly guided steps predict x0 far outside [-1, 1]; each step then adds the
+/// mismatch, and more steps add more of it: with the shipped model and guidance 2, 50 and 100
+/// steps gave visibly worse samples than 25 (blobs), in diffusers as here. Recomputing eps from
+/// the clipped x0 (`use_clipped_model_output=True`) keeps every step consistent, and samples then
+/// agree across 25, 50 and 100 steps. That is our default (`clippedModelOutput`); set it false
+/// for diffusers' default.
 public struct Sampler {
     public enum Method: String { case ddpm, ddim }
 
@@ -19,6 +29,9 @@ public struct Sampler {
     public var guidance: Float = 1
     /// The null (unconditional) class id, needed when guidance != 1.
     public var nullClass: Int?
+    /// DDIM: eps recomputed from the clipped x0, as diffusers' `use_clipped_model_output=True`
+    /// (see above); false: the network's eps, diffusers' default. DDPM does not use eps after x0.
+    public var clippedModelOutput = true
 
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule) {
         self.model = model
@@ -48,22 +61,37 @@ public struct Sampler {
         return parts[1] + (parts[0] - parts[1]) * guidance
     }
 
-    /// Draws `classes.count` samples [n, C, H, W] in [-1, 1].
+    /// Draws `classes.count` samples [n, C, H, W] in [-1, 1], starting from standard normal noise
+    /// drawn from `seed`.
     public func sample(classes: [Int], channels: Int, height: Int, width: Int, seed: UInt64,
                        progress: ((Int) -> Void)? = nil) -> Tensor {
-        Autograd.noGrad {
-            var g = RandomGenerator(seed: seed, stream: 0x53414D50)
-            let n = classes.count
-            var x = Tensor.randn([n, channels, height, width], generator: &g)
+        var g = RandomGenerator(seed: seed, stream: 0x53414D50)
+        let x = Tensor.randn([classes.count, channels, height, width], generator: &g)
+        return sample(classes: classes, initialNoise: x, generator: &g, progress: progress)
+    }
+
+    /// Draws one sample per class from `initialNoise` [n, C, H, W] (x_T); DDPM's per-step noise
+    /// comes from `generator`.
+    public func sample(classes: [Int], initialNoise: Tensor, generator g: inout RandomGenerator,
+                       progress: ((Int) -> Void)? = nil) -> Tensor {
+        precondition(initialNoise.rank == 4 && initialNoise.shape[0] == classes.count,
+                     "Sampler: initial noise \(initialNoise.shape) for \(classes.count) classes")
+        return Autograd.noGrad {
+            var x = initialNoise
+            let clip = schedule.config.clipSample, clipRange = Float(schedule.config.clipSampleRange)
             let ratio = schedule.timesteps / steps
             for (i, t) in timesteps.enumerated() {
-                let eps = epsilon(x, t: t, classes: classes)
+                var eps = epsilon(x, t: t, classes: classes)
                 let prev = t - ratio
                 let abar = schedule.alphasCumprod[t]
                 let abarPrev = prev >= 0 ? schedule.alphasCumprod[prev] : 1
-                let x0 = ((x - eps * Float((1 - abar).squareRoot())) * Float(1 / abar.squareRoot())).clamp(min: -1, max: 1)
+                var x0 = (x - eps * Float((1 - abar).squareRoot())) * Float(1 / abar.squareRoot())
+                if clip { x0 = x0.clamp(min: -clipRange, max: clipRange) }
                 switch method {
                 case .ddim:
+                    if clip && clippedModelOutput {
+                        eps = (x - x0 * Float(abar.squareRoot())) * Float(1 / (1 - abar).squareRoot())
+                    }
                     x = x0 * Float(abarPrev.squareRoot()) + eps * Float((1 - abarPrev).squareRoot())
                 case .ddpm:
                     let alphaT = abar / abarPrev, betaT = 1 - alphaT

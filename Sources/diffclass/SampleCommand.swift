@@ -11,7 +11,11 @@ func runSample(_ args: inout Arguments) throws {
     let guidance = Float(try args.double("guidance", range: 0...100) ?? 1)
     let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
     let methodName = args.string("sampler") ?? "ddim"
+    let ddimEps = args.string("ddim-eps") ?? "clipped"
     try args.finish(command: "sample")
+    guard ddimEps == "clipped" || ddimEps == "model" else {
+        throw UsageError("--ddim-eps must be clipped (eps recomputed from the clipped x0) or model (the network's eps, diffusers' default), got '\(ddimEps)'")
+    }
     guard let method = Sampler.Method(rawValue: methodName) else { throw UsageError("--sampler must be ddpm or ddim, got '\(methodName)'") }
 
     let folder = URL(fileURLWithPath: modelPath)
@@ -40,6 +44,7 @@ func runSample(_ args: inout Arguments) throws {
     sampler.steps = steps
     sampler.guidance = guidance
     sampler.nullClass = classCount
+    sampler.clippedModelOutput = ddimEps == "clipped"
     let size = model.config.sampleSize ?? [28, 28]
     let start = Date()
     let samples = sampler.sample(classes: classes, channels: model.config.inChannels, height: size[0], width: size[1], seed: seed) { i in

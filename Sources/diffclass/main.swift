@@ -24,7 +24,9 @@ commands:
              squaredcos_cap_v2] [--prediction epsilon|v_prediction|sample] [--limit N] [--resume]
   sample     draw samples from a class-conditional model into a PNG grid
              --model DIR --out FILE.png [--class K|all] [--n N] [--steps N] [--sampler ddim|ddpm]
-             [--guidance W] [--seed S]
+             [--guidance W] [--seed S] [--ddim-eps clipped|model] (DDIM: eps recomputed from the clipped
+             x0, the default, as diffusers' use_clipped_model_output=True; model: the network's eps, diffusers'
+             default, which degrades with more steps when x0 is clipped often, e.g. under guidance)
   loss       held-out denoising loss of a model   --model DIR --dataset fashion-mnist | --data DIR
              [--split test|train] [--limit N] [--seed S]
   eval       classify a dataset split with a class-conditional diffusion model (Li et al. 2023)
@@ -166,7 +168,7 @@ func main() -> Int32 {
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
                                                "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap",
                                                "max-probes", "weights-dtype", "pipeline", "prompts", "pairs", "only", "images", "end-to-end-images",
-                                               "reference-script"])
+                                               "reference-script", "ddim-eps"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {
