@@ -22,20 +22,38 @@ public struct TrainingOptions: Codable, Equatable {
     public var numClasses = 10
     public var checkpointEvery = 500
     public var seed: UInt64 = 0
+    /// The learning rate after warm-up: constant (nil, as runs made before the option), or a
+    /// cosine decay from `learningRate` to 0 at `steps`.
+    public var learningRateSchedule: LearningRateSchedule? = nil
+    /// A diffusers model folder whose weights start the run (model and EMA), instead of a fresh
+    /// initialisation; the optimizer state starts fresh. nil: initialised from `seed`.
+    public var initFrom: String? = nil
     public init() {}
+
+    public enum LearningRateSchedule: String, Codable, Sendable { case constant, cosine }
 
     enum CodingKeys: String, CodingKey {
         case steps, batchSize = "batch_size", learningRate = "learning_rate", warmupSteps = "warmup_steps"
         case weightDecay = "weight_decay", emaDecay = "ema_decay", gradientClip = "gradient_clip"
         case labelDropout = "label_dropout", numClasses = "num_classes", checkpointEvery = "checkpoint_every", seed
+        case learningRateSchedule = "learning_rate_schedule", initFrom = "init_from"
     }
 
-    /// The options that must match for a resume (the step count may grow).
+    /// The options that must match for a resume. The step count may grow, except under a cosine
+    /// schedule, whose rates depend on it.
     func sameRun(as other: TrainingOptions) -> Bool {
         var a = self, b = other
-        a.steps = 0; b.steps = 0
+        if a.learningRateSchedule != .cosine { a.steps = 0; b.steps = 0 }
         a.checkpointEvery = 0; b.checkpointEvery = 0
         return a == b
+    }
+
+    /// The learning rate of step `s` (0-based): linear warm-up, then the schedule.
+    public func learningRate(atStep s: Int) -> Float {
+        let warm = learningRate * Swift.min(1, Float(s + 1) / Float(Swift.max(1, warmupSteps)))
+        guard learningRateSchedule == .cosine, s >= warmupSteps else { return warm }
+        let progress = Double(s - warmupSteps) / Double(Swift.max(1, steps - warmupSteps))
+        return learningRate * Float(0.5 * (1 + Foundation.cos(Double.pi * Swift.min(1, progress))))
     }
 }
 
@@ -79,6 +97,24 @@ public final class DiffusionTrainer {
         ema = ExponentialMovingAverage(parameters: model.parameters, decay: options.emaDecay)
     }
 
+    /// Starts from the weights of the diffusers folder `options.initFrom` (model and EMA; the
+    /// optimizer starts fresh). Call before the first step of a new run (a resume restores the
+    /// checkpoint instead). The folder's config must equal the model's.
+    public func initializeFromFolder() throws {
+        guard let path = options.initFrom else { return }
+        guard step == 0 else { throw TrainingError(description: "init-from: the run is already at step \(step)") }
+        let folder = URL(fileURLWithPath: path)
+        let source = try UNet2DModel.load(from: folder)
+        guard source.config == model.config else {
+            throw TrainingError(description: "\(folder.appendingPathComponent("config.json").path): its U-Net config differs from the one being trained; train with --config set to it")
+        }
+        let weights = source.stateDict()
+        for (k, p) in model.namedParameters() { p.assign(weights[k]!) }
+        var average: [String: Tensor] = ["updates": Tensor(0)]
+        for (i, p) in model.parameters.enumerated() { average["ema.\(i)"] = p }
+        try ema.restore(average)
+    }
+
     /// Dataset indices of batch `s`: the sample stream runs through a new seeded permutation each epoch.
     func batchIndices(_ s: Int) -> [Int] {
         let n = data.count
@@ -112,7 +148,7 @@ public final class DiffusionTrainer {
         let loss = (out - target).square().mean()
         loss.backward()
         clipGradientNorm(model.parameters, maxNorm: options.gradientClip)
-        optimizer.learningRate = options.learningRate * Swift.min(1, Float(s + 1) / Float(Swift.max(1, options.warmupSteps)))
+        optimizer.learningRate = options.learningRate(atStep: s)
         optimizer.update()
         ema.update(model.parameters)
         model.zeroGrad()

@@ -28,6 +28,13 @@ func runTrain(_ args: inout Arguments) throws {
     let configPath = args.string("config")
     let betaSchedule = args.string("schedule") ?? "linear"
     let prediction = args.string("prediction") ?? "epsilon"
+    if let name = args.string("lr-schedule") {
+        guard let schedule = TrainingOptions.LearningRateSchedule(rawValue: name) else {
+            throw UsageError("--lr-schedule: '\(name)' is not constant or cosine")
+        }
+        options.learningRateSchedule = schedule == .constant ? nil : schedule
+    }
+    options.initFrom = args.string("init-from").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let resume = args.flag("resume")
     let limit = try args.int("limit", range: 1...Int.max)
     try args.finish(command: "train")
@@ -48,6 +55,11 @@ func runTrain(_ args: inout Arguments) throws {
         }
     } else if hasCheckpoint {
         config = try UNet2DConfig.load(outURL.appendingPathComponent("config.json"))
+    } else if let initFrom = options.initFrom {
+        config = try UNet2DConfig.load(URL(fileURLWithPath: initFrom).appendingPathComponent("config.json"))
+        guard config.numClassEmbeds == options.numClasses + 1 else {
+            throw UsageError("--init-from \(initFrom): num_class_embeds must be \(options.numClasses + 1) (\(options.numClasses) classes + the null class)")
+        }
     } else {
         config = UNet2DConfig.smallClassConditional(imageSize: train.height, channels: train.channels, classes: options.numClasses)
     }
@@ -57,6 +69,9 @@ func runTrain(_ args: inout Arguments) throws {
     let trainer = DiffusionTrainer(model: model, schedule: NoiseSchedule(scheduler), options: options, data: train)
     if resume, try trainer.resumeIfPossible(from: outURL) {
         print("resumed from \(out)/checkpoint at step \(trainer.step)")
+    } else if let initFrom = options.initFrom {
+        try trainer.initializeFromFolder()
+        print("initialised from \(initFrom) (model and EMA; fresh optimizer state)")
     }
     print(String(format: "training %@ on %d images (%@), %.2f M parameters, %.1f MFLOP/forward, %d threads",
                  "UNet2DModel", train.count, train.name, Double(model.parameterCount) / 1e6, model.flopsPerImage / 1e6, Engine.threads))

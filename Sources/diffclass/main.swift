@@ -22,6 +22,8 @@ commands:
              [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X] [--weight-decay X]
              [--checkpoint-every N] [--seed S] [--config config.json] [--schedule linear|scaled_linear|
              squaredcos_cap_v2] [--prediction epsilon|v_prediction|sample] [--limit N] [--resume]
+             [--lr-schedule constant|cosine] (cosine: from --lr to 0 at --steps, after warm-up)
+             [--init-from MODEL_DIR] (start from a diffusers folder's weights, model and EMA; fresh optimizer)
   sample     draw samples from a class-conditional model into a PNG grid
              --model DIR --out FILE.png [--class K|all] [--n N] [--steps N] [--sampler ddim|ddpm]
              [--guidance W] [--seed S] [--ddim-eps clipped|model] (DDIM: eps recomputed from the clipped
@@ -168,7 +170,7 @@ func main() -> Int32 {
                                                "norm", "eps", "attacks", "iterations", "square-queries", "eot", "lm",
                                                "labels-file", "template", "image-size", "batch", "latent", "calls", "noise-by", "gap",
                                                "max-probes", "weights-dtype", "pipeline", "prompts", "pairs", "only", "images", "end-to-end-images",
-                                               "reference-script", "ddim-eps"])
+                                               "reference-script", "ddim-eps", "lr-schedule", "init-from"])
         if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
         Engine.initialize()
         switch command {

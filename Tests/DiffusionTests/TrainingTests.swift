@@ -95,6 +95,56 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try t.resumeIfPossible(from: dir)) { e in XCTAssertTrue("\(e)".contains("state.json"), "\(e)") }
     }
 
+    func testCosineScheduleWarmsUpThenDecaysToZero() {
+        var o = options(steps: 102)
+        o.warmupSteps = 2
+        XCTAssertEqual(o.learningRate(atStep: 50), o.learningRate)   // constant: runs made before the option
+        o.learningRateSchedule = .cosine
+        XCTAssertEqual(o.learningRate(atStep: 0), o.learningRate / 2, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(atStep: 2), o.learningRate, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(atStep: 52), o.learningRate / 2, accuracy: 1e-6)
+        XCTAssertEqual(o.learningRate(atStep: 102), 0, accuracy: 1e-9)
+        // Under cosine the step count fixes the rates, so a resume with other steps is another run.
+        var longer = o
+        longer.steps = 200
+        let data = RandomImages(count: 6, size: 8, classes: 3, seed: 3)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("trainD-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var short = o
+        short.steps = 1
+        XCTAssertNoThrow(try DiffusionTrainer(model: UNet2DModel(config: tinyConfig(), seed: 3), schedule: NoiseSchedule(SchedulerConfig()),
+                                              options: short, data: data).run(outputDirectory: dir, progress: { _ in }))
+        let t = DiffusionTrainer(model: UNet2DModel(config: tinyConfig(), seed: 3), schedule: NoiseSchedule(SchedulerConfig()),
+                                 options: longer, data: data)
+        XCTAssertThrowsError(try t.resumeIfPossible(from: dir))
+    }
+
+    func testInitFromStartsFromTheFoldersWeightsAndRefusesAnotherConfig() throws {
+        let data = RandomImages(count: 6, size: 8, classes: 3, seed: 4)
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("trainE-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: source) }
+        let donor = UNet2DModel(config: tinyConfig(), seed: 99)
+        try donor.save(to: source)
+        var o = options(steps: 3)
+        o.initFrom = source.path
+        let t = DiffusionTrainer(model: UNet2DModel(config: tinyConfig(), seed: 3), schedule: NoiseSchedule(SchedulerConfig()),
+                                 options: o, data: data)
+        try t.initializeFromFolder()
+        let expected = donor.stateDict()
+        for (k, p) in t.model.namedParameters() { XCTAssertEqual(p.scalars, expected[k]!.scalars, k) }
+        // The exported EMA model right away is the donor (the average starts at its weights).
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("trainF-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        try t.exportEMAModel(to: out)
+        let exported = try UNet2DModel.load(from: out).stateDict()
+        for (k, v) in expected { XCTAssertEqual(exported[k]!.scalars, v.scalars, k) }
+        var other = tinyConfig()
+        other.blockOutChannels = [8, 8]
+        let mismatched = DiffusionTrainer(model: UNet2DModel(config: other, seed: 3), schedule: NoiseSchedule(SchedulerConfig()),
+                                          options: o, data: data)
+        XCTAssertThrowsError(try mismatched.initializeFromFolder()) { e in XCTAssertTrue("\(e)".contains("config"), "\(e)") }
+    }
+
     func testSamplersProduceFiniteImagesInRange() {
         let model = UNet2DModel(config: tinyConfig(), seed: 5)
         for method in [Sampler.Method.ddim, .ddpm] {
