@@ -42,6 +42,8 @@ let package = Package(
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
         // Layer 3: noise schedules, diffusers-compatible U-Nets, training and sampling.
         .target(name: "Diffusion", dependencies: ["NeuralNetworks"]),
+        // Layer 3: diffusers' DiTTransformer2DModel (DiT, the class-conditional latent transformer).
+        .target(name: "DiT", dependencies: ["Diffusion", "NeuralNetworks", "TensorEngine"]),
         // Layer 4: diffusion models as classifiers (scoring, timestep schedules, elimination, evaluation runs).
         .target(name: "DiffusionClassifier", dependencies: ["Diffusion"]),
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
@@ -64,6 +66,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks", "DiffusionClassifier", "Datasets"], exclude: ["Fixtures"]),
+        .testTarget(name: "DiTTests", dependencies: ["DiT", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
