@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
         // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
         .target(name: "StableDiffusion", dependencies: ["Diffusion"]),
+        // Layer 5: diffusers DiTPipeline folders for classification (DiT + VAE + schedule + class names).
+        .target(name: "LatentDiT", dependencies: ["DiT", "StableDiffusion", "Diffusion"]),
         // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,
         // robustness evaluation (a point is robust only if every attack fails), a small CNN for tests.
         .target(name: "Robustness", dependencies: ["DiffusionClassifier", "Datasets"]),
@@ -66,7 +68,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks", "DiffusionClassifier", "Datasets"], exclude: ["Fixtures"]),
-        .testTarget(name: "DiTTests", dependencies: ["DiT", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "DiTTests", dependencies: ["DiT", "LatentDiT", "StableDiffusion", "DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
