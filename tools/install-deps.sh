@@ -3,9 +3,12 @@
 # Usage: tools/install-deps.sh [package...]   (default: the build's packages)
 # As root it runs apt-get directly; otherwise through sudo when available. A user without either
 # runs:  sudo apt-get install -y libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev
+# The Slurm packages (slurmctld, slurmd, slurm-client, munge) are for the tests that submit to a
+# throwaway local cluster (tools/slurm-test-cluster.sh); the build does not need them.
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist)
+[ ${#packages[@]} -gt 0 ] || packages=(libopenblas-dev pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev dataset-fashion-mnist \
+  slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
