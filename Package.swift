@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Reports", targets: ["Reports"]),
         .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
         .library(name: "Robustness", targets: ["Robustness"]),
+        .library(name: "Cluster", targets: ["Cluster"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -57,10 +58,13 @@ let package = Package(
         // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,
         // robustness evaluation (a point is robust only if every attack fails), a small CNN for tests.
         .target(name: "Robustness", dependencies: ["DiffusionClassifier", "Datasets"]),
+        // Layer 5: sharded runs on clusters: Slurm job arrays and Kubernetes Indexed Jobs (scripts, manifests,
+        // shard plans), the merge step, and the status of a sharded run folder.
+        .target(name: "Cluster", dependencies: ["DiffusionClassifier"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Robustness", "StableDiffusion", "Benchmarks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Robustness", "StableDiffusion", "Benchmarks", "Cluster"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
@@ -70,6 +74,7 @@ let package = Package(
         .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks", "DiffusionClassifier", "Datasets"], exclude: ["Fixtures"]),
         .testTarget(name: "DiTTests", dependencies: ["DiT", "LatentDiT", "StableDiffusion", "DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
     ],
