@@ -86,6 +86,11 @@ commands:
              rerunning with the same settings resumes; --shard I/N: indices i % N == I of the first --limit
   merge      join shard run folders into one   RUN_A RUN_B ... --out RUN
              (eval or robust folders; equal settings.json required; results.jsonl sorted by index, summary.json recomputed)
+  submit     run eval or robust as N shards on Slurm (a job array, then a merge job) or Kubernetes (an Indexed
+             Job; manifests only, not tested against a cluster): diffclass submit slurm|k8s --shards N [options]
+             -- eval|robust ... --out RUN; merged into RUN (see 'diffclass submit help' and docs/cluster.md)
+  status     which shards of a submitted run are complete, and the command that resubmits the rest
+             RUN [--no-queue] [--shards N --images M]; exit 0 when every shard is complete, 1 if not
   report     write a self-contained HTML report (inline SVG) of a run folder   RUN [--compare RUN2,RUN3] [--out FILE]
              accuracy ± stderr, confusion matrix, per-class accuracy, reliability diagram and ECE, accuracy
              against U-Net calls (one point per run; --compare adds runs), analysis.json charts if present;
@@ -160,7 +165,8 @@ func main() -> Int32 {
     guard let command = raw.first else { print(usage); return 2 }
     raw.removeFirst()
     do {
-        var args = try Arguments(raw, valued: ["reuse", "threads", "python", "torch-script", "min-seconds", "filter", "rounds", "out", "dataset", "data", "steps",
+        if command == "submit" { return try runSubmit(raw) }
+        var args = try Arguments(raw, valued: ["shards", "reuse", "threads", "python", "torch-script", "min-seconds", "filter", "rounds", "out", "dataset", "data", "steps",
                                                "batch-size", "lr", "warmup", "weight-decay", "ema-decay", "grad-clip",
                                                "label-dropout", "checkpoint-every", "seed", "config", "schedule",
                                                "prediction", "limit", "model", "class", "n", "sampler", "guidance", "split",
@@ -181,6 +187,7 @@ func main() -> Int32 {
         case "eval": try runEval(&args)
         case "robust": try runRobust(&args)
         case "merge": try runMerge(&args)
+        case "status": return try runStatus(&args)
         case "replay": try runReplay(&args)
         case "calibrate": try runCalibrate(&args)
         case "report": try runReport(&args)
