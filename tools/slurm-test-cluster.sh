@@ -80,8 +80,19 @@ stop_cluster() {
   rm -rf "$dir"
 }
 
+# Closes every descriptor above 2 this shell inherited, so the daemons do not hold them open: a
+# caller waiting for a pipe or socket it gave this script to close (Foundation's Process does)
+# would otherwise wait for as long as the daemons run.
+close_inherited_fds() {
+  local fd
+  for fd in $(ls /proc/$$/fd 2>/dev/null); do
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 start_cluster() {
   local dir=$1
+  close_inherited_fds
   for tool in munged mungekey slurmctld slurmd sinfo sbatch; do
     command -v "$tool" >/dev/null || die "$tool not found; install: tools/install-deps.sh slurmctld slurmd slurm-client munge"
   done

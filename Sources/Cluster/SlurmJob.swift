@@ -69,6 +69,17 @@ public struct SlurmOptions: Equatable, Sendable {
         return text
     }
 
+    /// An extra option as an `#SBATCH` line's text: `--name=value` gets its value quoted (so
+    /// "--comment=two words" stays one option), unless the value is quoted already; anything else
+    /// is written as given.
+    static func sbatchLine(_ option: String) -> String {
+        guard option.hasPrefix("--"), let eq = option.firstIndex(of: "=") else { return option }
+        let value = String(option[option.index(after: eq)...])
+        if value.first == "\"" || value.first == "'" { return option }
+        if !value.contains(where: { $0 == " " || $0 == "\t" || $0 == "#" || $0 == "\\" }) { return option }
+        return String(option[...eq]) + Quoting.sbatchValue(value)
+    }
+
     static func isTime(_ t: String) -> Bool {
         if ["UNLIMITED", "INFINITE", "unlimited", "infinite"].contains(t) { return true }
         let patterns = [#"^[0-9]+$"#, #"^[0-9]+:[0-9]{1,2}$"#, #"^[0-9]+:[0-9]{1,2}:[0-9]{1,2}$"#, #"^[0-9]+-[0-9]{1,2}$"#,
@@ -109,7 +120,7 @@ public struct SlurmJob: Sendable {
         if let t = time { lines.append("#SBATCH --time=\(t)") }
         if let c = cpus { lines.append("#SBATCH --cpus-per-task=\(c)") }
         if let m = options.mem { lines.append("#SBATCH --mem=\(m)") }
-        for extra in options.extraLines { lines.append("#SBATCH " + ((try? SlurmOptions.extraOption(extra)) ?? extra)) }
+        for extra in options.extraLines { lines.append("#SBATCH " + SlurmOptions.sbatchLine((try? SlurmOptions.extraOption(extra)) ?? extra)) }
         return lines
     }
 

@@ -177,7 +177,8 @@ final class ShardPlanTests: XCTestCase {
 
 final class SlurmJobTests: XCTestCase {
     func job(run: String = "/runs/a b/it's 100%", options: SlurmOptions = SlurmOptions(partition: "cpu", time: "2:00:00", cpusPerTask: 4,
-                                                                                         mem: "8G", extraLines: ["--qos=low", "#SBATCH --account=proj"])) throws -> SlurmJob {
+                                                                                         mem: "8G", extraLines: ["--qos=low", "#SBATCH --account=proj",
+                                                                                                      "--comment=two words #1"])) throws -> SlurmJob {
         let command = try ShardedCommand(["eval", "--model", "models/fashion-mnist", "--dataset", "fashion-mnist", "--limit", "8",
                                           "--template", "a photo of a {}.", "--out", run])
         let plan = try ShardPlan(scheduler: "slurm", command: command, run: run, shards: 4, images: 8, workingDirectory: "/home/me/proj x",
@@ -201,6 +202,7 @@ final class SlurmJobTests: XCTestCase {
             "#SBATCH --mem=8G",
             "#SBATCH --qos=low",
             "#SBATCH --account=proj",
+            "#SBATCH --comment=\"two words #1\"",
             "#SBATCH --requeue",
         ])
         // sbatch reads #SBATCH lines only before the first command.
