@@ -138,23 +138,23 @@ final class SlurmClusterTests: XCTestCase {
         }
     }
 
-    func assertEqualsReference(_ run: URL, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ref = SlurmClusterTests.reference!
+    func assertEqualsReference(_ run: URL, reference: URL? = nil, images: Int = 8, timing: [String] = ["total_seconds", "images_per_second"],
+                               file: StaticString = #filePath, line: UInt = #line) throws {
+        let ref = reference ?? SlurmClusterTests.reference!
         let settings = try Data(contentsOf: run.appendingPathComponent("settings.json"))
         XCTAssertEqual(settings, try Data(contentsOf: ref.appendingPathComponent("settings.json")), "settings.json", file: file, line: line)
         func untimed(_ url: URL) throws -> String {
             try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: #""seconds":[-+0-9.eE]+"#, with: "", options: .regularExpression)
         }
         let merged = try untimed(run.appendingPathComponent("results.jsonl")), unsharded = try untimed(ref.appendingPathComponent("results.jsonl"))
-        XCTAssertEqual(merged.split(separator: "\n").count, 8, file: file, line: line)
+        XCTAssertEqual(merged.split(separator: "\n").count, images, file: file, line: line)
         XCTAssertEqual(merged, unsharded, "results.jsonl apart from seconds", file: file, line: line)
         func summary(_ url: URL) throws -> NSDictionary {
             var s = try JSONSerialization.jsonObject(with: Data(contentsOf: url.appendingPathComponent("summary.json"))) as! [String: Any]
-            s["total_seconds"] = nil
-            s["images_per_second"] = nil
+            for key in timing { s[key] = nil }
             return s as NSDictionary
         }
-        XCTAssertEqual(try summary(run), try summary(ref), "summary.json apart from total_seconds, images_per_second", file: file, line: line)
+        XCTAssertEqual(try summary(run), try summary(ref), "summary.json apart from \(timing)", file: file, line: line)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.appendingPathComponent("report.html").path), file: file, line: line)
     }
 
@@ -185,6 +185,27 @@ final class SlurmClusterTests: XCTestCase {
         let logs = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("slurm/logs").path)
         XCTAssertEqual(logs.filter { $0.hasSuffix(".out") && !$0.hasPrefix("merge-") }.count, 4, "\(logs)")
         XCTAssertEqual(logs.filter { $0.hasPrefix("merge-") }.count, 1, "\(logs)")
+    }
+
+    /// A robustness run (PGD, 1 iteration, 2 timesteps, 4 images) as 2 shards: merged like eval
+    /// runs, and equal to the unsharded run apart from timing (`seconds` per line; the summary's
+    /// `total_seconds` and `mean_seconds_per_attacked`).
+    func testShardedRobustRunMergesToTheUnshardedRun() throws {
+        try requireCluster()
+        let robust = ["robust", "--model", SlurmClusterTests.root.appendingPathComponent("models/fashion-mnist").path, "--dataset", "fashion-mnist",
+                      "--limit", "4", "--eps", "0.1", "--attacks", "pgd", "--iterations", "1", "--n-timesteps", "2"]
+        let ref = SlurmClusterTests.work!.appendingPathComponent("robust unsharded")
+        let unsharded = try SlurmClusterTests.diffclass(robust + ["--threads", "1", "--out", ref.path])
+        XCTAssertEqual(unsharded.status, 0, unsharded.out + unsharded.err)
+        let run = SlurmClusterTests.work!.appendingPathComponent("robust shards")
+        let submitted = try SlurmClusterTests.diffclass(["submit", "slurm", "--shards", "2", "--cpus-per-task", "1", "--"] + robust + ["--out", run.path])
+        guard submitted.status == 0 else { return XCTFail("submit failed: \(submitted.out)\(submitted.err)") }
+        try wait("the merge's report.html", run: run) {
+            try FileManager.default.fileExists(atPath: run.appendingPathComponent("report.html").path) && queued(run).isEmpty
+        }
+        try assertEqualsReference(run, reference: ref, images: 4, timing: ["total_seconds", "mean_seconds_per_attacked"])
+        let report = try String(contentsOf: run.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(report.contains("robust"), "the merged robust folder's report")
     }
 
     /// Two shards of 4 images; shard 1's task is cancelled once its first image is written (3 images
