@@ -70,7 +70,8 @@ extension SlurmJob {
         let arrayCommand = submitShardsCommand()
         let a = try runner.run(arrayCommand)
         guard a.status == 0 else {
-            throw ClusterError("\(Quoting.shell(arrayCommand)) failed (exit \(a.status)): \(a.err.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw ClusterError("\(Quoting.shell(arrayCommand)) failed (exit \(a.status)): \(a.err.trimmingCharacters(in: .whitespacesAndNewlines)); "
+                + "nothing was submitted; the scripts are in \(layout.slurmDirectory.path) (submit them with: \(submitCommandLine()))")
         }
         let arrayID = try SlurmJob.parseJobID(a.out)
         let mergeCommand = submitMergeCommand(after: arrayID)
