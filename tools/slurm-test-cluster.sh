@@ -13,8 +13,8 @@
 # munged on its own socket, a generated slurm.conf (the node's real CPUs and memory from
 # `slurmd -C`, one partition "debug", proctrack/linuxproc, task/none, no cgroups, select/cons_tres
 # with CR_CPU), then slurmctld and slurmd, and waits until `sinfo` shows the node idle (error and
-# the daemons' logs otherwise). Run as root (slurmd launches jobs as their users); as another user
-# the daemons run as that user, which Slurm supports only partly (untested here).
+# the daemons' logs otherwise). As root the daemons run as root; as another user they run as that
+# user, which runs that user's jobs (tried by hand; the tests run as root).
 # stop: cancels the cluster's jobs, stops slurmd, slurmctld and munged by their pid files (KILL
 # after 10 s) and removes DIR. It only removes a folder that this script made (marker file).
 set -euo pipefail

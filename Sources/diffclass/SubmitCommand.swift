@@ -38,7 +38,10 @@ func runSubmit(_ raw: [String]) throws -> Int32 {
     guard let scheduler = raw.first, !scheduler.hasPrefix("-") || ["--help", "-h"].contains(scheduler) else {
         throw UsageError("submit needs a scheduler: diffclass submit slurm|k8s [options] -- eval ... --out RUN (see 'diffclass submit help')")
     }
-    if ["help", "--help", "-h"].contains(scheduler) { print(submitUsage); return 0 }
+    if ["help", "--help", "-h"].contains(scheduler) || raw.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
+        print(submitUsage)
+        return 0
+    }
     guard scheduler == "slurm" || scheduler == "k8s" else { throw UsageError("submit: unknown scheduler '\(scheduler)' (slurm or k8s)") }
     guard let dashes = raw.firstIndex(of: "--") else {
         throw UsageError("submit \(scheduler) needs the command to shard after --: diffclass submit \(scheduler) --shards N -- eval ... --out RUN")
