@@ -7,7 +7,7 @@ import XCTest
 /// Skipped only when the Slurm or munge binaries are absent.
 ///
 /// The run: the shipped model on the first 8 Fashion-MNIST test images, 4 timesteps (40 U-Net
-/// calls per image, about a second each here), one CPU per task. The merged folder must equal
+/// calls per image, 0.5-1 s each here), one CPU per task. The merged folder must equal
 /// an unsharded run of the same command: settings.json byte for byte, results.jsonl byte for
 /// byte once each line's `seconds` is taken out, summary.json apart from `total_seconds` and
 /// `images_per_second` (timing). Run folders live under a path with a space and a quote.
@@ -209,7 +209,7 @@ final class SlurmClusterTests: XCTestCase {
     }
 
     /// Two shards of 4 images; shard 1's task is cancelled once its first image is written (3 images
-    /// of about a second each still to go). Its merge can never start; `status` names shard 1
+    /// of 0.5-1 s each still to go). Its merge can never start; `status` names shard 1
     /// incomplete and prints the commands; running them finishes shard 1 (resuming: the first image
     /// is not redone) and the merge, which equals the unsharded run.
     func testCancelledTaskIsResubmittedWithTheCommandStatusPrints() throws {
