@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "Cluster", targets: ["Cluster"]),
+        .library(name: "EDM", targets: ["EDM"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [
@@ -61,6 +62,8 @@ let package = Package(
         // Layer 5: sharded runs on clusters: Slurm job arrays and Kubernetes Indexed Jobs (scripts, manifests,
         // shard plans), the merge step, and the status of a sharded run folder.
         .target(name: "Cluster", dependencies: ["DiffusionClassifier"]),
+        // Layer 3: NVlabs/edm's networks (SongUNet, DhariwalUNet) in EDM/VP/VE preconditioning, their folders.
+        .target(name: "EDM", dependencies: ["Diffusion", "NeuralNetworks", "TensorEngine"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
@@ -75,6 +78,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["DiT", "LatentDiT", "StableDiffusion", "DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+        .testTarget(name: "EDMTests", dependencies: ["EDM", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
     ],
