@@ -6,13 +6,11 @@ public enum EngineBenchmarks {
     static func filled(_ shape: [Int], seed: UInt64) -> Tensor {
         // A cheap deterministic fill (values in [-1, 1)); benchmarks need no statistical quality.
         var state = seed &* 0x9E3779B97F4A7C15 | 1
-        let t = Tensor.uninitialized(shape)
-        let p = t.pointer
-        for i in 0..<t.count {
+        let values = (0..<Tensor.elementCount(shape)).map { _ -> Float in
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            p[i] = Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
         }
-        return t
+        return Tensor(shape: shape, values)
     }
 
     public static func cases(quick: Bool = false) -> [BenchmarkCase] {
@@ -21,8 +19,8 @@ public enum EngineBenchmarks {
         let gemmFlops = 2.0 * Double(n) * Double(n) * Double(n)
         list.append(BenchmarkCase(name: "sgemm_raw_\(n)", flops: gemmFlops,
                                   spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {
-            let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2), c = Tensor.uninitialized([n, n])
-            return { rawBLASMatmul(m: n, n: n, k: n, a: a.pointer, b: b.pointer, c: c.pointer) }
+            let a = filled([n, n], seed: 1), b = filled([n, n], seed: 2), c = Tensor.zeros([n, n])
+            return { rawBLASMatmul(a, b, into: c) }
         })
         list.append(BenchmarkCase(name: "matmul_engine_\(n)", flops: gemmFlops,
                                   spec: ["op": .string("matmul"), "m": .int(n), "n": .int(n), "k": .int(n)]) {

@@ -29,30 +29,35 @@ extension Tensor {
                                                  scale: Float? = nil) -> Tensor {
         let shape = AttentionShape(query: query, key: key, value: value)
         let alpha = scale ?? 1 / Float(shape.d).squareRoot()
-        let mask = attentionMask.map { AttentionMask($0, shape: shape) }
+        if let attentionMask { shape.checkMask(attentionMask) }
         var inputs = [query, key, value]
         if let attentionMask { inputs.append(attentionMask) }
         let record = Autograd.shouldRecord(inputs)
-
-        let out = Tensor.uninitialized(shape.lead + [shape.l, shape.dv])
-        let lse = Tensor.uninitialized([record ? shape.batch * shape.l : 0])
-        attentionForward(q: query.pointer, k: key.pointer, v: value.pointer, mask: mask, out: out.pointer,
-                         lse: record ? lse.pointer : nil, shape: shape, alpha: alpha, causal: causal)
+        let backend = Engine.backend
+        let (out, saved) = backend.attention(query: query, key: key, value: value, mask: attentionMask, shape: shape,
+                                             scale: alpha, causal: causal, keepForBackward: record)
         guard record else { return out }
         return out.recorded("scaled_dot_product_attention", inputs) { [unowned out] g in
-            attentionBackward(grad: g, q: query, k: key, v: value, mask: mask, maskTensor: attentionMask,
-                              out: out, lse: lse, shape: shape, alpha: alpha, causal: causal)
+            let needs = AttentionGradientNeeds(query: query.requiresGrad, key: key.requiresGrad, value: value.requiresGrad,
+                                               mask: attentionMask?.requiresGrad ?? false)
+            let r = backend.attentionBackward(gradient: g, query: query, key: key, value: value, mask: attentionMask,
+                                              output: out, saved: saved, shape: shape, scale: alpha, causal: causal, needs: needs)
+            var grads: [Tensor?] = [r.query, r.key, r.value]
+            if attentionMask != nil { grads.append(r.mask) }
+            return grads
         }
     }
 }
 
-/// Sizes of one attention call.
-struct AttentionShape {
-    let lead: [Int]
-    let batch: Int, l: Int, s: Int, d: Int, dv: Int
+/// Sizes of one attention call: query [lead..., l, d], key [lead..., s, d], value [lead..., s, dv],
+/// batch = the product of `lead`.
+public struct AttentionShape: Sendable, Equatable {
+    public let lead: [Int]
+    public let batch: Int, l: Int, s: Int, d: Int, dv: Int
     static let blockRows = 64
 
-    init(query q: Tensor, key k: Tensor, value v: Tensor) {
+    /// Checks the three shapes (same rank >= 2, same leading dimensions, matching sizes).
+    public init(query q: Tensor, key k: Tensor, value v: Tensor) {
         let r = q.rank
         precondition(r >= 2 && k.rank == r && v.rank == r,
                      "scaledDotProductAttention: query \(q.shape), key \(k.shape) and value \(v.shape) must have the same rank >= 2")
@@ -75,6 +80,19 @@ struct AttentionShape {
 
     /// Keys query row `i` can see.
     @inline(__always) func validKeys(row i: Int, causal: Bool) -> Int { causal ? Swift.min(s, i + 1) : s }
+
+    /// The shape of the scores, [lead..., l, s].
+    public var scoresShape: [Int] { lead + [l, s] }
+
+    /// Checks that an additive mask broadcasts to the scores.
+    func checkMask(_ mask: Tensor) {
+        let rank = lead.count + 2
+        precondition(mask.rank <= rank,
+                     "scaledDotProductAttention: mask \(mask.shape) has more dimensions than the scores \(scoresShape)")
+        let padded = [Int](repeating: 1, count: rank - mask.rank) + mask.shape
+        precondition(broadcastShape(padded, scoresShape, op: "scaledDotProductAttention mask") == scoresShape,
+                     "scaledDotProductAttention: mask \(mask.shape) does not broadcast to the scores \(scoresShape)")
+    }
 }
 
 /// An additive mask with contiguous [L, S] rows and an element offset per batch index.
@@ -84,12 +102,7 @@ struct AttentionMask {
 
     init(_ mask: Tensor, shape sh: AttentionShape) {
         let rank = sh.lead.count + 2
-        precondition(mask.rank <= rank,
-                     "scaledDotProductAttention: mask \(mask.shape) has more dimensions than the scores \(sh.lead + [sh.l, sh.s])")
         let padded = [Int](repeating: 1, count: rank - mask.rank) + mask.shape
-        let target = sh.lead + [sh.l, sh.s]
-        precondition(broadcastShape(padded, target, op: "scaledDotProductAttention mask") == target,
-                     "scaledDotProductAttention: mask \(mask.shape) does not broadcast to the scores \(target)")
         let maskLead = Array(padded.dropLast(2))
         tensor = Autograd.noGrad { () -> Tensor in
             let m = mask.reshaped(padded)
@@ -165,9 +178,10 @@ func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Unsaf
 ///   dK = alpha dS^T Q,  dMask = dS (summed over broadcast dimensions).
 /// Parallel over batch indices; query blocks run in order inside one, accumulating dK and dV.
 func attentionBackward(grad: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask?, maskTensor: Tensor?,
-                       out: Tensor, lse: Tensor, shape sh: AttentionShape, alpha: Float, causal: Bool) -> [Tensor?] {
-    let needQ = q.requiresGrad, needK = k.requiresGrad, needV = v.requiresGrad
-    let needMask = maskTensor?.requiresGrad ?? false
+                       out: Tensor, lse: Tensor, shape sh: AttentionShape, alpha: Float, causal: Bool,
+                       needs: AttentionGradientNeeds) -> [Tensor?] {
+    let needQ = needs.query, needK = needs.key, needV = needs.value
+    let needMask = maskTensor != nil && needs.mask
     let gq = needQ ? Tensor.zeros(q.shape) : nil
     let gk = needK ? Tensor.zeros(k.shape) : nil
     let gv = needV ? Tensor.zeros(v.shape) : nil
@@ -228,4 +242,36 @@ func attentionBackward(grad: Tensor, q: Tensor, k: Tensor, v: Tensor, mask: Atte
     var grads: [Tensor?] = [gq, gk, gv]
     if let maskTensor { grads.append(gmask.map { $0.sumToShape(maskTensor.shape) }) }
     return grads
+}
+
+// MARK: - CPU backend
+
+extension CPUBackend {
+    public func attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor?, shape: AttentionShape,
+                          scale: Float, causal: Bool, keepForBackward: Bool) -> (output: Tensor, saved: AnyObject?) {
+        let expanded = mask.map { AttentionMask($0, shape: shape) }
+        let out = Tensor.uninitialized(shape.lead + [shape.l, shape.dv])
+        let lse = Tensor.uninitialized([keepForBackward ? shape.batch * shape.l : 0])
+        attentionForward(q: query.pointer, k: key.pointer, v: value.pointer, mask: expanded, out: out.pointer,
+                         lse: keepForBackward ? lse.pointer : nil, shape: shape, alpha: scale, causal: causal)
+        return (out, keepForBackward ? AttentionStatistics(logSumExp: lse, mask: expanded) : nil)
+    }
+
+    public func attentionBackward(gradient: Tensor, query: Tensor, key: Tensor, value: Tensor, mask: Tensor?,
+                                  output: Tensor, saved: AnyObject?, shape: AttentionShape, scale: Float, causal: Bool,
+                                  needs: AttentionGradientNeeds) -> (query: Tensor?, key: Tensor?, value: Tensor?, mask: Tensor?) {
+        guard let stats = saved as? AttentionStatistics else { preconditionFailure("attentionBackward: the forward kept no statistics") }
+        let g = TensorEngine.attentionBackward(grad: gradient, q: query, k: key, v: value, mask: stats.mask, maskTensor: mask,
+                                               out: output, lse: stats.logSumExp, shape: shape, alpha: scale, causal: causal,
+                                               needs: needs)
+        return (g[0], g[1], g[2], g.count > 3 ? g[3] : nil)
+    }
+}
+
+/// What the CPU attention keeps for its backward: each query row's log-sum-exp and the mask as
+/// the kernels read it.
+final class AttentionStatistics {
+    let logSumExp: Tensor
+    let mask: AttentionMask?
+    init(logSumExp: Tensor, mask: AttentionMask?) { self.logSumExp = logSumExp; self.mask = mask }
 }

@@ -1,13 +1,16 @@
-/// How a tensor was made: its inputs and the function that maps the gradient of the output to
-/// gradients of the inputs (nil for inputs that need none).
+/// How a tensor was made: its inputs, the backend that computed it, and the function that maps
+/// the gradient of the output to gradients of the inputs (nil for inputs that need none).
 public final class GradFunction {
     public let name: String
     public let inputs: [Tensor]
+    /// The backend in effect when the op ran; `backward()` computes this node's gradients on it.
+    public let backend: any ComputeBackend
     public let backward: (Tensor) -> [Tensor?]
 
-    init(name: String, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
+    init(name: String, inputs: [Tensor], backend: any ComputeBackend, backward: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
         self.inputs = inputs
+        self.backend = backend
         self.backward = backward
     }
 }
@@ -49,7 +52,7 @@ extension Tensor {
                          _ backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
         if Autograd.shouldRecord(inputs) {
             requiresGrad = true
-            gradFunction = GradFunction(name: name, inputs: inputs, backward: backward)
+            gradFunction = GradFunction(name: name, inputs: inputs, backend: Engine.backend, backward: backward)
         }
         return self
     }
@@ -60,7 +63,9 @@ extension Tensor {
     ///
     /// Like PyTorch without `retain_graph`, the graph is released as backward walks it (each
     /// node drops its inputs once its gradients are computed), so activations are freed during
-    /// backward; a second `backward()` through the same graph is not possible.
+    /// backward; a second `backward()` through the same graph is not possible. Each node's
+    /// gradients are computed by the backend that computed the node (`GradFunction.backend`),
+    /// whichever backend is in effect where `backward()` is called.
     public func backward(_ gradient: Tensor? = nil) {
         let seed: Tensor
         if let gradient {
@@ -91,6 +96,7 @@ extension Tensor {
         }
 
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        let current = Engine.backend
         Autograd.noGrad {
             for node in order.reversed() {
                 let id = ObjectIdentifier(node)
@@ -100,7 +106,8 @@ extension Tensor {
                     node.grad = node.grad.map { $0 + g } ?? g.detached()
                     continue
                 }
-                let inputGrads = fn.backward(g)
+                let inputGrads = fn.backend === current ? fn.backward(g)
+                    : Engine.withBackend(any: fn.backend) { fn.backward(g) }
                 node.gradFunction = nil
                 precondition(inputGrads.count == fn.inputs.count,
                              "backward of \(fn.name): \(inputGrads.count) gradients for \(fn.inputs.count) inputs")

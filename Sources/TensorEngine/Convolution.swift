@@ -37,18 +37,36 @@ extension Tensor {
         if let bias {
             precondition(bias.shape == [g.o], "conv2d: bias \(bias.shape) should be [\(g.o)] for weight \(weight.shape)")
         }
-        let path = ConvolutionKernels.path(g, algorithm)
-        let out = ConvolutionKernels.forward(x, weight, bias, g, path)
+        let backend = Engine.backend
+        let out = backend.conv2d(x, weight: weight, bias: bias, geometry: g, algorithm: algorithm)
         var inputs = [x, weight]
         if let bias { inputs.append(bias) }
         return out.recorded("conv2d", inputs) { gradOut in
-            let (gx, gw) = ConvolutionKernels.backward(gradOut, x, weight, g, path,
-                                                       needInput: x.requiresGrad, needWeight: weight.requiresGrad)
+            precondition(gradOut.shape == g.outputShape, "conv2d backward: gradient \(gradOut.shape) for output \(g.outputShape)")
+            let (gx, gw) = backend.conv2dBackward(gradient: gradOut, input: x, weight: weight, geometry: g, algorithm: algorithm,
+                                                  needInput: x.requiresGrad, needWeight: weight.requiresGrad)
             var grads: [Tensor?] = [gx, gw]
-            if let bias { grads.append(bias.requiresGrad ? ConvolutionKernels.biasGradient(gradOut) : nil) }
+            if let bias { grads.append(bias.requiresGrad ? backend.conv2dBiasGradient(gradOut) : nil) }
             return grads
         }
     }
+}
+
+// MARK: - CPU backend
+
+extension CPUBackend {
+    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry g: Conv2dGeometry,
+                       algorithm: Conv2dAlgorithm) -> Tensor {
+        ConvolutionKernels.forward(x, weight, bias, g, ConvolutionKernels.path(g, algorithm))
+    }
+
+    public func conv2dBackward(gradient: Tensor, input: Tensor, weight: Tensor, geometry g: Conv2dGeometry,
+                               algorithm: Conv2dAlgorithm, needInput: Bool, needWeight: Bool) -> (input: Tensor?, weight: Tensor?) {
+        ConvolutionKernels.backward(gradient, input, weight, g, ConvolutionKernels.path(g, algorithm),
+                                    needInput: needInput, needWeight: needWeight)
+    }
+
+    public func conv2dBiasGradient(_ gradient: Tensor) -> Tensor { ConvolutionKernels.biasGradient(gradient) }
 }
 
 // MARK: - Dispatch
@@ -99,7 +117,6 @@ enum ConvolutionKernels {
     /// Gradients with respect to input and weight (each only when asked for).
     static func backward(_ gradOut: Tensor, _ x: Tensor, _ w: Tensor, _ g: Conv2dGeometry, _ path: Path,
                          needInput: Bool, needWeight: Bool) -> (Tensor?, Tensor?) {
-        precondition(gradOut.shape == g.outputShape, "conv2d backward: gradient \(gradOut.shape) for output \(g.outputShape)")
         if !needInput && !needWeight { return (nil, nil) }
         let gx = needInput ? Tensor.uninitialized(g.inputShape) : nil
         let gw = needWeight ? Tensor.uninitialized(g.weightShape) : nil

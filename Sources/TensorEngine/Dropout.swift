@@ -37,7 +37,6 @@ extension Tensor {
     public func dropout(probability p: Float, generator: inout RandomGenerator) -> Tensor {
         precondition(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got \(p)")
         if p == 0 { return self }
-        let shape = self.shape
         if p == 1 {
             return Tensor.zeros(shape).recorded("dropout", [self]) { g in [Tensor.zeros(g.shape)] }
         }
@@ -45,12 +44,17 @@ extension Tensor {
         let snapshot = generator
         let n = count
         generator.skip(blocks: UInt64((n + 3) / 4))
-        let out = Tensor.uninitialized(shape)
-        dropoutKernel(pointer, out.pointer, count: n, generator: snapshot, keep: keep, scale: scale)
+        let out = Engine.backend.dropout(self, generator: snapshot, keep: keep, scale: scale)
         return out.recorded("dropout", [self]) { g in
-            let gradIn = Tensor.uninitialized(shape)
-            dropoutKernel(g.pointer, gradIn.pointer, count: n, generator: snapshot, keep: keep, scale: scale)
-            return [gradIn]
+            [Engine.backend.dropout(g, generator: snapshot, keep: keep, scale: scale)]
         }
+    }
+}
+
+extension CPUBackend {
+    public func dropout(_ x: Tensor, generator: RandomGenerator, keep: Float, scale: Float) -> Tensor {
+        let out = Tensor.uninitialized(x.shape)
+        dropoutKernel(x.pointer, out.pointer, count: x.count, generator: generator, keep: keep, scale: scale)
+        return out
     }
 }

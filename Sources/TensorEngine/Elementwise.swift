@@ -1,63 +1,78 @@
 import Foundation
 
-// Elementwise arithmetic with broadcasting, and unary math, each with its gradient.
+// Elementwise arithmetic with broadcasting, and unary math, each with its gradient. The values
+// come from the current backend (`Engine.backend`: `UnaryOp`, `BinaryOp`); this file holds the
+// shape rules and the gradients.
 
 extension Tensor {
+    /// op(self) through the backend, recorded with the op's gradient kernel (`unaryGradient`).
+    private func mapped(_ op: UnaryOp, _ name: String) -> Tensor {
+        let x = self
+        let y = Engine.backend.unary(op, x)
+        if op.gradientUsesOutput {
+            return y.recorded(name, [x]) { [unowned y] g in [Engine.backend.unaryGradient(op, gradient: g, operand: y)] }
+        }
+        return y.recorded(name, [x]) { g in [Engine.backend.unaryGradient(op, gradient: g, operand: x)] }
+    }
+
+    /// op(a, b) with broadcasting through the backend (no history).
+    static func elementwise(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, name: String) -> Tensor {
+        if a.shape != b.shape { _ = broadcastShape(a.shape, b.shape, op: name) }
+        return Engine.backend.binary(op, a, b)
+    }
+
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "add", AddKernelOp()).recorded("add", [a, b]) { g in
+        elementwise(.add, a, b, name: "add").recorded("add", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? g.sumToShape(b.shape) : nil]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "sub", SubKernelOp()).recorded("sub", [a, b]) { g in
+        elementwise(.subtract, a, b, name: "sub").recorded("sub", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? (-g).sumToShape(b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "mul", MulKernelOp()).recorded("mul", [a, b]) { g in
+        elementwise(.multiply, a, b, name: "mul").recorded("mul", [a, b]) { g in
             [a.requiresGrad ? (g * b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * a).sumToShape(b.shape) : nil]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        broadcastKernel(a, b, op: "div", DivKernelOp()).recorded("div", [a, b]) { g in
+        elementwise(.divide, a, b, name: "div").recorded("div", [a, b]) { g in
             [a.requiresGrad ? (g / b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * a) / (b * b)).sumToShape(b.shape) : nil]
         }
     }
 
     public static prefix func - (a: Tensor) -> Tensor {
-        mapKernel(a) { -$0 }.recorded("neg", [a]) { g in [-g] }
+        Engine.backend.unary(.negate, a).recorded("neg", [a]) { g in [-g] }
     }
 
-    // Scalar forms.
+    // Scalar forms. `a / s` multiplies by 1 / s (one rounding more than dividing; divide by a
+    // 0-d tensor, `a / Tensor(s)`, for the exact quotient).
     public static func + (a: Tensor, s: Float) -> Tensor {
-        mapKernel(a) { $0 + s }.recorded("add_scalar", [a]) { g in [g] }
+        Engine.backend.unary(.addScalar(s), a).recorded("add_scalar", [a]) { g in [g] }
     }
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
     public static func - (s: Float, a: Tensor) -> Tensor {
-        mapKernel(a) { s - $0 }.recorded("rsub_scalar", [a]) { g in [-g] }
+        Engine.backend.unary(.subtractFromScalar(s), a).recorded("rsub_scalar", [a]) { g in [-g] }
     }
     public static func * (a: Tensor, s: Float) -> Tensor {
-        mapKernel(a) { $0 * s }.recorded("mul_scalar", [a]) { g in [g * s] }
+        Engine.backend.unary(.multiplyScalar(s), a).recorded("mul_scalar", [a]) { g in [g * s] }
     }
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
-    public static func / (s: Float, a: Tensor) -> Tensor {
-        mapKernel(a) { s / $0 }.recorded("rdiv_scalar", [a]) { g in
-            [zipKernel(g, a) { gv, x in -gv * s / (x * x) }]
-        }
-    }
+    public static func / (s: Float, a: Tensor) -> Tensor { a.mapped(.divideScalar(s), "rdiv_scalar") }
 
     /// Elementwise power with a tensor exponent (broadcast); the base must be positive where the
     /// exponent's gradient is needed.
     public func pow(_ exponent: Tensor) -> Tensor {
         let a = self, b = exponent
-        let out = broadcastKernel(a, b, op: "pow") { Foundation.pow($0, $1) }
+        let out = Tensor.elementwise(.pow, a, b, name: "pow")
         return out.recorded("pow", [a, b]) { [unowned out] g in
             [a.requiresGrad ? (g * b * a.pow(b - 1)).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * out * a.log()).sumToShape(b.shape) : nil]
@@ -66,25 +81,17 @@ extension Tensor {
 
     /// Elementwise power with a scalar exponent.
     public func pow(_ p: Float) -> Tensor {
-        let x = self
         if p == 2 { return square() }
-        return mapKernel(x) { Foundation.pow($0, p) }.recorded("pow_scalar", [x]) { g in
-            [zipKernel(g, x) { gv, xv in gv * p * Foundation.pow(xv, p - 1) }]
-        }
+        return mapped(.powScalar(p), "pow_scalar")
     }
 
-    public func square() -> Tensor {
-        let x = self
-        return mapKernel(x) { $0 * $0 }.recorded("square", [x]) { g in
-            [zipKernel(g, x) { gv, xv in 2 * gv * xv }]
-        }
-    }
+    public func square() -> Tensor { mapped(.square, "square") }
 
     /// Elementwise minimum (broadcast); on ties each side gets half the gradient, as in PyTorch.
     public func minimum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        return broadcastKernel(a, b, op: "minimum") { Swift.min($0, $1) }.recorded("minimum", [a, b]) { g in
-            let wa = broadcastKernel(a, b, op: "minimum") { $0 < $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
+        return Tensor.elementwise(.minimum, a, b, name: "minimum").recorded("minimum", [a, b]) { g in
+            let wa = Tensor.elementwise(.minimumWeight, a, b, name: "minimum")
             return [a.requiresGrad ? (g * wa).sumToShape(a.shape) : nil,
                     b.requiresGrad ? (g * (1 - wa)).sumToShape(b.shape) : nil]
         }
@@ -93,151 +100,70 @@ extension Tensor {
     /// Elementwise maximum (broadcast); on ties each side gets half the gradient, as in PyTorch.
     public func maximum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        return broadcastKernel(a, b, op: "maximum") { Swift.max($0, $1) }.recorded("maximum", [a, b]) { g in
-            let wa = broadcastKernel(a, b, op: "maximum") { $0 > $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
+        return Tensor.elementwise(.maximum, a, b, name: "maximum").recorded("maximum", [a, b]) { g in
+            let wa = Tensor.elementwise(.maximumWeight, a, b, name: "maximum")
             return [a.requiresGrad ? (g * wa).sumToShape(a.shape) : nil,
                     b.requiresGrad ? (g * (1 - wa)).sumToShape(b.shape) : nil]
         }
     }
 
-    /// `condition` nonzero picks from `a`, zero from `b`; all three broadcast together.
+    /// `condition` nonzero picks from `a`, zero from `b` (values copied exactly); all three
+    /// broadcast together.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
-        let mask = broadcastKernel(condition, Tensor(shape: broadcastShape(a.shape, b.shape, op: "where"), repeating: 0),
-                                   op: "where") { c, _ in c != 0 ? 1 : 0 }
-        let out = broadcastKernel(broadcastKernel(mask, a, op: "where") { m, x in m != 0 ? x : 0 },
-                                  broadcastKernel(mask, b, op: "where") { m, y in m != 0 ? 0 : y },
-                                  op: "where") { $0 + $1 }
+        _ = broadcastShape(condition.shape, broadcastShape(a.shape, b.shape, op: "where"), op: "where")
+        let out = Engine.backend.select(condition, a, b)
         return out.recorded("where", [a, b]) { g in
-            [a.requiresGrad ? (g * mask).sumToShape(a.shape) : nil,
-             b.requiresGrad ? (g * (1 - mask)).sumToShape(b.shape) : nil]
+            let mask = Engine.backend.unary(.nonzero, condition)
+            return [a.requiresGrad ? (g * mask).sumToShape(a.shape) : nil,
+                    b.requiresGrad ? (g * (1 - mask)).sumToShape(b.shape) : nil]
         }
     }
 
     // Comparisons give 0/1 tensors and carry no gradient.
-    public func greater(_ o: Tensor) -> Tensor { broadcastKernel(self, o, op: "greater") { $0 > $1 ? 1 : 0 } }
-    public func less(_ o: Tensor) -> Tensor { broadcastKernel(self, o, op: "less") { $0 < $1 ? 1 : 0 } }
-    public func equal(_ o: Tensor) -> Tensor { broadcastKernel(self, o, op: "equal") { $0 == $1 ? 1 : 0 } }
-    public func greater(_ s: Float) -> Tensor { mapKernel(self) { $0 > s ? 1 : 0 } }
-    public func less(_ s: Float) -> Tensor { mapKernel(self) { $0 < s ? 1 : 0 } }
+    public func greater(_ o: Tensor) -> Tensor { Tensor.elementwise(.greater, self, o, name: "greater") }
+    public func less(_ o: Tensor) -> Tensor { Tensor.elementwise(.less, self, o, name: "less") }
+    public func equal(_ o: Tensor) -> Tensor { Tensor.elementwise(.equal, self, o, name: "equal") }
+    public func greater(_ s: Float) -> Tensor { Engine.backend.unary(.greaterThan(s), self) }
+    public func less(_ s: Float) -> Tensor { Engine.backend.unary(.lessThan(s), self) }
 
-    public func exp() -> Tensor {
-        let x = self
-        let y = mapKernel(x) { Foundation.exp($0) }
-        return y.recorded("exp", [x]) { [unowned y] g in [zipKernel(g, y) { $0 * $1 }] }
-    }
-
-    public func log() -> Tensor {
-        let x = self
-        return mapKernel(x) { Foundation.log($0) }.recorded("log", [x]) { g in [zipKernel(g, x) { $0 / $1 }] }
-    }
-
-    public func sqrt() -> Tensor {
-        let x = self
-        let y = mapKernel(x) { Foundation.sqrt($0) }
-        return y.recorded("sqrt", [x]) { [unowned y] g in [zipKernel(g, y) { 0.5 * $0 / $1 }] }
-    }
-
-    public func rsqrt() -> Tensor {
-        let x = self
-        let y = mapKernel(x) { 1 / Foundation.sqrt($0) }
-        return y.recorded("rsqrt", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in -0.5 * gv * yv * yv * yv }] }
-    }
-
-    public func abs() -> Tensor {
-        let x = self
-        return mapKernel(x) { Swift.abs($0) }.recorded("abs", [x]) { g in
-            [zipKernel(g, x) { gv, xv in xv > 0 ? gv : (xv < 0 ? -gv : 0) }]
-        }
-    }
+    public func exp() -> Tensor { mapped(.exp, "exp") }
+    public func log() -> Tensor { mapped(.log, "log") }
+    public func sqrt() -> Tensor { mapped(.sqrt, "sqrt") }
+    public func rsqrt() -> Tensor { mapped(.rsqrt, "rsqrt") }
+    public func abs() -> Tensor { mapped(.abs, "abs") }
+    /// Sine (libm's `sinf` on the CPU backend).
+    public func sin() -> Tensor { mapped(.sin, "sin") }
+    /// Cosine (libm's `cosf` on the CPU backend).
+    public func cos() -> Tensor { mapped(.cos, "cos") }
 
     /// -1, 0 or 1; its gradient is zero.
     public func sign() -> Tensor {
-        let x = self
-        return mapKernel(x) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }.recorded("sign", [x]) { g in [Tensor.zeros(g.shape)] }
+        Engine.backend.unary(.sign, self).recorded("sign", [self]) { g in [Tensor.zeros(g.shape)] }
     }
 
     /// Clamps to [lower, upper] (either may be nil); the gradient passes where the input is inside.
     public func clamp(min lower: Float? = nil, max upper: Float? = nil) -> Tensor {
-        let x = self
         let lo = lower ?? -Float.infinity, hi = upper ?? Float.infinity
         precondition(lo <= hi, "clamp: min \(lo) is above max \(hi)")
-        return mapKernel(x) { Swift.min(Swift.max($0, lo), hi) }.recorded("clamp", [x]) { g in
-            [zipKernel(g, x) { gv, xv in (xv >= lo && xv <= hi) ? gv : 0 }]
-        }
+        return mapped(.clamp(lower: lo, upper: hi), "clamp")
     }
 
-    public func sigmoid() -> Tensor {
-        let x = self
-        let y = mapKernel(x) { sigmoidScalar($0) }
-        return y.recorded("sigmoid", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in gv * yv * (1 - yv) }] }
-    }
-
-    public func tanh() -> Tensor {
-        let x = self
-        let y = mapKernel(x) { fastTanh($0) }
-        return y.recorded("tanh", [x]) { [unowned y] g in [zipKernel(g, y) { gv, yv in gv * (1 - yv * yv) }] }
-    }
+    public func sigmoid() -> Tensor { mapped(.sigmoid, "sigmoid") }
+    public func tanh() -> Tensor { mapped(.tanh, "tanh") }
 
     /// x * sigmoid(x).
-    public func silu() -> Tensor {
-        let x = self
-        return mapKernel(x) { $0 * sigmoidScalar($0) }.recorded("silu", [x]) { g in
-            [zipKernel(g, x) { gv, xv in
-                let s = sigmoidScalar(xv)
-                return gv * s * (1 + xv * (1 - s))
-            }]
-        }
-    }
+    public func silu() -> Tensor { mapped(.silu, "silu") }
 
     /// GELU, exact form x * Phi(x) (PyTorch's default), or the tanh approximation.
     public func gelu(approximate: Bool = false) -> Tensor {
-        let x = self
-        let invSqrt2: Float = 0.70710678118654752
-        let invSqrt2Pi: Float = 0.39894228040143268
-        let c: Float = 0.79788456080286536 // sqrt(2/pi)
-        if !approximate {
-            return mapKernel(x) { 0.5 * $0 * (1 + Foundation.erf($0 * invSqrt2)) }.recorded("gelu", [x]) { g in
-                [zipKernel(g, x) { gv, xv in
-                    let cdf = 0.5 * (1 + Foundation.erf(xv * invSqrt2))
-                    let pdf = invSqrt2Pi * Foundation.exp(-0.5 * xv * xv)
-                    return gv * (cdf + xv * pdf)
-                }]
-            }
-        }
-        return mapKernel(x) { v in 0.5 * v * (1 + fastTanh(c * (v + 0.044715 * v * v * v))) }
-            .recorded("gelu_tanh", [x]) { g in
-                [zipKernel(g, x) { gv, v in
-                    let u = c * (v + 0.044715 * v * v * v)
-                    let t = fastTanh(u)
-                    let du = c * (1 + 3 * 0.044715 * v * v)
-                    return gv * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * du)
-                }]
-            }
+        approximate ? mapped(.geluTanh, "gelu_tanh") : mapped(.gelu, "gelu")
     }
 
     /// x * sigmoid(1.702 x), as in OpenAI's CLIP.
-    public func quickGelu() -> Tensor {
-        let x = self
-        return mapKernel(x) { $0 * sigmoidScalar(1.702 * $0) }.recorded("quick_gelu", [x]) { g in
-            [zipKernel(g, x) { gv, xv in
-                let s = sigmoidScalar(1.702 * xv)
-                return gv * (s + 1.702 * xv * s * (1 - s))
-            }]
-        }
-    }
+    public func quickGelu() -> Tensor { mapped(.quickGelu, "quick_gelu") }
 
     /// log(1 + e^x).
-    public func softplus() -> Tensor {
-        let x = self
-        return mapKernel(x) { softplusScalar($0) }.recorded("softplus", [x]) { g in
-            [zipKernel(g, x) { gv, xv in gv * sigmoidScalar(xv) }]
-        }
-    }
+    public func softplus() -> Tensor { mapped(.softplus, "softplus") }
 
-    public func relu() -> Tensor {
-        let x = self
-        return mapKernel(x) { Swift.max($0, 0) }.recorded("relu", [x]) { g in
-            [zipKernel(g, x) { gv, xv in xv > 0 ? gv : 0 }]
-        }
-    }
+    public func relu() -> Tensor { mapped(.relu, "relu") }
 }

@@ -12,36 +12,22 @@ extension Tensor {
         precondition(weight.rank == 2, "embedding: weight must be [vocabulary, dim], got shape \(weight.shape)")
         let vocabulary = weight.shape[0], dim = weight.shape[1]
         let tokens = indices.count
-        var ids = [Int](repeating: 0, count: tokens)
-        let pi = indices.pointer
-        for t in 0..<tokens {
-            guard let id = Int(exactly: pi[t]) else {
-                preconditionFailure("embedding: id \(pi[t]) at position \(t) is not a whole number")
-            }
-            precondition(id >= 0 && id < vocabulary,
-                         "embedding: id \(id) at position \(t) is out of range for vocabulary size \(vocabulary)")
-            ids[t] = id
-        }
-        let out = Tensor.uninitialized(indices.shape + [dim])
-        let pw = weight.pointer, po = out.pointer
-        ids.withUnsafeBufferPointer { idp in
-            parallelFor(tokens, grain: rowGrain(dim, elements: 32768)) { range in
-                for t in range { (po + t * dim).update(from: pw + idp[t] * dim, count: dim) }
-            }
-        }
+        let ids = embeddingIDs(indices, vocabulary: vocabulary)
+        let out = Engine.backend.gatherRows(weight, ids).reshaped(indices.shape + [dim])
         return out.recorded("embedding", [weight]) { g in
-            let gw = Tensor.zeros(weight.shape)
-            let pg = g.pointer, pd = gw.pointer
-            // Split over columns, so every element sums its contributions in token order.
-            ids.withUnsafeBufferPointer { idp in
-                parallelFor(dim, grain: Swift.max(16, 32768 / Swift.max(tokens, 1))) { cols in
-                    for t in 0..<tokens {
-                        let src = pg + t * dim, dst = pd + idp[t] * dim
-                        for j in cols { dst[j] += src[j] }
-                    }
-                }
-            }
-            return [gw]
+            [Engine.backend.scatterAddRows(g.reshaped([tokens, dim]), ids, count: vocabulary)]
         }
+    }
+}
+
+/// The ids of an embedding lookup (read to the host: they steer the kernel), checked.
+func embeddingIDs(_ indices: Tensor, vocabulary: Int) -> [Int] {
+    indices.scalars.enumerated().map { t, v in
+        guard let id = Int(exactly: v) else {
+            preconditionFailure("embedding: id \(v) at position \(t) is not a whole number")
+        }
+        precondition(id >= 0 && id < vocabulary,
+                     "embedding: id \(id) at position \(t) is out of range for vocabulary size \(vocabulary)")
+        return id
     }
 }

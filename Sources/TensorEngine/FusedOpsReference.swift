@@ -45,7 +45,9 @@ public enum ReferenceOps {
         return affine(centered / (variance + eps).sqrt(), weight, bias)
     }
 
-    /// softmax(Q K^T * scale + mask [+ causal -inf mask]) V through `matmul` and `softmax` above.
+    /// softmax(Q K^T * scale + mask [+ causal -inf mask]) V through `matmul` and the ops of
+    /// `softmax` above, with the fused kernel's rule for a query row whose every score is -inf:
+    /// it gives zeros (the row's maximum is taken as 0 and its sum as 1, so no NaN appears).
     public static func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
                                                  attentionMask: Tensor? = nil, causal: Bool = false,
                                                  scale: Float? = nil) -> Tensor {
@@ -57,7 +59,11 @@ public enum ReferenceOps {
             for i in 0..<l { for j in 0..<s where j > i { blocked[i * s + j] = -.infinity } }
             scores = scores + Tensor(shape: [l, s], blocked)
         }
-        return softmax(scores, axis: -1).matmul(value)
+        let m = Autograd.noGrad { scores.max(axes: [-1], keepDims: true) }
+        let visible = m.greater(-.infinity)
+        let e = (scores - Tensor.where(visible, m, Tensor(0))).exp()
+        let total = Tensor.where(visible, e.sum(axes: [-1], keepDims: true), Tensor(1))
+        return (e / total).matmul(value)
     }
 
     /// A one-hot [tokens, V] matrix times the weight [V, D].

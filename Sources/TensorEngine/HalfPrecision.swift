@@ -143,6 +143,7 @@ public final class HalfTensor: @unchecked Sendable {
     public let shape: [Int]
     public let format: HalfFormat
     public let count: Int
+    /// The 16-bit patterns in host memory (engine-internal, as `TensorStorage`'s pointer).
     public let bits: UnsafeMutablePointer<UInt16>
 
     /// `shape` with uninitialised values.
@@ -170,23 +171,30 @@ public final class HalfTensor: @unchecked Sendable {
 
     public var buffer: UnsafeMutableBufferPointer<UInt16> { UnsafeMutableBufferPointer(start: bits, count: count) }
 
+    /// The 16-bit patterns in row-major order, copied to host memory.
+    public var bitPatterns: [UInt16] { Array(buffer) }
+
+    /// Overwrites the values with `bytes`: `count` little-endian 16-bit patterns of this tensor's
+    /// format, copied bit for bit (nothing is rounded). The bytes need no alignment.
+    public func assignBits(littleEndian bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == count * 2, "HalfTensor.assignBits: \(bytes.count) bytes for \(count) values")
+        guard count > 0, let base = bytes.baseAddress else { return }
+        #if _endian(little)
+        UnsafeMutableRawPointer(bits).copyMemory(from: base, byteCount: count * 2)
+        #else
+        for i in 0..<count { bits[i] = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) }
+        #endif
+    }
+
     /// Overwrites the values with `tensor`'s (same element count), rounded to nearest even.
     public func assign(rounding tensor: Tensor) {
         precondition(tensor.count == count, "HalfTensor.assign: shapes \(tensor.shape) and \(shape) differ in size")
-        parallelFor(count, grain: 1 << 18) { r in
-            HalfPrecision.round(UnsafeBufferPointer(start: tensor.pointer + r.lowerBound, count: r.count), to: format,
-                                into: UnsafeMutableBufferPointer(start: bits + r.lowerBound, count: r.count))
-        }
+        Engine.backend.roundHalf(tensor, into: self)
     }
 
     /// The values as a new Float32 tensor (exact; no history).
     public func float() -> Tensor {
-        let out = Tensor.uninitialized(shape)
-        parallelFor(count, grain: 1 << 18) { r in
-            HalfPrecision.expand(UnsafeBufferPointer(start: bits + r.lowerBound, count: r.count), format: format,
-                                 into: UnsafeMutableBufferPointer(start: out.pointer + r.lowerBound, count: r.count))
-        }
-        return out
+        Engine.backend.expandHalf(self)
     }
 
     /// Rows of this [V, D] table picked by `indices` (integer ids stored as Float), as Float32:
@@ -194,16 +202,37 @@ public final class HalfTensor: @unchecked Sendable {
     /// Ids are checked as there. No gradient (the table is not trainable).
     public func embedding(indices: Tensor) -> Tensor {
         precondition(shape.count == 2, "embedding: weight must be [vocabulary, dim], got shape \(shape)")
-        let vocabulary = shape[0], dim = shape[1]
-        let out = Tensor.uninitialized(indices.shape + [dim])
-        let pi = indices.pointer
-        for t in 0..<indices.count {
-            guard let id = Int(exactly: pi[t]) else {
-                preconditionFailure("embedding: id \(pi[t]) at position \(t) is not a whole number")
-            }
-            precondition(id >= 0 && id < vocabulary,
-                         "embedding: id \(id) at position \(t) is out of range for vocabulary size \(vocabulary)")
-            HalfPrecision.expand(UnsafeBufferPointer(start: bits + id * dim, count: dim), format: format,
+        let ids = embeddingIDs(indices, vocabulary: shape[0])
+        return Engine.backend.expandHalfRows(self, ids).viewed(indices.shape + [shape[1]])
+    }
+}
+
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func roundHalf(_ tensor: Tensor, into half: HalfTensor) {
+        let bits = half.bits, format = half.format
+        parallelFor(half.count, grain: 1 << 18) { r in
+            HalfPrecision.round(UnsafeBufferPointer(start: tensor.pointer + r.lowerBound, count: r.count), to: format,
+                                into: UnsafeMutableBufferPointer(start: bits + r.lowerBound, count: r.count))
+        }
+    }
+
+    public func expandHalf(_ half: HalfTensor) -> Tensor {
+        let out = Tensor.uninitialized(half.shape)
+        let bits = half.bits, format = half.format
+        parallelFor(half.count, grain: 1 << 18) { r in
+            HalfPrecision.expand(UnsafeBufferPointer(start: bits + r.lowerBound, count: r.count), format: format,
+                                 into: UnsafeMutableBufferPointer(start: out.pointer + r.lowerBound, count: r.count))
+        }
+        return out
+    }
+
+    public func expandHalfRows(_ half: HalfTensor, _ rows: [Int]) -> Tensor {
+        let dim = half.shape[1]
+        let out = Tensor.uninitialized([rows.count, dim])
+        for (t, id) in rows.enumerated() {
+            HalfPrecision.expand(UnsafeBufferPointer(start: half.bits + id * dim, count: dim), format: half.format,
                                  into: UnsafeMutableBufferPointer(start: out.pointer + t * dim, count: dim))
         }
         return out

@@ -17,16 +17,19 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
               b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// One unpartitioned BLAS call with `Engine.threads` BLAS threads (for benchmarks: "the raw
-/// BLAS call"). Its bits may depend on the thread count; the engine itself uses `blasMatmul`.
-public func rawBLASMatmul(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                          c: UnsafeMutablePointer<Float>) {
+/// c = a b for a [m, k], b [k, n], c [m, n] as one unpartitioned BLAS call with `Engine.threads`
+/// BLAS threads, into c's memory (for benchmarks: "the raw BLAS call"; CPU memory only). Its bits
+/// may depend on the thread count; the engine itself uses `blasMatmul`.
+public func rawBLASMatmul(_ a: Tensor, _ b: Tensor, into c: Tensor) {
+    precondition(a.rank == 2 && b.rank == 2 && c.shape == [a.shape[0], b.shape[1]] && a.shape[1] == b.shape[0],
+                 "rawBLASMatmul: \(a.shape) x \(b.shape) into \(c.shape)")
+    let m = a.shape[0], k = a.shape[1], n = b.shape[1]
     Engine.setBLASThreads(Engine.threads)
-    sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
+    sgemm(transA: false, transB: false, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
 }
 
-/// Public BLAS entry for kernels in higher layers: C[m,n] = alpha op(A) op(B) + beta C, packed
-/// row-major operands.
+/// C[m,n] = alpha op(A) op(B) + beta C through BLAS, packed row-major operands, for the CPU
+/// backend's kernels.
 ///
 /// Multi-threaded OpenBLAS does not always give the same bits as single-threaded (it splits
 /// work by thread count), so large products are split here into a fixed partition that depends
@@ -84,9 +87,43 @@ extension Tensor {
         precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands need rank >= 2, got \(a.shape) and \(b.shape)")
         let ar = a.shape[a.rank - 2], ac = a.shape[a.rank - 1]
         let br = b.shape[b.rank - 2], bc = b.shape[b.rank - 1]
-        let m = transA ? ac : ar, k = transA ? ar : ac
-        let kb = transB ? bc : br, n = transB ? br : bc
+        let k = transA ? ar : ac, kb = transB ? bc : br
         precondition(k == kb, "matmul: inner dimensions differ: \(a.shape)\(transA ? "ᵀ" : "") and \(b.shape)\(transB ? "ᵀ" : "")")
+        _ = broadcastShape(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), op: "matmul")
+        return Engine.backend.matmul(a, b, transposeA: transA, transposeB: transB)
+    }
+
+    /// y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's `nn.functional.linear`).
+    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        let x = self
+        precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
+                     "linear: input \(x.shape) does not match weight \(weight.shape) ([out, in])")
+        let inF = weight.shape[1], outF = weight.shape[0]
+        if let bias { precondition(bias.shape == [outF], "linear: bias \(bias.shape) for weight \(weight.shape)") }
+        let rows = x.count / Swift.max(inF, 1)
+        let out = Engine.backend.linear(x.viewed([rows, inF]), weight: weight, bias: bias)
+            .reshaped(Array(x.shape.dropLast()) + [outF])
+        var inputs = [x, weight]
+        if let bias { inputs.append(bias) }
+        return out.recorded("linear", inputs) { g in
+            var grads: [Tensor?] = []
+            let g2 = g.reshaped([rows, outF])
+            grads.append(x.requiresGrad ? Engine.backend.matmul(g2, weight, transposeA: false, transposeB: false).reshaped(x.shape) : nil)
+            grads.append(weight.requiresGrad ? Engine.backend.matmul(g2, x.viewed([rows, inF]), transposeA: true, transposeB: false) : nil)
+            if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
+            return grads
+        }
+    }
+}
+
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeA transA: Bool, transposeB transB: Bool) -> Tensor {
+        let ar = a.shape[a.rank - 2], ac = a.shape[a.rank - 1]
+        let br = b.shape[b.rank - 2], bc = b.shape[b.rank - 1]
+        let m = transA ? ac : ar, k = transA ? ar : ac
+        let n = transB ? br : bc
         let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
         let batch = broadcastShape(batchA, batchB, op: "matmul")
         let out = Tensor.uninitialized(batch + [m, n])
@@ -121,15 +158,9 @@ extension Tensor {
         return out
     }
 
-    /// y = x W^T + b for x [..., in], W [out, in], b [out] (PyTorch's `nn.functional.linear`).
-    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
-        let x = self
-        precondition(weight.rank == 2 && x.rank >= 1 && x.shape[x.rank - 1] == weight.shape[1],
-                     "linear: input \(x.shape) does not match weight \(weight.shape) ([out, in])")
-        let inF = weight.shape[1], outF = weight.shape[0]
-        if let bias { precondition(bias.shape == [outF], "linear: bias \(bias.shape) for weight \(weight.shape)") }
-        let rows = x.count / Swift.max(inF, 1)
-        let out = Tensor.uninitialized(Array(x.shape.dropLast()) + [outF])
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let rows = x.shape[0], inF = weight.shape[1], outF = weight.shape[0]
+        let out = Tensor.uninitialized([rows, outF])
         if let bias {
             let pb = bias.pointer, po = out.pointer
             for r in 0..<rows { (po + r * outF).update(from: pb, count: outF) }
@@ -138,23 +169,6 @@ extension Tensor {
             blasMatmul(transA: false, transB: true, m: rows, n: outF, k: inF, a: x.pointer, b: weight.pointer,
                        beta: bias == nil ? 0 : 1, c: out.pointer)
         }
-        var inputs = [x, weight]
-        if let bias { inputs.append(bias) }
-        return out.recorded("linear", inputs) { g in
-            var grads: [Tensor?] = []
-            let g2 = g.reshaped([rows, outF])
-            if x.requiresGrad {
-                let gx = Tensor.uninitialized(x.shape)
-                blasMatmul(transA: false, transB: false, m: rows, n: inF, k: outF, a: g2.pointer, b: weight.pointer, c: gx.pointer)
-                grads.append(gx)
-            } else { grads.append(nil) }
-            if weight.requiresGrad {
-                let gw = Tensor.uninitialized(weight.shape)
-                blasMatmul(transA: true, transB: false, m: outF, n: inF, k: rows, a: g2.pointer, b: x.pointer, c: gw.pointer)
-                grads.append(gw)
-            } else { grads.append(nil) }
-            if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
-            return grads
-        }
+        return out
     }
 }

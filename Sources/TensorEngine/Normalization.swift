@@ -30,21 +30,20 @@ extension Tensor {
     private func groupNormOp(groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu: Bool) -> Tensor {
         let op = silu ? "groupNormSiLU" : "groupNorm"
         precondition(rank >= 2, "\(op): input must be [N, C, ...], got shape \(shape)")
-        let n = shape[0], c = shape[1]
+        let c = shape[1]
         precondition(groups > 0 && c % groups == 0, "\(op): \(c) channels do not split into \(groups) groups")
         if let weight { precondition(weight.shape == [c], "\(op): weight shape \(weight.shape), expected [\(c)]") }
         if let bias { precondition(bias.shape == [c], "\(op): bias shape \(bias.shape), expected [\(c)]") }
-        let layout = GroupNormLayout(n: n, c: c, groups: groups, spatial: shape[2...].reduce(1, *))
-        let out = Tensor.uninitialized(shape)
-        let stats = groupNormForward(x: pointer, y: out.pointer, weight: weight?.pointer, bias: bias?.pointer,
-                                     layout: layout, eps: eps, silu: silu)
+        let backend = Engine.backend
+        let (out, saved) = backend.groupNorm(self, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
         let x = self
         var inputs = [x]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
         return out.recorded(op, inputs) { g in
-            let (gx, gw, gb) = groupNormBackward(grad: g, x: x, stats: stats, weight: weight, bias: bias,
-                                                 layout: layout, silu: silu)
+            let needs = GradientNeeds(input: x.requiresGrad, weight: weight?.requiresGrad ?? false, bias: bias?.requiresGrad ?? false)
+            let (gx, gw, gb) = backend.groupNormBackward(gradient: g, input: x, saved: saved, groups: groups, weight: weight,
+                                                         bias: bias, eps: eps, silu: silu, needs: needs)
             var grads: [Tensor?] = [gx]
             if weight != nil { grads.append(gw) }
             if bias != nil { grads.append(gb) }
@@ -65,22 +64,60 @@ extension Tensor {
         if let weight { precondition(weight.shape == ns, "layerNorm: weight shape \(weight.shape), expected \(ns)") }
         if let bias { precondition(bias.shape == ns, "layerNorm: bias shape \(bias.shape), expected \(ns)") }
         let d = ns.reduce(1, *)
-        let rows = d == 0 ? 0 : count / d
-        let out = Tensor.uninitialized(shape)
-        let stats = layerNormForward(x: pointer, y: out.pointer, weight: weight?.pointer, bias: bias?.pointer,
-                                     rows: rows, d: d, eps: eps)
+        let backend = Engine.backend
+        let (out, saved) = backend.layerNorm(self, normalizedCount: d, weight: weight, bias: bias, eps: eps)
         let x = self
         var inputs = [x]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
         return out.recorded("layerNorm", inputs) { g in
-            let (gx, gw, gb) = layerNormBackward(grad: g, x: x, stats: stats, weight: weight, bias: bias,
-                                                 rows: rows, d: d)
+            let needs = GradientNeeds(input: x.requiresGrad, weight: weight?.requiresGrad ?? false, bias: bias?.requiresGrad ?? false)
+            let (gx, gw, gb) = backend.layerNormBackward(gradient: g, input: x, saved: saved, normalizedCount: d, weight: weight,
+                                                         bias: bias, eps: eps, needs: needs)
             var grads: [Tensor?] = [gx]
             if weight != nil { grads.append(gw) }
             if bias != nil { grads.append(gb) }
             return grads
         }
+    }
+}
+
+// MARK: - CPU backend
+
+extension CPUBackend {
+    public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu: Bool)
+        -> (output: Tensor, saved: AnyObject?) {
+        let layout = GroupNormLayout(n: x.shape[0], c: x.shape[1], groups: groups, spatial: x.shape[2...].reduce(1, *))
+        let out = Tensor.uninitialized(x.shape)
+        let stats = groupNormForward(x: x.pointer, y: out.pointer, weight: weight?.pointer, bias: bias?.pointer,
+                                     layout: layout, eps: eps, silu: silu)
+        return (out, stats)
+    }
+
+    public func groupNormBackward(gradient: Tensor, input: Tensor, saved: AnyObject?, groups: Int, weight: Tensor?, bias: Tensor?,
+                                  eps: Float, silu: Bool, needs: GradientNeeds) -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
+        let x = input
+        let layout = GroupNormLayout(n: x.shape[0], c: x.shape[1], groups: groups, spatial: x.shape[2...].reduce(1, *))
+        let (gx, gw, gb) = TensorEngine.groupNormBackward(grad: gradient, x: x, stats: saved as! Tensor, weight: weight, bias: bias,
+                                                          layout: layout, silu: silu, needs: needs)
+        return (gx, gw, gb)
+    }
+
+    public func layerNorm(_ x: Tensor, normalizedCount d: Int, weight: Tensor?, bias: Tensor?, eps: Float)
+        -> (output: Tensor, saved: AnyObject?) {
+        let rows = d == 0 ? 0 : x.count / d
+        let out = Tensor.uninitialized(x.shape)
+        let stats = layerNormForward(x: x.pointer, y: out.pointer, weight: weight?.pointer, bias: bias?.pointer,
+                                     rows: rows, d: d, eps: eps)
+        return (out, stats)
+    }
+
+    public func layerNormBackward(gradient: Tensor, input: Tensor, saved: AnyObject?, normalizedCount d: Int, weight: Tensor?,
+                                  bias: Tensor?, eps: Float, needs: GradientNeeds) -> (input: Tensor?, weight: Tensor?, bias: Tensor?) {
+        let rows = d == 0 ? 0 : input.count / d
+        let (gx, gw, gb) = TensorEngine.layerNormBackward(grad: gradient, x: input, stats: saved as! Tensor, weight: weight, bias: bias,
+                                                          rows: rows, d: d, needs: needs)
+        return (gx, gw, gb)
     }
 }
 
@@ -149,8 +186,8 @@ func groupNormForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
 /// g * silu'(z)), per (sample, group) of m values with inverse std r:
 ///   dx = r (w dz - mean(w dz) - xhat mean(w dz xhat)),  dw[c] = sum dz xhat,  db[c] = sum dz.
 func groupNormBackward(grad: Tensor, x: Tensor, stats: Tensor, weight: Tensor?, bias: Tensor?,
-                       layout L: GroupNormLayout, silu: Bool) -> (Tensor?, Tensor?, Tensor?) {
-    let needX = x.requiresGrad, needW = weight?.requiresGrad ?? false, needB = bias?.requiresGrad ?? false
+                       layout L: GroupNormLayout, silu: Bool, needs: GradientNeeds) -> (Tensor?, Tensor?, Tensor?) {
+    let needX = needs.input, needW = needs.weight && weight != nil, needB = needs.bias && bias != nil
     if !needX && !needW && !needB { return (nil, nil, nil) }
     let cg = L.channelsPerGroup, hw = L.spatial, m = L.groupSize, groups = L.groups, c = L.c
     // gx holds dz first when SiLU is fused (then dx overwrites it in place).
@@ -253,8 +290,8 @@ func layerNormForward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
 ///   dx = r (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),  dw = sum over rows of g xhat,
 ///   db = sum over rows of g. The row sums for dw and db go through fixed chunks of rows.
 func layerNormBackward(grad: Tensor, x: Tensor, stats: Tensor, weight: Tensor?, bias: Tensor?,
-                       rows: Int, d: Int) -> (Tensor?, Tensor?, Tensor?) {
-    let needX = x.requiresGrad, needW = weight?.requiresGrad ?? false, needB = bias?.requiresGrad ?? false
+                       rows: Int, d: Int, needs: GradientNeeds) -> (Tensor?, Tensor?, Tensor?) {
+    let needX = needs.input, needW = needs.weight && weight != nil, needB = needs.bias && bias != nil
     if !needX && !needW && !needB { return (nil, nil, nil) }
     let gx = Tensor.uninitialized(x.shape)
     let rowsPerChunk = rowGrain(d)

@@ -22,6 +22,42 @@ extension Tensor {
         precondition(kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1, "avgPool2d: kernel \(kernel) and stride \((sh, sw)) must be >= 1")
         let (h, w) = (x.shape[2], x.shape[3])
         precondition(h >= kh && w >= kw, "avgPool2d: kernel \(kernel) larger than input \(h)x\(w)")
+        let inShape = x.shape
+        let out = Engine.backend.avgPool2d(x, kernel: (kh, kw), stride: (sh, sw))
+        return out.recorded("avg_pool2d", [x]) { g in
+            [Engine.backend.avgPool2dBackward(gradient: g, inputShape: inShape, kernel: (kh, kw), stride: (sh, sw))]
+        }
+    }
+
+    /// Nearest-neighbour upsampling by 2 in height and width: [N, C, H, W] -> [N, C, 2H, 2W].
+    /// Matches `torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")`. Differentiable.
+    public func upsampleNearest2x() -> Tensor { upsampleNearest(scale: (2, 2)) }
+
+    /// Nearest-neighbour upsampling by an integer factor in height and width.
+    public func upsampleNearest(scale: Int) -> Tensor { upsampleNearest(scale: (scale, scale)) }
+
+    /// Nearest-neighbour upsampling by integer factors (sH, sW): out[n, c, y, x] = in[n, c, y / sH, x / sW].
+    /// Matches `torch.nn.functional.interpolate(x, scale_factor=(sH, sW), mode="nearest")` for integer
+    /// factors. Not supported: fractional factors, target sizes, other modes. Differentiable (the
+    /// gradient sums each sH x sW block).
+    public func upsampleNearest(scale: (Int, Int)) -> Tensor {
+        let x = self
+        let (sh, sw) = scale
+        precondition(x.rank == 4, "upsampleNearest: input must be [N, C, H, W], got \(x.shape)")
+        precondition(sh >= 1 && sw >= 1, "upsampleNearest: scale \(scale) must be >= 1")
+        let out = Engine.backend.upsampleNearest(x, scale: (sh, sw))
+        return out.recorded("upsample_nearest", [x]) { g in
+            [Engine.backend.upsampleNearestBackward(gradient: g, scale: (sh, sw))]
+        }
+    }
+}
+
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)) -> Tensor {
+        let (kh, kw) = kernel, (sh, sw) = stride
+        let (h, w) = (x.shape[2], x.shape[3])
         let ho = (h - kh) / sh + 1, wo = (w - kw) / sw + 1
         let planes = x.shape[0] * x.shape[1]
         let out = Tensor.uninitialized([x.shape[0], x.shape[1], ho, wo])
@@ -48,49 +84,41 @@ extension Tensor {
                 }
             }
         }
-        let inShape = x.shape
-        return out.recorded("avg_pool2d", [x]) { g in
-            let gx = Tensor.zeros(inShape)
-            let gs = g.pointer, gd = gx.pointer
-            parallelFor(planes, grain: Swift.max(1, 32768 / Swift.max(1, h * w))) { range in
-                for p in range {
-                    let s = gs + p * ho * wo, d = gd + p * h * w
-                    for oy in 0..<ho {
-                        let grow = s + oy * wo
-                        for ky in 0..<kh {
-                            let drow = d + (oy * sh + ky) * w
-                            for kx in 0..<kw {
-                                let dk = drow + kx
-                                if sw == 1 {
-                                    for i in 0..<wo { dk[i] += grow[i] * scale }
-                                } else {
-                                    for i in 0..<wo { dk[i &* sw] += grow[i] * scale }
-                                }
+        return out
+    }
+
+    public func avgPool2dBackward(gradient g: Tensor, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int)) -> Tensor {
+        let (kh, kw) = kernel, (sh, sw) = stride
+        let (h, w) = (inputShape[2], inputShape[3])
+        let ho = g.shape[2], wo = g.shape[3]
+        let planes = inputShape[0] * inputShape[1]
+        let scale = 1 / Float(kh * kw)
+        let gx = Tensor.zeros(inputShape)
+        let gs = g.pointer, gd = gx.pointer
+        parallelFor(planes, grain: Swift.max(1, 32768 / Swift.max(1, h * w))) { range in
+            for p in range {
+                let s = gs + p * ho * wo, d = gd + p * h * w
+                for oy in 0..<ho {
+                    let grow = s + oy * wo
+                    for ky in 0..<kh {
+                        let drow = d + (oy * sh + ky) * w
+                        for kx in 0..<kw {
+                            let dk = drow + kx
+                            if sw == 1 {
+                                for i in 0..<wo { dk[i] += grow[i] * scale }
+                            } else {
+                                for i in 0..<wo { dk[i &* sw] += grow[i] * scale }
                             }
                         }
                     }
                 }
             }
-            return [gx]
         }
+        return gx
     }
 
-    /// Nearest-neighbour upsampling by 2 in height and width: [N, C, H, W] -> [N, C, 2H, 2W].
-    /// Matches `torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")`. Differentiable.
-    public func upsampleNearest2x() -> Tensor { upsampleNearest(scale: (2, 2)) }
-
-    /// Nearest-neighbour upsampling by an integer factor in height and width.
-    public func upsampleNearest(scale: Int) -> Tensor { upsampleNearest(scale: (scale, scale)) }
-
-    /// Nearest-neighbour upsampling by integer factors (sH, sW): out[n, c, y, x] = in[n, c, y / sH, x / sW].
-    /// Matches `torch.nn.functional.interpolate(x, scale_factor=(sH, sW), mode="nearest")` for integer
-    /// factors. Not supported: fractional factors, target sizes, other modes. Differentiable (the
-    /// gradient sums each sH x sW block).
-    public func upsampleNearest(scale: (Int, Int)) -> Tensor {
-        let x = self
+    public func upsampleNearest(_ x: Tensor, scale: (Int, Int)) -> Tensor {
         let (sh, sw) = scale
-        precondition(x.rank == 4, "upsampleNearest: input must be [N, C, H, W], got \(x.shape)")
-        precondition(sh >= 1 && sw >= 1, "upsampleNearest: scale \(scale) must be >= 1")
         let (h, w) = (x.shape[2], x.shape[3])
         let ho = h * sh, wo = w * sw
         let planes = x.shape[0] * x.shape[1]
@@ -114,27 +142,33 @@ extension Tensor {
                 }
             }
         }
-        let inShape = x.shape
-        return out.recorded("upsample_nearest", [x]) { g in
-            let gx = Tensor.uninitialized(inShape)
-            let gs = g.pointer, gd = gx.pointer
-            parallelFor(planes, grain: grain) { range in
-                for p in range {
-                    let s = gs + p * ho * wo, d = gd + p * h * w
-                    for iy in 0..<h {
-                        let drow = d + iy * w
-                        for i in 0..<w { drow[i] = 0 }
-                        for a in 0..<sh {
-                            let grow = s + (iy * sh + a) * wo
-                            for b in 0..<sw {
-                                let gb = grow + b
-                                for i in 0..<w { drow[i] += gb[i &* sw] }
-                            }
+        return out
+    }
+
+    public func upsampleNearestBackward(gradient g: Tensor, scale: (Int, Int)) -> Tensor {
+        let (sh, sw) = scale
+        let ho = g.shape[2], wo = g.shape[3]
+        let h = ho / sh, w = wo / sw
+        let planes = g.shape[0] * g.shape[1]
+        let grain = Swift.max(1, 32768 / Swift.max(1, ho * wo))
+        let gx = Tensor.uninitialized([g.shape[0], g.shape[1], h, w])
+        let gs = g.pointer, gd = gx.pointer
+        parallelFor(planes, grain: grain) { range in
+            for p in range {
+                let s = gs + p * ho * wo, d = gd + p * h * w
+                for iy in 0..<h {
+                    let drow = d + iy * w
+                    for i in 0..<w { drow[i] = 0 }
+                    for a in 0..<sh {
+                        let grow = s + (iy * sh + a) * wo
+                        for b in 0..<sw {
+                            let gb = grow + b
+                            for i in 0..<w { drow[i] += gb[i &* sw] }
                         }
                     }
                 }
             }
-            return [gx]
         }
+        return gx
     }
 }

@@ -287,6 +287,19 @@ public struct RandomGenerator: Sendable, Hashable {
         offset &+= UInt64(blocks)
     }
 
+    /// Fills `buffer` with the values of `buffer.count` successive `nextFloat(low:high:)` calls
+    /// (element i: word 0 of block offset + i); advances by count blocks. In parallel.
+    mutating func fillUniformOnePerBlock(_ buffer: UnsafeMutableBufferPointer<Float>, low: Float, high: Float) {
+        let span = RandomGenerator.checkedSpan(low, high, op: "fillUniform")
+        let below = high.nextDown
+        guard let dst = buffer.baseAddress, buffer.count > 0 else { return }
+        let s = PhiloxStream(seed: seed, stream: stream), base = offset
+        parallelFor(buffer.count, grain: 8192) { range in
+            for i in range { dst[i] = scaledUniform(s.block(base &+ UInt64(i)).0, low, span, high, below) }
+        }
+        offset &+= UInt64(buffer.count)
+    }
+
     /// Fills `buffer` with normal values mean + std * z (element i: block offset + i / 4, see the
     /// type's documentation); advances by ceil(count / 4) blocks. In parallel; thread-count
     /// independent.
@@ -436,8 +449,8 @@ extension Tensor {
     /// blocks. Same numbers for any `Engine.threads`.
     public static func randn(_ shape: [Int], mean: Float = 0, std: Float = 1,
                              generator: inout RandomGenerator, requiresGrad: Bool = false) -> Tensor {
-        let out = Tensor.uninitialized(shape)
-        generator.fillNormal(out.storage.buffer, mean: mean, std: std)
+        let out = Engine.backend.randomNormal(shape, mean: mean, std: std, generator: generator)
+        generator.skip(blocks: UInt64((out.count + 3) / 4))
         out.requiresGrad = requiresGrad
         return out
     }
@@ -448,11 +461,15 @@ extension Tensor {
         uniform(shape, low: 0, high: 1, generator: &generator, requiresGrad: requiresGrad)
     }
 
-    /// Uniform values in [low, high) (same counters as `rand`; never exactly `high`).
+    /// Uniform values in [low, high) (same counters as `rand`; never exactly `high`). With
+    /// `layout: .onePerBlock`, element i is instead word 0 of block generator.offset + i, so the
+    /// values are those of count successive `generator.nextFloat(low:high:)` calls, and the
+    /// generator advances by count blocks (for code that drew scalars one at a time).
     public static func uniform(_ shape: [Int], low: Float, high: Float, generator: inout RandomGenerator,
-                               requiresGrad: Bool = false) -> Tensor {
-        let out = Tensor.uninitialized(shape)
-        generator.fillUniform(out.storage.buffer, low: low, high: high)
+                               layout: RandomLayout = .packed, requiresGrad: Bool = false) -> Tensor {
+        _ = RandomGenerator.checkedSpan(low, high, op: "uniform")
+        let out = Engine.backend.randomUniform(shape, low: low, high: high, generator: generator, layout: layout)
+        generator.skip(blocks: UInt64(layout.blocks(out.count)))
         out.requiresGrad = requiresGrad
         return out
     }
@@ -460,8 +477,39 @@ extension Tensor {
     /// Integers in 0 ..< upperBound as Float values, unbiased (upperBound in 1...2^24; element i:
     /// words (2h, 2h+1), h = i % 2, of block generator.offset + i / 2; advances ceil(count / 2) blocks).
     public static func randint(_ shape: [Int], upperBound: Int, generator: inout RandomGenerator) -> Tensor {
+        precondition(upperBound > 0 && upperBound <= 1 << 24,
+                     "randint: upperBound must be in 1...2^24 (exact in Float), got \(upperBound)")
+        let out = Engine.backend.randomIntegers(shape, upperBound: upperBound, generator: generator)
+        generator.skip(blocks: UInt64((out.count + 1) / 2))
+        return out
+    }
+}
+
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func randomUniform(_ shape: [Int], low: Float, high: Float, generator: RandomGenerator,
+                              layout: RandomLayout) -> Tensor {
         let out = Tensor.uninitialized(shape)
-        generator.fillIntegers(out.storage.buffer, upperBound: upperBound)
+        var g = generator
+        switch layout {
+        case .packed: g.fillUniform(out.storage.buffer, low: low, high: high)
+        case .onePerBlock: g.fillUniformOnePerBlock(out.storage.buffer, low: low, high: high)
+        }
+        return out
+    }
+
+    public func randomNormal(_ shape: [Int], mean: Float, std: Float, generator: RandomGenerator) -> Tensor {
+        let out = Tensor.uninitialized(shape)
+        var g = generator
+        g.fillNormal(out.storage.buffer, mean: mean, std: std)
+        return out
+    }
+
+    public func randomIntegers(_ shape: [Int], upperBound: Int, generator: RandomGenerator) -> Tensor {
+        let out = Tensor.uninitialized(shape)
+        var g = generator
+        g.fillIntegers(out.storage.buffer, upperBound: upperBound)
         return out
     }
 }

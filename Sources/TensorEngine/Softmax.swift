@@ -27,12 +27,26 @@ extension Tensor {
         let n = rank == 0 ? 1 : shape[ax]
         let outer = rank == 0 ? 1 : shape[..<ax].reduce(1, *)
         let inner = rank == 0 ? 1 : shape[(ax + 1)...].reduce(1, *)
-        let out = Tensor.uninitialized(shape)
-        softmaxForward(pointer, out.pointer, outer: outer, n: n, inner: inner, log: log)
+        let layout = ReductionLayout(outer: outer, reduced: n, inner: inner)
+        let out = Engine.backend.softmax(self, layout, log: log).viewed(shape)
         let x = self
         return out.recorded(name, [x]) { [unowned out] g in
-            [softmaxBackward(g, output: out, outer: outer, n: n, inner: inner, log: log)]
+            [Engine.backend.softmaxBackward(gradient: g, output: out, layout, log: log)]
         }
+    }
+}
+
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func softmax(_ x: Tensor, _ L: ReductionLayout, log: Bool) -> Tensor {
+        let out = Tensor.uninitialized(x.shape)
+        softmaxForward(x.pointer, out.pointer, outer: L.outer, n: L.reduced, inner: L.inner, log: log)
+        return out
+    }
+
+    public func softmaxBackward(gradient: Tensor, output: Tensor, _ L: ReductionLayout, log: Bool) -> Tensor {
+        TensorEngine.softmaxBackward(gradient, output: output, outer: L.outer, n: L.reduced, inner: L.inner, log: log)
     }
 }
 

@@ -43,6 +43,17 @@ public final class Tensor {
         self.init(shape: shape, storage: storage, requiresGrad: requiresGrad)
     }
 
+    /// A tensor of the given shape from external data: `bytes` holds product(shape) little-endian
+    /// values of `format`, converted to Float32 as `ScalarFormat` says (by the current backend).
+    /// The bytes need no alignment.
+    public convenience init(shape: [Int], bytes: UnsafeRawBufferPointer, format: ScalarFormat, requiresGrad: Bool = false) {
+        let n = Tensor.elementCount(shape)
+        precondition(bytes.count == n * format.byteSize,
+                     "Tensor: shape \(shape) of \(format) needs \(n * format.byteSize) bytes, got \(bytes.count)")
+        let t = Engine.backend.decode(bytes, format: format, shape: shape)
+        self.init(shape: shape, storage: t.storage, requiresGrad: requiresGrad)
+    }
+
     /// A 0-dimensional tensor holding one value.
     public convenience init(_ scalar: Float, requiresGrad: Bool = false) {
         self.init(shape: [], [scalar], requiresGrad: requiresGrad)
@@ -85,11 +96,26 @@ public final class Tensor {
     @inlinable public var count: Int { storage.count }
     /// Number of dimensions.
     @inlinable public var rank: Int { shape.count }
-    /// Pointer to the first element (contiguous, row-major).
-    @inlinable public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    /// Pointer to the first element (contiguous, row-major, host memory). Engine-internal: code
+    /// above the engine reads values through `scalars`, `item` or `withHostBuffer`.
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 
-    /// The values in row-major order.
+    /// The values in row-major order, copied to host memory.
     public var scalars: [Float] { Array(storage.buffer) }
+
+    /// Calls `body` with the values in row-major order in host memory, read-only and valid only
+    /// during the call (for writing them out: files, images). The host backends hand over the
+    /// tensor's own memory; a device backend would copy to host first.
+    public func withHostBuffer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(UnsafeBufferPointer(storage.buffer)) }
+    }
+
+    /// Calls `body` with the values in host memory for writing, in place (the tensor is changed;
+    /// every tensor sharing its storage sees the change). For tests and finite differences; ops
+    /// above the engine use `assign` or make new tensors. A device backend would copy back after.
+    public func withMutableHostBuffer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(storage.buffer) }
+    }
 
     /// The single value of a one-element tensor.
     public var item: Float {
@@ -120,18 +146,38 @@ public final class Tensor {
         Tensor(shape: shape, storage: storage)
     }
 
+    /// The same storage seen with another shape of equal size, without history (for handing
+    /// operands to kernels; `reshaped` is the recorded form).
+    func viewed(_ newShape: [Int]) -> Tensor {
+        newShape == shape ? self : Tensor(shape: newShape, storage: storage)
+    }
+
     /// A fresh copy of the values (no history).
     public func copy() -> Tensor {
-        let out = Tensor.uninitialized(shape)
-        out.pointer.update(from: pointer, count: count)
-        return out
+        Engine.backend.copy(self)
     }
 
     /// Overwrites this tensor's values with `other`'s (same element count); used by optimizers and
     /// loaders on leaves. Records no history.
     public func assign(_ other: Tensor) {
         precondition(other.count == count, "assign: shapes \(other.shape) and \(shape) differ in size")
-        pointer.update(from: other.pointer, count: count)
+        Engine.backend.assign(other, to: self)
+    }
+
+    /// In place, self = a * self + b * other (same element count; each product rounded to Float
+    /// before the sum, like BLAS `saxpby`). Records no history: for optimizer and average updates.
+    public func scaleAndAdd(_ a: Float, _ other: Tensor, _ b: Float) {
+        precondition(other.count == count, "scaleAndAdd: shapes \(other.shape) and \(shape) differ in size")
+        Engine.backend.scaleAndAdd(self, a, other, b)
+    }
+
+    /// In place: one AdamW step of this parameter with `gradient`, updating the moment tensors
+    /// `firstMoment` and `secondMoment` too (all of one element count; see `AdamWStep` for the
+    /// arithmetic, which matches `torch.optim.AdamW`). Records no history.
+    public func applyAdamW(gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor, _ step: AdamWStep) {
+        precondition(gradient.count == count && firstMoment.count == count && secondMoment.count == count,
+                     "applyAdamW: gradient \(gradient.shape) and moments \(firstMoment.shape), \(secondMoment.shape) for \(shape)")
+        Engine.backend.adamW(parameter: self, gradient: gradient, firstMoment: firstMoment, secondMoment: secondMoment, step)
     }
 }
 

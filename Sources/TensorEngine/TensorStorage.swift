@@ -1,8 +1,11 @@
-/// The memory behind a tensor: a fixed-size, 64-byte-aligned buffer of Float32 owned by this
-/// object. Tensors share storage only where that is safe (a reshape shares; every other op copies),
-/// so kernels may read it freely; only optimizers and explicit in-place helpers write into a
-/// tensor after it is made. All backends reach memory through this type, which keeps the rest of
-/// the engine free of allocation details (a GPU backend would give it a device buffer).
+/// The memory behind a tensor: a fixed-size, 64-byte-aligned buffer of Float32 in host memory,
+/// owned by this object. Tensors share storage only where that is safe (a reshape shares; every
+/// other op copies), so kernels may read it freely; only the in-place APIs (`assign`,
+/// `scaleAndAdd`, optimizer steps, `withMutableHostBuffer`) write into a tensor after it is made.
+///
+/// Outside the engine a storage is an opaque handle (its element count and identity): the host
+/// pointer is internal, so code above the engine never assumes where values live. A device
+/// backend would give this class a device buffer (docs/engine.md, "Adding a backend").
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
@@ -17,7 +20,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     /// Allocates `count` floats set to `value`.
-    public convenience init(count: Int, repeating value: Float) {
+    convenience init(count: Int, repeating value: Float) {
         self.init(uninitializedCount: count)
         pointer.initialize(repeating: value, count: count)
     }
@@ -27,7 +30,7 @@ public final class TensorStorage: @unchecked Sendable {
         BufferCache.release(UnsafeMutableRawPointer(pointer), bytes: Swift.max(count, 1) * MemoryLayout<Float>.stride)
     }
 
-    @inlinable public var buffer: UnsafeMutableBufferPointer<Float> {
+    public var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)
     }
 }
