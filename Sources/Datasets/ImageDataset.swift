@@ -17,19 +17,20 @@ public struct ImageDataset {
         self.pixels = pixels; self.labels = labels; self.classNames = classNames
     }
 
-    /// Images `indices` as [n, C, H, W] in [-1, 1].
+    /// Images `indices` as [n, C, H, W] in [-1, 1]: the bytes of those images as a tensor, then
+    /// HWC to CHW, x / 127.5 - 1 (the exact quotient, as one Float division per pixel).
     public func images(_ indices: [Int]) -> Tensor {
-        let hw = height * width, per = hw * channels
-        let out = Tensor.uninitialized([indices.count, channels, height, width])
-        let p = out.pointer
-        pixels.withUnsafeBufferPointer { src in
-            for (n, i) in indices.enumerated() {
-                precondition(i >= 0 && i < count, "ImageDataset.images: index \(i) outside 0..<\(count)")
-                let s = src.baseAddress! + i * per, d = p + n * per
-                for y in 0..<hw { for c in 0..<channels { d[c * hw + y] = Float(s[y * channels + c]) / 127.5 - 1 } }
-            }
+        let per = height * width * channels
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(indices.count * per)
+        for i in indices {
+            precondition(i >= 0 && i < count, "ImageDataset.images: index \(i) outside 0..<\(count)")
+            bytes.append(contentsOf: pixels[(i * per)..<((i + 1) * per)])
         }
-        return out
+        return Autograd.noGrad {
+            let hwc = bytes.withUnsafeBytes { Tensor(shape: [indices.count, height, width, channels], bytes: $0, format: .uint8) }
+            return hwc.permuted([0, 3, 1, 2]) / Tensor(127.5) - 1
+        }
     }
 
     /// Labels `indices` as a Float tensor [n] of class ids.

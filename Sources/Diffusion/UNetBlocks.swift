@@ -6,19 +6,14 @@ import NeuralNetworks
 /// computed in float32 as diffusers does.
 public func timestepEmbedding(_ timesteps: [Float], dim: Int, flipSinToCos: Bool, freqShift: Float) -> Tensor {
     let half = dim / 2
-    let out = Tensor.zeros([timesteps.count, dim])
-    let p = out.pointer
     let logPeriod = Float(Foundation.log(10000.0))
-    for (n, t) in timesteps.enumerated() {
-        for i in 0..<half {
-            let freq = Foundation.exp(-logPeriod * Float(i) / (Float(half) - freqShift))
-            let arg = t * freq
-            let s = Foundation.sin(arg), c = Foundation.cos(arg)
-            p[n * dim + i] = flipSinToCos ? c : s
-            p[n * dim + half + i] = flipSinToCos ? s : c
-        }
+    return Autograd.noGrad {
+        // Each step rounds as diffusers' float32 expression: exp((-ln(10000) * i) / (half - shift)), t * freq.
+        let frequencies = (Tensor.arange(half) * (-logPeriod) / Tensor(Float(half) - freqShift)).exp()
+        let arguments = Tensor(shape: [timesteps.count, 1], timesteps) * frequencies.reshaped([1, half])
+        let (s, c) = (arguments.sin(), arguments.cos())
+        return Tensor.concat(flipSinToCos ? [c, s] : [s, c], axis: 1).padded(axis: 1, before: 0, after: dim - 2 * half)
     }
-    return out
 }
 
 /// diffusers' `TimestepEmbedding`: linear_1, SiLU, linear_2.

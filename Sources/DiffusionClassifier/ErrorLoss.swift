@@ -24,18 +24,19 @@ public enum ErrorLoss: String, Codable, CaseIterable, Sendable {
         }
     }
 
-    /// Mean loss per batch item: `prediction` and `target` are [N, ...]; returns N values.
+    /// The engine's loss of this kind (the same formulas as `value`).
+    public var pointwise: PointwiseLoss {
+        switch self {
+        case .l2: return .squared
+        case .l1: return .absolute
+        case .huber: return .huber
+        }
+    }
+
+    /// Mean loss per batch item: `prediction` and `target` are [N, ...]; returns N values
+    /// (`Tensor.rowMeanLoss`: the sum of `value` over each item in Float64, in element order).
     public func perItem(prediction: Tensor, target: Tensor) -> [Double] {
         precondition(prediction.shape == target.shape, "ErrorLoss: prediction \(prediction.shape) vs target \(target.shape)")
-        let n = prediction.shape[0], per = prediction.count / Swift.max(n, 1)
-        let p = prediction.pointer, q = target.pointer
-        var out = [Double](repeating: 0, count: n)
-        for i in 0..<n {
-            var acc = 0.0
-            let base = i * per
-            for j in 0..<per { acc += value(p[base + j] - q[base + j]) }
-            out[i] = acc / Double(per)
-        }
-        return out
+        return prediction.rowMeanLoss(target: target, pointwise)
     }
 }

@@ -225,14 +225,20 @@ public final class ImageScorer: ProbeScorer {
         return (xt, eps)
     }
 
-    /// The given (tensor, row) rows of [P, ...] tensors of equal shape, stacked.
+    /// The given (tensor, row) rows of [P, ...] tensors of equal shape, stacked: each source's
+    /// rows gathered in one op, then the pieces put back in order.
     private func gatherRows(_ rows: [(Tensor, Int)]) -> Tensor {
-        let first = rows[0].0
-        let per = first.count / first.shape[0]
-        var shape = first.shape
-        shape[0] = rows.count
-        let out = Tensor.uninitialized(shape)
-        for (i, (t, r)) in rows.enumerated() { (out.pointer + i * per).update(from: t.pointer + r * per, count: per) }
-        return out
+        Autograd.noGrad {
+            // Runs of consecutive rows from one source become one gather.
+            var pieces: [Tensor] = []
+            var start = 0
+            while start < rows.count {
+                var end = start + 1
+                while end < rows.count && rows[end].0 === rows[start].0 { end += 1 }
+                pieces.append(rows[start].0.gatherRows(rows[start..<end].map(\.1)))
+                start = end
+            }
+            return Tensor.concat(pieces, axis: 0)
+        }
     }
 }

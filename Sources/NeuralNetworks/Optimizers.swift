@@ -34,21 +34,12 @@ public final class AdamW {
         let decay = 1 - lr * weightDecay
         let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step)))
         let c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
-        let stepSize = lr / c1
-        let c2Root = c2.squareRoot()
+        let constants = AdamWStep(beta1: b1, beta2: b2, eps: eps, decay: decay, stepSize: lr / c1,
+                                  secondMomentCorrectionRoot: c2.squareRoot())
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             precondition(g.shape == p.shape, "AdamW: gradient \(g.shape) for parameter \(p.shape)")
-            let pp = p.pointer, pg = g.pointer, pm = m[i].pointer, pv = v[i].pointer
-            parallelFor(p.count, grain: 65536) { r in
-                for j in r {
-                    let gj = pg[j]
-                    let mj = b1 * pm[j] + (1 - b1) * gj
-                    let vj = b2 * pv[j] + (1 - b2) * gj * gj
-                    pm[j] = mj; pv[j] = vj
-                    pp[j] = pp[j] * decay - stepSize * mj / (vj.squareRoot() / c2Root + eps)
-                }
-            }
+            p.applyAdamW(gradient: g, firstMoment: m[i], secondMoment: v[i], constants)
         }
     }
 
@@ -89,12 +80,9 @@ public final class SGD {
         let lr = learningRate, mu = momentum
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            let pp = p.pointer, pg = g.pointer, pv = velocity[i].pointer
-            for j in 0..<p.count {
-                let v = mu * pv[j] + pg[j]
-                pv[j] = v
-                pp[j] -= lr * v
-            }
+            // v = mu v + g; p = p - lr v (in place; the same roundings as the scalar loop).
+            velocity[i].scaleAndAdd(mu, g, 1)
+            p.scaleAndAdd(1, velocity[i], -lr)
         }
     }
 }
@@ -103,22 +91,14 @@ public final class SGD {
 /// clipping. Matches `torch.nn.utils.clip_grad_norm_` (norm type 2, eps 1e-6).
 @discardableResult
 public func clipGradientNorm(_ parameters: [Tensor], maxNorm: Float) -> Float {
-    var total: Double = 0
-    for p in parameters {
-        guard let g = p.grad else { continue }
-        let pg = g.pointer
-        for j in 0..<g.count { total += Double(pg[j]) * Double(pg[j]) }
-    }
+    let total = Tensor.sumOfSquares(parameters.compactMap(\.grad))
     let norm = Float(total.squareRoot())
     let scale = maxNorm / (norm + 1e-6)
     if scale < 1 {
         for p in parameters {
             guard let g = p.grad else { continue }
-            // Gradients may be shared with other tensors: write a scaled copy.
-            let scaled = g.copy()
-            let ps = scaled.pointer
-            for j in 0..<scaled.count { ps[j] *= scale }
-            p.grad = scaled
+            // Gradients may be shared with other tensors: a scaled copy.
+            p.grad = g * scale
         }
     }
     return norm
@@ -141,10 +121,7 @@ public final class ExponentialMovingAverage {
         updates += 1
         let t = Float(updates)
         let d = Swift.min(decay, (1 + t) / (10 + t))
-        for (s, p) in zip(shadow, parameters) {
-            let ps = s.pointer, pp = p.pointer
-            for j in 0..<s.count { ps[j] = d * ps[j] + (1 - d) * pp[j] }
-        }
+        for (s, p) in zip(shadow, parameters) { s.scaleAndAdd(d, p, 1 - d) }
     }
 
     /// Writes the averages into `parameters` (e.g. before saving the EMA model).

@@ -79,10 +79,25 @@ public enum SafetensorsDType: String, CaseIterable, Sendable {
     }
 
     /// Whether `SafetensorsFile.tensor(_:)` can convert this type to Float32.
-    public var convertsToFloat: Bool {
+    public var convertsToFloat: Bool { scalarFormat != nil }
+
+    /// The engine's name for this type, for the types it converts to Float32.
+    public var scalarFormat: ScalarFormat? {
         switch self {
-        case .f32, .f16, .bf16, .f64, .bool, .u8, .i8, .i16, .u16, .i32, .u32, .i64, .u64: return true
-        default: return false
+        case .f32: return .float32
+        case .f16: return .float16
+        case .bf16: return .bfloat16
+        case .f64: return .float64
+        case .bool: return .bool
+        case .u8: return .uint8
+        case .i8: return .int8
+        case .i16: return .int16
+        case .u16: return .uint16
+        case .i32: return .int32
+        case .u32: return .uint32
+        case .i64: return .int64
+        case .u64: return .uint64
+        default: return nil
         }
     }
 
@@ -202,18 +217,14 @@ public struct SafetensorsFile: Sendable {
     /// `unsupportedDType`. F64 and 64-bit integers are rounded to the nearest Float.
     public func tensor(_ name: String) throws -> Tensor {
         let info = try info(name)
-        guard info.dtype.convertsToFloat else {
+        guard let format = info.dtype.scalarFormat else {
             throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype, requested: "Float32")
         }
-        let out = Tensor.uninitialized(info.shape)
-        let count = out.count
-        guard count > 0 else { return out }
         let offset = 8 + headerLength + info.begin
-        data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            SafetensorsConversion.toFloat(from: base + offset, dtype: info.dtype, count: count, into: out.pointer)
+        return data.withUnsafeBytes { raw in
+            Tensor(shape: info.shape, bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + info.byteCount)]),
+                   format: format)
         }
-        return out
     }
 
     /// Every tensor, converted as `tensor(_:)` does.
@@ -258,18 +269,9 @@ public struct SafetensorsFile: Sendable {
             throw SafetensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtype, requested: wanted.rawValue)
         }
         precondition(info.elementCount == destination.count, "copyHalfBits: '\(name)' has \(info.elementCount) values, destination \(destination.count)")
-        guard destination.count > 0 else { return }
         let offset = 8 + headerLength + info.begin
         data.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            let dst = destination.bits
-            #if _endian(little)
-            UnsafeMutableRawPointer(dst).copyMemory(from: base + offset, byteCount: destination.count * 2)
-            #else
-            for i in 0..<destination.count {
-                dst[i] = UInt16(littleEndian: (base + offset).loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
-            }
-            #endif
+            destination.assignBits(littleEndian: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + info.byteCount)]))
         }
     }
 
@@ -281,62 +283,9 @@ public struct SafetensorsFile: Sendable {
     }
 }
 
-/// The conversion loops: unaligned little-endian loads from the mapped file, one pass each.
+/// The integer conversion loop: unaligned little-endian loads from the mapped file, one pass.
+/// (Float conversions are the engine's: `Tensor(shape:bytes:format:)`.)
 enum SafetensorsConversion {
-    static func toFloat(from src: UnsafeRawPointer, dtype: SafetensorsDType, count n: Int,
-                        into dst: UnsafeMutablePointer<Float>) {
-        switch dtype {
-        case .f32:
-            #if _endian(little)
-            UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: n * 4)
-            #else
-            for i in 0..<n {
-                dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self)))
-            }
-            #endif
-        case .f16, .bf16:
-            let format: HalfFormat = dtype == .f16 ? .float16 : .bfloat16
-            #if _endian(little)
-            // The usual case (the header length keeps the data 2-aligned): the buffer kernels.
-            if Int(bitPattern: src) % 2 == 0 {
-                HalfPrecision.expand(UnsafeBufferPointer(start: src.assumingMemoryBound(to: UInt16.self), count: n),
-                                     format: format, into: UnsafeMutableBufferPointer(start: dst, count: n))
-                return
-            }
-            #endif
-            for i in 0..<n {
-                let h = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
-                dst[i] = format == .float16 ? HalfPrecision.float(fromFloat16Bits: h) : HalfPrecision.float(fromBFloat16Bits: h)
-            }
-        case .f64:
-            for i in 0..<n {
-                let bits = UInt64(littleEndian: src.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
-                dst[i] = Float(Double(bitPattern: bits))
-            }
-        case .bool:
-            for i in 0..<n { dst[i] = src.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
-        case .u8: integersToFloat(src, n, dst, UInt8.self)
-        case .i8: integersToFloat(src, n, dst, Int8.self)
-        case .i16: integersToFloat(src, n, dst, Int16.self)
-        case .u16: integersToFloat(src, n, dst, UInt16.self)
-        case .i32: integersToFloat(src, n, dst, Int32.self)
-        case .u32: integersToFloat(src, n, dst, UInt32.self)
-        case .i64: integersToFloat(src, n, dst, Int64.self)
-        case .u64: integersToFloat(src, n, dst, UInt64.self)
-        default:
-            break  // callers check `convertsToFloat`
-        }
-    }
-
-    @inline(__always)
-    private static func integersToFloat<T: FixedWidthInteger>(_ src: UnsafeRawPointer, _ n: Int,
-                                                              _ dst: UnsafeMutablePointer<Float>, _: T.Type) {
-        let size = MemoryLayout<T>.size
-        for i in 0..<n {
-            dst[i] = Float(T(littleEndian: src.loadUnaligned(fromByteOffset: i &* size, as: T.self)))
-        }
-    }
-
     /// Returns the index of the first value that does not fit in Int64 (U64 only), or nil.
     static func toInt64(from src: UnsafeRawPointer, dtype: SafetensorsDType, count n: Int,
                         into dst: UnsafeMutablePointer<Int64>) -> Int? {

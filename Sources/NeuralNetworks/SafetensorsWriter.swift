@@ -166,18 +166,21 @@ extension Safetensors {
         out.append(UInt8(ascii: "\""))
     }
 
-    /// Streams each tensor's data, converted to `dtype`, in chunks of at most 2M elements.
+    /// Streams each tensor's data, converted to `dtype`, in chunks of at most 2M elements (read
+    /// through the engine's host view of each tensor, `withHostBuffer`).
     private static func emitData(names: [(String, Tensor)], dtype: SafetensorsWriteDType,
                                  to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let chunkElements = 1 << 21
         #if _endian(little)
         if dtype == .f32 {   // the tensor's memory is already the file's bytes
             for (_, tensor) in names {
-                var done = 0
-                while done < tensor.count {
-                    let n = min(chunkElements, tensor.count - done)
-                    try sink(UnsafeRawBufferPointer(start: tensor.pointer + done, count: n * 4))
-                    done += n
+                try tensor.withHostBuffer { values in
+                    var done = 0
+                    while done < values.count {
+                        let n = min(chunkElements, values.count - done)
+                        try sink(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: values[done..<(done + n)])))
+                        done += n
+                    }
                 }
             }
             return
@@ -186,11 +189,11 @@ extension Safetensors {
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: chunkElements * 4, alignment: 16)
         defer { scratch.deallocate() }
         let halves = scratch.bindMemory(to: UInt16.self, capacity: chunkElements)
-        for (_, tensor) in names {
+        for (_, tensor) in names { try tensor.withHostBuffer { values in
             var done = 0
-            while done < tensor.count {
-                let n = min(chunkElements, tensor.count - done)
-                let s = tensor.pointer + done
+            while done < values.count {
+                let n = min(chunkElements, values.count - done)
+                let s = values.baseAddress! + done
                 let bytes: Int
                 switch dtype {
                 case .f16:
@@ -208,7 +211,7 @@ extension Safetensors {
                 try sink(UnsafeRawBufferPointer(start: scratch, count: bytes))
                 done += n
             }
-        }
+        } }
     }
 }
 

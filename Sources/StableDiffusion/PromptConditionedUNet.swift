@@ -21,18 +21,15 @@ public final class PromptConditionedUNet: ConditionalNoisePredictor {
 
     /// The rows of `embeddings` for class ids `ids`, [N, S, D].
     public func encoderStates(classIDs ids: [Int]) -> Tensor {
-        let per = embeddings.shape[1] * embeddings.shape[2]
-        let out = Tensor.uninitialized([ids.count, embeddings.shape[1], embeddings.shape[2]])
-        for (i, k) in ids.enumerated() {
+        for k in ids {
             precondition(k >= 0 && k < classCount, "PromptConditionedUNet: class \(k) outside 0..<\(classCount)")
-            (out.pointer + i * per).update(from: embeddings.pointer + k * per, count: per)
         }
-        return out
+        return Autograd.noGrad { embeddings.gatherRows(ids) }
     }
 
     public func predict(_ sample: Tensor, timesteps: [Float], conditions: Tensor?) -> Tensor {
         guard let conditions else { preconditionFailure("PromptConditionedUNet: class ids are required") }
-        let ids = (0..<conditions.count).map { Int(conditions.pointer[$0]) }
+        let ids = conditions.scalars.map { Int($0) }
         return unet(sample, timesteps: timesteps, encoderHiddenStates: encoderStates(classIDs: ids))
     }
 }

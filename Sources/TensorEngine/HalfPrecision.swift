@@ -144,7 +144,7 @@ public final class HalfTensor: @unchecked Sendable {
     public let format: HalfFormat
     public let count: Int
     /// The 16-bit patterns in host memory (engine-internal, as `TensorStorage`'s pointer).
-    public let bits: UnsafeMutablePointer<UInt16>
+    let bits: UnsafeMutablePointer<UInt16>
 
     /// `shape` with uninitialised values.
     public init(shape: [Int], format: HalfFormat) {
@@ -169,7 +169,7 @@ public final class HalfTensor: @unchecked Sendable {
     /// Bytes of value storage (2 per element).
     public var byteCount: Int { count * 2 }
 
-    public var buffer: UnsafeMutableBufferPointer<UInt16> { UnsafeMutableBufferPointer(start: bits, count: count) }
+    var buffer: UnsafeMutableBufferPointer<UInt16> { UnsafeMutableBufferPointer(start: bits, count: count) }
 
     /// The 16-bit patterns in row-major order, copied to host memory.
     public var bitPatterns: [UInt16] { Array(buffer) }

@@ -35,7 +35,7 @@ public func rawBLASMatmul(_ a: Tensor, _ b: Tensor, into c: Tensor) {
 /// work by thread count), so large products are split here into a fixed partition that depends
 /// only on the shape (row blocks, or column blocks when C is wide), each block a single-threaded
 /// BLAS call run on the engine's workers: identical results for every thread count.
-public func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
                        c: UnsafeMutablePointer<Float>) {
     let lda = transA ? m : k, ldb = transB ? k : n

@@ -66,7 +66,7 @@ public final class Tensor {
     }
 
     /// A tensor of the given shape with uninitialised contents, for kernels to fill.
-    public static func uninitialized(_ shape: [Int]) -> Tensor {
+    static func uninitialized(_ shape: [Int]) -> Tensor {
         Tensor(shape: shape, storage: TensorStorage(uninitializedCount: elementCount(shape)))
     }
 
@@ -98,7 +98,7 @@ public final class Tensor {
     @inlinable public var rank: Int { shape.count }
     /// Pointer to the first element (contiguous, row-major, host memory). Engine-internal: code
     /// above the engine reads values through `scalars`, `item` or `withHostBuffer`.
-    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+    var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 
     /// The values in row-major order, copied to host memory.
     public var scalars: [Float] { Array(storage.buffer) }

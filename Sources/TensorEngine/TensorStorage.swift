@@ -8,10 +8,10 @@
 /// backend would give this class a device buffer (docs/engine.md, "Adding a backend").
 public final class TensorStorage: @unchecked Sendable {
     public let count: Int
-    public let pointer: UnsafeMutablePointer<Float>
+    let pointer: UnsafeMutablePointer<Float>
 
     /// Allocates `count` floats, uninitialised.
-    public init(uninitializedCount count: Int) {
+    init(uninitializedCount count: Int) {
         precondition(count >= 0, "TensorStorage: negative element count \(count)")
         self.count = count
         let raw = BufferCache.allocate(Swift.max(count, 1) * MemoryLayout<Float>.stride)
@@ -30,7 +30,7 @@ public final class TensorStorage: @unchecked Sendable {
         BufferCache.release(UnsafeMutableRawPointer(pointer), bytes: Swift.max(count, 1) * MemoryLayout<Float>.stride)
     }
 
-    public var buffer: UnsafeMutableBufferPointer<Float> {
+    var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)
     }
 }

@@ -79,7 +79,7 @@ final class RDCTests: XCTestCase {
         // A quarter of the pixels at 0.002, so some end clipped at 0 (derivative 0 there: the
         // exact gradient is not BPDA's identity).
         let x = images(2, low: 0.005, high: 0.995, seed: 12)
-        for i in Swift.stride(from: 0, to: x.count, by: 4) { x.pointer[i] = 0.002 }
+        x.withMutableHostBuffer { for i in Swift.stride(from: 0, to: $0.count, by: 4) { $0[i] = 0.002 } }
         // h small enough that no sign(g) flips between x - hv and x + hv: LM's Jacobian-vector
         // product is then v times 0 or 1 in every pixel (h = 1e-3 flips two signs here).
         let h: Float = 1e-4

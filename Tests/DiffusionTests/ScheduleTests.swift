@@ -73,8 +73,9 @@ func assertTensorsClose(_ a: Tensor, _ b: Tensor, tolerance: Float, _ message: S
                         file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.shape, b.shape, message, file: file, line: line)
     var worst: Float = 0
+    let pa = a.scalars, pb = b.scalars
     for i in 0..<Swift.min(a.count, b.count) {
-        worst = Swift.max(worst, Swift.abs(a.pointer[i] - b.pointer[i]) / (1 + Swift.abs(b.pointer[i])))
+        worst = Swift.max(worst, Swift.abs(pa[i] - pb[i]) / (1 + Swift.abs(pb[i])))
     }
     XCTAssertLessThanOrEqual(worst, tolerance, "max relative error \(worst) \(message)", file: file, line: line)
 }

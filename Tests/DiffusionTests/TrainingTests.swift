@@ -14,10 +14,7 @@ struct RandomImages: TrainingData {
     }
     var count: Int { labels.count }
     func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
-        let per = images.count / count
-        let out = Tensor.uninitialized([indices.count] + Array(images.shape.dropFirst()))
-        for (k, i) in indices.enumerated() { (out.pointer + k * per).update(from: images.pointer + i * per, count: per) }
-        return (out, Tensor(shape: [indices.count], indices.map { labels[$0] }))
+        return (images.gatherRows(indices), Tensor(shape: [indices.count], indices.map { labels[$0] }))
     }
 }
 

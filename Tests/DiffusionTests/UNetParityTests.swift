@@ -10,10 +10,11 @@ final class UNetParityTests: XCTestCase {
     func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         XCTAssertEqual(a.shape, b.shape)
         var num = 0.0, den = 0.0
+        let pa = a.scalars, pb = b.scalars
         for i in 0..<Swift.min(a.count, b.count) {
-            let d = Double(a.pointer[i]) - Double(b.pointer[i])
+            let d = Double(pa[i]) - Double(pb[i])
             num += d * d
-            den += Double(b.pointer[i]) * Double(b.pointer[i])
+            den += Double(pb[i]) * Double(pb[i])
         }
         return (num / Swift.max(den, 1e-30)).squareRoot()
     }

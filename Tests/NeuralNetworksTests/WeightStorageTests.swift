@@ -100,7 +100,7 @@ final class WeightStorageTests: XCTestCase {
                     XCTAssertEqual(half.format, format)
                     let raw = try file.rawData(key)
                     let bits = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
-                    XCTAssertEqual(Array(half.buffer), bits.map { UInt16(littleEndian: $0) }, key)
+                    XCTAssertEqual(half.bitPatterns, bits.map { UInt16(littleEndian: $0) }, key)
                 }
             }
             XCTAssertEqual(Autograd.noGrad { net(ids, image) }.0.scalars, Autograd.noGrad { full(ids, image) }.0.scalars)

@@ -11,10 +11,7 @@ import XCTest
 private struct RowNoise: NoiseSource {
     let eps: Tensor
     func noise(_ k: Int) throws -> Tensor {
-        let per = eps.count / eps.shape[0]
-        let out = Tensor.uninitialized([1] + Array(eps.shape.dropFirst()))
-        out.pointer.update(from: eps.pointer + k * per, count: per)
-        return out
+        eps.gatherRows([k])
     }
 }
 
@@ -29,12 +26,14 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(image.shape, [1, 3, 16, 16])
         // PIL's bicubic, byte for byte: pixel values equal to float rounding.
         var worst: Float = 0
-        for i in 0..<image.count { worst = max(worst, abs(image.pointer[i] - expected.pointer[i])) }
+        let pi = image.scalars, pe = expected.scalars
+        for i in 0..<image.count { worst = max(worst, abs(pi[i] - pe[i])) }
         XCTAssertLessThan(worst, 1e-6)
         let up = try StableDiffusionImageInput.load(fixtureURL("pipeline/image.png"), size: 32), upExpected = try io.tensor("image32")
         XCTAssertEqual(up.shape, [1, 3, 32, 32])
         worst = 0
-        for i in 0..<up.count { worst = max(worst, abs(up.pointer[i] - upExpected.pointer[i])) }
+        let pu = up.scalars, pue = upExpected.scalars
+        for i in 0..<up.count { worst = max(worst, abs(pu[i] - pue[i])) }
         XCTAssertLessThan(worst, 1e-6, "upsampling")
         XCTAssertLessThan(relativeDifference(pipe.latents(image), try io.tensor("latent")), 1e-4)
         let embeddings = try pipe.promptEmbeddings(labels: ["cat", "dog", "bird"], template: "a photo of a {}.")
@@ -50,13 +49,13 @@ final class PipelineTests: XCTestCase {
         let scorer = ImageScorer(model: model, schedule: pipe.schedule, x0: x0, conditions: [0, 1, 2], loss: .l2,
                                  weights: Array(repeating: 1, count: pipe.schedule.timesteps), batchSize: 5,
                                  noise: RowNoise(eps: try io.tensor("eps")))
-        let probes = scorer.addProbes(timesteps: (0..<ts.count).map { Int(ts.pointer[$0]) })
+        let probes = scorer.addProbes(timesteps: (0..<ts.count).map { Int(ts.scalars[$0]) })
         try scorer.score(candidates: [0, 1, 2], probes: probes)
         XCTAssertEqual(scorer.calls, 12)
         for k in 0..<3 {
             for j in 0..<ts.count {
-                let want = Double(expected.pointer[k * ts.count + j]), got = scorer.errors[k][j]
-                XCTAssertEqual(got, want, accuracy: 1e-4 * abs(want), "class \(k), t \(ts.pointer[j])")
+                let want = Double(expected.scalars[k * ts.count + j]), got = scorer.errors[k][j]
+                XCTAssertEqual(got, want, accuracy: 1e-4 * abs(want), "class \(k), t \(ts.scalars[j])")
             }
         }
     }

@@ -7,10 +7,11 @@ import NeuralNetworks
 func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
     XCTAssertEqual(a.shape, b.shape)
     var num = 0.0, den = 0.0
+    let pa = a.scalars, pb = b.scalars
     for i in 0..<Swift.min(a.count, b.count) {
-        let d = Double(a.pointer[i]) - Double(b.pointer[i])
+        let d = Double(pa[i]) - Double(pb[i])
         num += d * d
-        den += Double(b.pointer[i]) * Double(b.pointer[i])
+        den += Double(pb[i]) * Double(pb[i])
     }
     return (num / Swift.max(den, 1e-30)).squareRoot()
 }
@@ -24,7 +25,7 @@ final class UNet2DConditionModelTests: XCTestCase {
         let model = try UNet2DConditionModel.load(from: fixtureURL(name))
         let io = try SafetensorsFile(url: fixtureURL(name).appendingPathComponent("io.safetensors"))
         let timesteps = try io.tensor("timesteps")
-        let steps = withExtendedLifetime(timesteps) { (0..<timesteps.count).map { timesteps.pointer[$0] } }
+        let steps = withExtendedLifetime(timesteps) { (0..<timesteps.count).map { timesteps.scalars[$0] } }
         XCTAssertEqual(steps, [10, 500])
         let out = Autograd.noGrad {
             model(try! io.tensor("sample"), timesteps: steps,
@@ -32,7 +33,7 @@ final class UNet2DConditionModelTests: XCTestCase {
         }
         XCTAssertLessThan(relativeDifference(out, try io.tensor("output")), 1e-4, name)
         let countTensor = try io.tensor("parameter_count")
-        let expectedCount = withExtendedLifetime(countTensor) { Int(countTensor.pointer[0]) }
+        let expectedCount = withExtendedLifetime(countTensor) { Int(countTensor.scalars[0]) }
         XCTAssertEqual(model.parameterCount, expectedCount)
         XCTAssertEqual(model.config.parameterCount, expectedCount, "analytic count")
         // The ConditionalNoisePredictor entry point is the same forward.
