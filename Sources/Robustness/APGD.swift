@@ -69,13 +69,13 @@ public struct APGDAttack: Attack {
                     generator: inout RandomGenerator) -> AttackResult {
         let imageShape = Array(images.shape.dropFirst())
         let oracle = ClassifierOracle(classifier, eot: eot, imageShape: imageShape)
-        let size = oracle.imageSize, n = labels.count
-        let clean = images.detached().scalars
+        let n = labels.count
+        let clean = images.detached()
         var adv = clean
         var success = [Bool](repeating: false, count: n)
         var targetsPerImage: [[Int]] = Array(repeating: [], count: n)
         if loss == .targetedDLR {
-            let z = oracle.logits(clean, count: n)
+            let z = oracle.logits(clean)
             let k = classifier.classCount
             for i in 0..<n {
                 let row = Array(z[(i * k)..<((i + 1) * k)])
@@ -103,33 +103,31 @@ public struct APGDAttack: Attack {
                 let usable = active.filter { t < targetsPerImage[$0].count }
                 if usable.isEmpty { continue }
                 l = .dlrTargeted(targets: (0..<n).map { t < targetsPerImage[$0].count ? targetsPerImage[$0][t] : 0 })
-                let r = singleRun(oracle: oracle, clean: clean.rows(usable, size: size),
+                let r = singleRun(oracle: oracle, clean: clean.gatherRows(usable),
                                   labels: usable.map { labels[$0] }, loss: l.subset(usable), generator: &generator)
-                for (j, i) in usable.enumerated() where r.success[j] || !success[i] {
-                    adv.replaceSubrange((i * size)..<((i + 1) * size), with: r.x[(j * size)..<((j + 1) * size)])
-                    success[i] = r.success[j]
-                }
+                let replaced = usable.indices.filter { r.success[$0] || !success[usable[$0]] }
+                adv = Autograd.noGrad { adv.replacingRows(replaced.map { usable[$0] }, with: r.x.gatherRows(replaced)) }
+                for j in replaced { success[usable[j]] = r.success[j] }
                 continue
             }
-            let r = singleRun(oracle: oracle, clean: clean.rows(active, size: size),
+            let r = singleRun(oracle: oracle, clean: clean.gatherRows(active),
                               labels: active.map { labels[$0] }, loss: l, generator: &generator)
-            for (j, i) in active.enumerated() {
-                adv.replaceSubrange((i * size)..<((i + 1) * size), with: r.x[(j * size)..<((j + 1) * size)])
-                success[i] = r.success[j]
-            }
+            adv = Autograd.noGrad { adv.replacingRows(active, with: r.x) }
+            for (j, i) in active.enumerated() { success[i] = r.success[j] }
         }
-        return AttackResult(adversarial: Tensor(shape: images.shape, adv), success: success,
+        return AttackResult(adversarial: adv, success: success,
                             forwardCalls: oracle.forwardCalls, backwardCalls: oracle.backwardCalls, queries: oracle.queries)
     }
 
     /// One APGD run on a batch; returns the first misclassified point found (success) or the
-    /// best-loss point.
-    func singleRun(oracle: ClassifierOracle, clean: [Float], labels: [Int], loss: AttackLoss,
-                   generator: inout RandomGenerator) -> (x: [Float], success: [Bool]) {
-        let size = oracle.imageSize, n = labels.count, k = oracle.k
+    /// best-loss point. Images are tensors throughout; per-image state that steers the run (step
+    /// sizes, losses, which images improved) stays on the host and selects rows through masks.
+    func singleRun(oracle: ClassifierOracle, clean: Tensor, labels: [Int], loss: AttackLoss,
+                   generator: inout RandomGenerator) -> (x: Tensor, success: [Bool]) {
+        let n = labels.count, k = oracle.k, rank = clean.rank
         let eps = budget.epsilon
-        var x = randomStart(clean, imageSize: size, budget: budget, generator: &generator)
-        var (lossNow, grad, z) = oracle.lossAndGradient(x, count: n, labels: labels, loss: loss, generator: &generator)
+        var x = randomStart(clean, budget: budget, generator: &generator)
+        var (lossNow, grad, z) = oracle.lossAndGradient(x, labels: labels, loss: loss, generator: &generator)
         // Misclassified = argmax (first maximum, as torch.max) differs from the label.
         let pred0 = predictions(z, classCount: k)
         var fooled = (0..<n).map { pred0[$0] != labels[$0] }
@@ -143,40 +141,39 @@ public struct APGDAttack: Attack {
         var halvedAtLastCheck = [Bool](repeating: true, count: n)
         for it in 0..<iterations {
             let a: Float = it > 0 ? 0.75 : 1
-            var next = x
-            for img in 0..<n {
-                let r = (img * size)..<((img + 1) * size)
-                var z1 = x
+            let next: Tensor = Autograd.noGrad {
+                let steps = imageValues(step, rank: rank)
+                var z1: Tensor
                 switch budget.norm {
                 case .linf:
-                    for i in r { z1[i] = x[i] + step[img] * (grad[i] > 0 ? 1 : (grad[i] < 0 ? -1 : 0)) }
+                    z1 = x + steps * grad.sign()
                 case .l2:
-                    var g2: Float = 0
-                    for i in r { g2 += grad[i] * grad[i] }
-                    let gn = g2.squareRoot() + 1e-12
-                    for i in r { z1[i] = x[i] + step[img] * grad[i] / gn }
+                    z1 = x + steps * grad / (PerturbationBudget.rowNorms(grad) + 1e-12)
                 }
-                budget.project(&z1, clean: clean, range: r)
-                for i in r { z1[i] = x[i] + (z1[i] - x[i]) * a + (x[i] - xOld[i]) * (1 - a) }
-                budget.project(&z1, clean: clean, range: r)
-                for i in r { next[i] = z1[i] }
+                z1 = budget.project(z1, clean: clean)
+                z1 = x + (z1 - x) * a + (x - xOld) * (1 - a)
+                return budget.project(z1, clean: clean)
             }
             xOld = x
             x = next
-            (lossNow, grad, z) = oracle.lossAndGradient(x, count: n, labels: labels, loss: loss, generator: &generator)
+            (lossNow, grad, z) = oracle.lossAndGradient(x, labels: labels, loss: loss, generator: &generator)
             let pred = predictions(z, classCount: k)
-            for img in 0..<n where pred[img] != labels[img] {
-                fooled[img] = true
-                xBestAdv.replaceSubrange((img * size)..<((img + 1) * size), with: x[(img * size)..<((img + 1) * size)])
-            }
-            for img in 0..<n where lossNow[img] > lossBest[img] {
-                lossBest[img] = lossNow[img]
-                xBest.replaceSubrange((img * size)..<((img + 1) * size), with: x[(img * size)..<((img + 1) * size)])
-                gradBest.replaceSubrange((img * size)..<((img + 1) * size), with: grad[(img * size)..<((img + 1) * size)])
+            let misclassified = (0..<n).map { pred[$0] != labels[$0] }
+            for img in 0..<n where misclassified[img] { fooled[img] = true }
+            let improved = (0..<n).map { lossNow[$0] > lossBest[$0] }
+            for img in 0..<n where improved[img] { lossBest[img] = lossNow[img] }
+            Autograd.noGrad {
+                if misclassified.contains(true) { xBestAdv = Tensor.where(imageMask(misclassified, rank: rank), x, xBestAdv) }
+                if improved.contains(true) {
+                    let mask = imageMask(improved, rank: rank)
+                    xBest = Tensor.where(mask, x, xBest)
+                    gradBest = Tensor.where(mask, grad, gradBest)
+                }
             }
             history.append(lossNow)
             let done = it + 1
             if checks.contains(done) {
+                var halved = [Bool](repeating: false, count: n)
                 for img in 0..<n {
                     let halve = APGDAttack.shouldHalve(lossesSinceCheck: history.map { $0[img] },
                                                        halvedAtLastCheck: halvedAtLastCheck[img],
@@ -184,19 +181,21 @@ public struct APGDAttack: Attack {
                     halvedAtLastCheck[img] = halve
                     if halve {
                         step[img] /= 2
-                        let r = (img * size)..<((img + 1) * size)
-                        x.replaceSubrange(r, with: xBest[r])
-                        grad.replaceSubrange(r, with: gradBest[r])
+                        halved[img] = true
+                    }
+                }
+                if halved.contains(true) {
+                    Autograd.noGrad {
+                        let mask = imageMask(halved, rank: rank)
+                        x = Tensor.where(mask, xBest, x)
+                        grad = Tensor.where(mask, gradBest, grad)
                     }
                 }
                 bestAtLastCheck = lossBest
                 history = [history.last!]
             }
         }
-        var out = xBest
-        for img in 0..<n where fooled[img] {
-            out.replaceSubrange((img * size)..<((img + 1) * size), with: xBestAdv[(img * size)..<((img + 1) * size)])
-        }
+        let out = Autograd.noGrad { Tensor.where(imageMask(fooled, rank: rank), xBestAdv, xBest) }
         return (out, fooled)
     }
 }
@@ -225,42 +224,42 @@ public struct PGDAttack: Attack {
                     generator: inout RandomGenerator) -> AttackResult {
         precondition(loss == .crossEntropy || loss == .dlr, "PGD: untargeted losses only")
         let oracle = ClassifierOracle(classifier, eot: eot, imageShape: Array(images.shape.dropFirst()))
-        let size = oracle.imageSize, n = labels.count, k = oracle.k
-        let clean = images.detached().scalars
+        let n = labels.count, k = oracle.k, rank = images.rank
+        let clean = images.detached()
         let alpha = stepSize ?? 2.5 * budget.epsilon / Float(max(iterations, 1))
-        var x = randomStart(clean, imageSize: size, budget: budget, generator: &generator)
+        var x = randomStart(clean, budget: budget, generator: &generator)
         var result = x
         var success = [Bool](repeating: false, count: n)
         for it in 0...iterations {
             let active = (0..<n).filter { !success[$0] }
             if active.isEmpty { break }
-            let xa = x.rows(active, size: size)
+            let xa = x.gatherRows(active)
             let la = active.map { labels[$0] }
-            let (_, g, z) = oracle.lossAndGradient(xa, count: active.count, labels: la, loss: loss, generator: &generator)
+            let (_, g, z) = oracle.lossAndGradient(xa, labels: la, loss: loss, generator: &generator)
             let pred = predictions(z, classCount: k)
-            var xn = xa
-            for (j, img) in active.enumerated() {
-                let r = (j * size)..<((j + 1) * size)
-                if pred[j] != labels[img] {
-                    success[img] = true
-                    result.replaceSubrange((img * size)..<((img + 1) * size), with: xa[r])
-                    continue
+            // Images misclassified now keep this iterate as their result and leave; at the end,
+            // every remaining image keeps its last iterate.
+            let hit = active.indices.map { pred[$0] != labels[active[$0]] }
+            let finished = it == iterations ? Array(active.indices) : active.indices.filter { hit[$0] }
+            for j in active.indices where hit[j] { success[active[j]] = true }
+            Autograd.noGrad {
+                if !finished.isEmpty {
+                    result = result.replacingRows(finished.map { active[$0] }, with: xa.gatherRows(finished))
                 }
-                if it == iterations { result.replaceSubrange((img * size)..<((img + 1) * size), with: xa[r]); continue }
-                switch budget.norm {
-                case .linf: for i in r { xn[i] += alpha * (g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0)) }
-                case .l2:
-                    let gn = r.reduce(Float(0)) { $0 + g[$1] * g[$1] }.squareRoot() + 1e-12
-                    for i in r { xn[i] += alpha * g[i] / gn }
-                }
-                let c = clean.rows([img], size: size)
-                var one = Array(xn[r])
-                budget.project(&one, clean: c, range: 0..<size)
-                xn.replaceSubrange(r, with: one)
             }
-            x.setRows(active, size: size, from: xn)
+            if it == iterations { break }
+            let xn: Tensor = Autograd.noGrad {
+                let stepped: Tensor
+                switch budget.norm {
+                case .linf: stepped = xa + alpha * g.sign()
+                case .l2: stepped = xa + g * alpha / (PerturbationBudget.rowNorms(g) + 1e-12)
+                }
+                let projected = budget.project(stepped, clean: clean.gatherRows(active))
+                return Tensor.where(imageMask(hit, rank: rank), xa, projected)
+            }
+            x = Autograd.noGrad { x.replacingRows(active, with: xn) }
         }
-        return AttackResult(adversarial: Tensor(shape: images.shape, result), success: success,
+        return AttackResult(adversarial: result, success: success,
                             forwardCalls: oracle.forwardCalls, backwardCalls: oracle.backwardCalls, queries: oracle.queries)
     }
 }

@@ -12,32 +12,43 @@ public struct PerturbationBudget: Sendable, Equatable, CustomStringConvertible {
     public static func l2(_ epsilon: Float) -> PerturbationBudget { .init(.l2, epsilon: epsilon) }
     public var description: String { "\(norm.rawValue) \(epsilon)" }
 
-    /// Projects `x` (one image, flat) onto the ball around `clean` and then onto [0, 1], in place.
-    /// For l_inf the result lies in both sets exactly; for l_2 the box clamp follows the ball
-    /// projection (as AutoAttack does), which can only shrink the l_2 distance.
-    func project(_ x: inout [Float], clean: [Float], range: Range<Int>) {
-        switch norm {
-        case .linf:
-            for i in range { x[i] = min(max(min(max(x[i], clean[i] - epsilon), clean[i] + epsilon), 0), 1) }
-        case .l2:
-            var s: Float = 0
-            for i in range { let d = x[i] - clean[i]; s += d * d }
-            let n = s.squareRoot()
-            let scale = n > epsilon ? epsilon / (n + 1e-12) : 1
-            for i in range { x[i] = min(max(clean[i] + (x[i] - clean[i]) * scale, 0), 1) }
+    /// Projects the batch `x` [N, ...] onto the ball around `clean` and then onto [0, 1], image by
+    /// image. For l_inf the result lies in both sets exactly; for l_2 the box clamp follows the
+    /// ball projection (as AutoAttack does), which can only shrink the l_2 distance.
+    func project(_ x: Tensor, clean: Tensor) -> Tensor {
+        Autograd.noGrad {
+            switch norm {
+            case .linf:
+                return x.maximum(clean - epsilon).minimum(clean + epsilon).clamp(min: 0, max: 1)
+            case .l2:
+                let d = x - clean
+                let n = PerturbationBudget.rowNorms(d)
+                let scale = Tensor.where(n.greater(epsilon), epsilon / (n + 1e-12), Tensor(1))
+                return (clean + d * scale).clamp(min: 0, max: 1)
+            }
         }
     }
 
-    /// Distance of `x` from `clean` in this norm, per image.
-    public func distances(_ x: [Float], clean: [Float], imageSize: Int) -> [Float] {
-        stride(from: 0, to: x.count, by: imageSize).map { start in
-            var m: Float = 0
-            for i in start..<(start + imageSize) {
-                let d = Swift.abs(x[i] - clean[i])
-                if norm == .linf { m = Swift.max(m, d) } else { m += d * d }
-            }
-            return norm == .linf ? m : m.squareRoot()
+    /// The l_2 norm of each image of x [N, ...], as [N, 1, ...] (the squares summed in Float64).
+    static func rowNorms(_ x: Tensor) -> Tensor {
+        let axes = Array(1..<x.rank)
+        return axes.isEmpty ? x.abs() : x.square().sum(axes: axes, keepDims: true).sqrt()
+    }
+
+    /// Distance of `x` from `clean` ([N, ...] each) in this norm, per image, [N].
+    public func distances(_ x: Tensor, clean: Tensor) -> Tensor {
+        Autograd.noGrad {
+            let d = (x - clean).abs()
+            let axes = Array(1..<d.rank)
+            if axes.isEmpty { return d }
+            return norm == .linf ? d.max(axes: axes) : d.square().sum(axes: axes).sqrt()
         }
+    }
+
+    /// `distances` for flat images of `imageSize` values.
+    public func distances(_ x: [Float], clean: [Float], imageSize: Int) -> [Float] {
+        let n = x.count / Swift.max(imageSize, 1)
+        return distances(Tensor(shape: [n, imageSize], x), clean: Tensor(shape: [n, imageSize], clean)).scalars
     }
 }
 
@@ -162,6 +173,17 @@ func predictions(_ z: [Float], classCount k: Int) -> [Int] {
     }
 }
 
+/// A [N, 1, ..., 1] tensor (rank `rank`) of 1 where `flags` is true, else 0: a per-image mask for
+/// `Tensor.where`.
+func imageMask(_ flags: [Bool], rank: Int) -> Tensor {
+    Tensor(shape: [flags.count] + [Int](repeating: 1, count: Swift.max(rank - 1, 0)), flags.map { $0 ? 1 : 0 })
+}
+
+/// A [N, 1, ..., 1] tensor (rank `rank`) of per-image values.
+func imageValues(_ values: [Float], rank: Int) -> Tensor {
+    Tensor(shape: [values.count] + [Int](repeating: 1, count: Swift.max(rank - 1, 0)), values)
+}
+
 /// Wraps a classifier, counts its calls, and evaluates losses with EOT.
 final class ClassifierOracle {
     let classifier: DifferentiableClassifier
@@ -175,13 +197,11 @@ final class ClassifierOracle {
         self.classifier = classifier; self.eot = eot; self.imageShape = imageShape
     }
 
-    func tensor(_ x: [Float], count n: Int) -> Tensor { Tensor(shape: [n] + imageShape, x) }
-
-    /// Logits at the evaluation randomness, no autodiff.
-    func logits(_ x: [Float], count n: Int) -> [Float] {
-        forwardCalls += 1; queries += n
-        let t = tensor(x, count: n)
-        return Autograd.noGrad { classifier.logits(t, randomness: eot.evaluationRandomness).scalars }
+    /// Logits [N, K] at the evaluation randomness, no autodiff, read to the host (for predictions
+    /// and margins).
+    func logits(_ x: Tensor) -> [Float] {
+        forwardCalls += 1; queries += x.shape[0]
+        return Autograd.noGrad { classifier.logits(x, randomness: eot.evaluationRandomness).scalars }
     }
 
     /// Randomness values for one EOT gradient.
@@ -190,18 +210,20 @@ final class ClassifierOracle {
         return [eot.evaluationRandomness] + (1..<eot.eotDraws).map { _ in generator.nextUInt64() }
     }
 
-    /// Per-image loss (mean over EOT draws), its gradient (mean over draws), and the logits at the
-    /// evaluation randomness.
-    func lossAndGradient(_ x: [Float], count n: Int, labels: [Int], loss: AttackLoss,
-                         generator: inout RandomGenerator) -> (loss: [Float], gradient: [Float], logits: [Float]) {
+    /// Per-image loss (mean over EOT draws, on the host: it steers step sizes and best points),
+    /// its gradient with respect to x (mean over draws, a tensor like x), and the logits at the
+    /// evaluation randomness (host).
+    func lossAndGradient(_ x: Tensor, labels: [Int], loss: AttackLoss,
+                         generator: inout RandomGenerator) -> (loss: [Float], gradient: Tensor, logits: [Float]) {
+        let n = x.shape[0]
         let rs = draws(&generator)
         var lossSum = [Float](repeating: 0, count: n)
-        var gradSum = [Float](repeating: 0, count: x.count)
+        var gradSum = Tensor.zeros(x.shape)
         var evalLogits: [Float] = []
         for (d, r) in rs.enumerated() {
             var perImage: [Float] = []
             var z: [Float] = []
-            let (_, grads) = valueAndGradient(at: [tensor(x, count: n)]) { xs in
+            let (_, grads) = valueAndGradient(at: [x]) { xs in
                 let logits = classifier.logits(xs[0], randomness: r)
                 z = logits.detached().scalars
                 let l = loss.perImage(logits, labels: labels)
@@ -211,49 +233,53 @@ final class ClassifierOracle {
             forwardCalls += 1; backwardCalls += 1; queries += n
             if d == 0 { evalLogits = z }
             for i in 0..<n { lossSum[i] += perImage[i] }
-            let g = grads[0].scalars
-            for i in 0..<g.count { gradSum[i] += g[i] }
+            gradSum = Autograd.noGrad { gradSum + grads[0] }
         }
         let inv = 1 / Float(rs.count)
         if rs.count > 1 {
             for i in 0..<n { lossSum[i] *= inv }
-            for i in 0..<gradSum.count { gradSum[i] *= inv }
+            gradSum = Autograd.noGrad { gradSum * inv }
         }
         return (lossSum, gradSum, evalLogits)
+    }
+
+    /// `lossAndGradient` on flat host values of `count` images (for tests).
+    func lossAndGradient(_ x: [Float], count n: Int, labels: [Int], loss: AttackLoss,
+                         generator: inout RandomGenerator) -> (loss: [Float], gradient: [Float], logits: [Float]) {
+        let r = lossAndGradient(Tensor(shape: [n] + imageShape, x), labels: labels, loss: loss, generator: &generator)
+        return (r.loss, r.gradient.scalars, r.logits)
     }
 }
 
 /// Random start inside the budget ball (uniform per coordinate for l_inf; a Gaussian direction
-/// scaled to a uniform fraction of epsilon for l_2), clamped to [0, 1].
-func randomStart(_ clean: [Float], imageSize: Int, budget: PerturbationBudget,
-                 generator: inout RandomGenerator) -> [Float] {
-    var x = clean
-    let n = clean.count / imageSize
-    for img in 0..<n {
-        let r = (img * imageSize)..<((img + 1) * imageSize)
+/// scaled to a uniform fraction of epsilon for l_2), clamped to [0, 1]. The draws are those of
+/// the scalar loop this replaces: l_inf, one `nextFloat(low:high:)` per coordinate in order;
+/// l_2, per image `normals(count:)` then one `nextFloat()`.
+func randomStart(_ clean: Tensor, budget: PerturbationBudget, generator: inout RandomGenerator) -> Tensor {
+    Autograd.noGrad {
         switch budget.norm {
         case .linf:
-            for i in r { x[i] = clean[i] + generator.nextFloat(low: -budget.epsilon, high: budget.epsilon) }
+            let u = Tensor.uniform(clean.shape, low: -budget.epsilon, high: budget.epsilon, generator: &generator,
+                                   layout: .onePerBlock)
+            return budget.project(clean + u, clean: clean)
         case .l2:
-            let dir = generator.normals(count: imageSize)
-            let norm = dir.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let radius = budget.epsilon * generator.nextFloat()
-            for (j, i) in r.enumerated() { x[i] = clean[i] + dir[j] / (norm + 1e-12) * radius }
+            let imageShape = [1] + Array(clean.shape.dropFirst())
+            var steps: [Tensor] = []
+            for _ in 0..<clean.shape[0] {
+                let dir = Tensor.randn(imageShape, generator: &generator)
+                let radius = budget.epsilon * generator.nextFloat()
+                steps.append(dir / (PerturbationBudget.rowNorms(dir) + 1e-12) * radius)
+            }
+            return budget.project(clean + Tensor.concat(steps, axis: 0), clean: clean)
         }
-        budget.project(&x, clean: clean, range: r)
     }
-    return x
 }
 
 extension Array where Element == Float {
+    /// Rows `rows` of flat rows of `size` values (host helper for the small-CNN training helpers).
     func rows(_ rows: [Int], size: Int) -> [Float] {
         var out = [Float](); out.reserveCapacity(rows.count * size)
         for r in rows { out.append(contentsOf: self[(r * size)..<((r + 1) * size)]) }
         return out
-    }
-    mutating func setRows(_ rows: [Int], size: Int, from src: [Float]) {
-        for (j, r) in rows.enumerated() {
-            for t in 0..<size { self[r * size + t] = src[j * size + t] }
-        }
     }
 }

@@ -81,19 +81,14 @@ public struct RobustnessEvaluation {
     public func run(on classifier: DifferentiableClassifier, images: Tensor, labels: [Int],
                     generator: RandomGenerator) -> Report {
         let n = labels.count, k = classifier.classCount
-        let imageShape = Array(images.shape.dropFirst())
-        let size = imageShape.reduce(1, *)
-        let x = images.detached().scalars
-        var adversarial = x
+        var adversarial = images.detached()
         var outcomes: [ImageOutcome] = []
         var stats = attacks.map { AttackStatistics(name: $0.name, attacked: 0, broken: 0, forwardCalls: 0,
                                                    backwardCalls: 0, queries: 0, robustAccuracyAfter: 0) }
         for (chunkIndex, start) in stride(from: 0, to: n, by: batchSize).enumerated() {
             let idx = Array(start..<min(start + batchSize, n))
-            let cleanChunk = x.rows(idx, size: size)
-            let z = Autograd.noGrad {
-                classifier.logits(Tensor(shape: [idx.count] + imageShape, cleanChunk), randomness: evaluationRandomness).scalars
-            }
+            let cleanChunk = images.detached().gatherRows(idx)
+            let z = Autograd.noGrad { classifier.logits(cleanChunk, randomness: evaluationRandomness).scalars }
             let pred = predictions(z, classCount: k)
             var chunkOutcomes = idx.enumerated().map { ImageOutcome(index: $1, label: labels[$1], cleanPrediction: pred[$0]) }
             let chunkGenerator = generator.derived(UInt64(chunkIndex))
@@ -101,18 +96,21 @@ public struct RobustnessEvaluation {
                 let remaining = chunkOutcomes.indices.filter { chunkOutcomes[$0].robust }
                 if remaining.isEmpty { break }
                 var g = chunkGenerator.derived(UInt64(a))
-                let batch = Tensor(shape: [remaining.count] + imageShape, cleanChunk.rows(remaining, size: size))
+                let batch = cleanChunk.gatherRows(remaining)
                 let r = attack.run(on: classifier, images: batch, labels: remaining.map { chunkOutcomes[$0].label }, generator: &g)
                 stats[a].attacked += remaining.count
                 stats[a].forwardCalls += r.forwardCalls
                 stats[a].backwardCalls += r.backwardCalls
                 stats[a].queries += r.queries
-                let advScalars = r.adversarial.scalars
-                for (j, o) in remaining.enumerated() where r.success[j] {
-                    chunkOutcomes[o].brokenBy = a
+                let broken = remaining.indices.filter { r.success[$0] }
+                for j in broken {
+                    chunkOutcomes[remaining[j]].brokenBy = a
                     stats[a].broken += 1
-                    let i = idx[o]
-                    adversarial.replaceSubrange((i * size)..<((i + 1) * size), with: advScalars[(j * size)..<((j + 1) * size)])
+                }
+                if !broken.isEmpty {
+                    adversarial = Autograd.noGrad {
+                        adversarial.replacingRows(broken.map { idx[remaining[$0]] }, with: r.adversarial.detached().gatherRows(broken))
+                    }
                 }
             }
             outcomes += chunkOutcomes
@@ -123,6 +121,6 @@ public struct RobustnessEvaluation {
             broken += stats[a].broken
             stats[a].robustAccuracyAfter = Double(correct - broken) / Double(max(n, 1))
         }
-        return Report(outcomes: outcomes, attacks: stats, adversarial: Tensor(shape: images.shape, adversarial))
+        return Report(outcomes: outcomes, attacks: stats, adversarial: adversarial)
     }
 }

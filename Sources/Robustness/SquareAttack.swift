@@ -58,67 +58,60 @@ public struct SquareAttack: Attack {
         let (c, h, w) = (imageShape[0], imageShape[1], imageShape[2])
         let oracle = ClassifierOracle(classifier, eot: EOTSettings(eotDraws: 1, evaluationRandomness: evaluationRandomness),
                                       imageShape: imageShape)
-        let size = oracle.imageSize, n = labels.count, k = oracle.k
+        let n = labels.count, k = oracle.k
         let eps = budget.epsilon
-        let clean = images.detached().scalars
-        // Stripes initialization.
-        var best = clean
-        for img in 0..<n {
-            for ch in 0..<c {
-                for col in 0..<w {
-                    let sign: Float = generator.nextUInt32() & 1 == 0 ? -1 : 1
-                    for row in 0..<h {
-                        let i = img * size + (ch * h + row) * w + col
-                        best[i] = min(max(clean[i] + eps * sign, 0), 1)
-                    }
-                }
-            }
-        }
-        var z = oracle.logits(best, count: n)
+        let clean = images.detached()
+        // Stripes initialization: one sign per (image, channel, column), drawn in that order.
+        var stripes = [Float](repeating: 0, count: n * c * w)
+        for i in stripes.indices { stripes[i] = generator.nextUInt32() & 1 == 0 ? -1 : 1 }
+        var best = Autograd.noGrad { (clean + Tensor(shape: [n, c, 1, w], stripes) * eps).clamp(min: 0, max: 1) }
+        var z = oracle.logits(best)
         var marginBest = margins(z, classCount: k, labels: labels)
         var fooled = zip(predictions(z, classCount: k), labels).map { $0 != $1 }
         for it in 0..<max(queries - 1, 0) {
             let active = (0..<n).filter { !fooled[$0] }
             if active.isEmpty { break }
             let p = SquareAttack.squareFraction(iteration: it, queries: queries, pInit: pInit)
-            var side = max(Int((p * Float(size) / Float(c)).squareRoot().rounded()), 1)
+            var side = max(Int((p * Float(oracle.imageSize) / Float(c)).squareRoot().rounded()), 1)
             side = min(side, h - 1)
-            var candidates = best.rows(active, size: size)
-            for (j, img) in active.enumerated() {
-                let vh = generator.nextInt(upperBound: h - side + 1)
-                let vw = generator.nextInt(upperBound: w - side + 1)
-                for _ in 0..<10 {
-                    var changed = false
-                    var window: [(Int, Float)] = []
-                    for ch in 0..<c {
-                        let sign: Float = generator.nextUInt32() & 1 == 0 ? -1 : 1
-                        for row in vh..<(vh + side) {
-                            for col in vw..<(vw + side) {
-                                let o = (ch * h + row) * w + col
-                                let ci = img * size + o
-                                let v = min(max(clean[ci] + eps * sign, 0), 1)
-                                if Swift.abs(v - best[ci]) > 1e-7 { changed = true }
-                                window.append((j * size + o, v))
-                            }
-                        }
+            let candidates: Tensor = Autograd.noGrad {
+                var rows: [Tensor] = []
+                for img in active {
+                    let cleanImage = clean.sliced(axis: 0, img..<(img + 1)), bestImage = best.sliced(axis: 0, img..<(img + 1))
+                    let vh = generator.nextInt(upperBound: h - side + 1)
+                    let vw = generator.nextInt(upperBound: w - side + 1)
+                    var window = [Float](repeating: 0, count: h * w)
+                    for row in vh..<(vh + side) { for col in vw..<(vw + side) { window[row * w + col] = 1 } }
+                    let inWindow = Tensor(shape: [1, 1, h, w], window)
+                    // Signs per channel; redrawn (up to 10 times) while they would leave the square unchanged.
+                    var square = cleanImage
+                    for _ in 0..<10 {
+                        let signs = (0..<c).map { _ in generator.nextUInt32() & 1 == 0 ? Float(-1) : 1 }
+                        square = (cleanImage + Tensor(shape: [1, c, 1, 1], signs) * eps).clamp(min: 0, max: 1)
+                        let change = ((square - bestImage).abs() * inWindow).max().item
+                        if change > 1e-7 { break }
                     }
-                    for (i, v) in window { candidates[i] = v }
-                    if changed { break }
+                    rows.append(Tensor.where(inWindow, square, bestImage))
                 }
+                return Tensor.concat(rows, axis: 0)
             }
-            z = oracle.logits(candidates, count: active.count)
+            z = oracle.logits(candidates)
             let m = margins(z, classCount: k, labels: active.map { labels[$0] })
             let pred = predictions(z, classCount: k)
+            var accepted: [Int] = []
             for (j, img) in active.enumerated() {
                 let miss = pred[j] != labels[img]
                 if m[j] < marginBest[img] || miss {
                     marginBest[img] = m[j]
-                    best.replaceSubrange((img * size)..<((img + 1) * size), with: candidates[(j * size)..<((j + 1) * size)])
+                    accepted.append(j)
                     if miss { fooled[img] = true }
                 }
             }
+            if !accepted.isEmpty {
+                best = Autograd.noGrad { best.replacingRows(accepted.map { active[$0] }, with: candidates.gatherRows(accepted)) }
+            }
         }
-        return AttackResult(adversarial: Tensor(shape: images.shape, best), success: fooled,
+        return AttackResult(adversarial: best, success: fooled,
                             forwardCalls: oracle.forwardCalls, backwardCalls: 0, queries: oracle.queries)
     }
 }
