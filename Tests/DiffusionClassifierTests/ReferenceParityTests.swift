@@ -68,4 +68,13 @@ final class ReferenceParityTests: XCTestCase {
     func testStagedScheduleMatchesTheReference() throws {
         try check(try StagedElimination(parsing: "2:4,1:10"), against: "staged.json")
     }
+
+    // The same parity with every op on the reference backend (plain loops).
+    func testFixedGridMatchesTheReferenceOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testFixedGridMatchesTheReference() }
+    }
+
+    func testStagedScheduleMatchesTheReferenceOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testStagedScheduleMatchesTheReference() }
+    }
 }

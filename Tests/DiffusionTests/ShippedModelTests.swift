@@ -25,4 +25,9 @@ final class ShippedModelTests: XCTestCase {
         }
         XCTAssertLessThan((num / den).squareRoot(), 1e-4)
     }
+
+    // The shipped model on the reference backend too (plain loops; a few seconds).
+    func testShippedModelMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testShippedModelMatchesDiffusers() }
+    }
 }

@@ -44,6 +44,15 @@ final class UNetParityTests: XCTestCase {
 
     func testThreeLevelNonSquareUNetMatchesDiffusers() throws { try checkParity("unet_b") }
 
+    // The same parity, forward and gradients, with every op on the reference backend (plain loops).
+    func testTwoLevelClassConditionalUNetMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("unet_a") }
+    }
+
+    func testThreeLevelNonSquareUNetMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("unet_b") }
+    }
+
     func testSaveThenLoadRoundTrips() throws {
         let model = try UNet2DModel.load(from: fixtureURL("unet_a"))
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unet-\(UUID().uuidString)")

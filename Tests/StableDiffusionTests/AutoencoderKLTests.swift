@@ -26,4 +26,13 @@ final class AutoencoderKLTests: XCTestCase {
         let decoded = Autograd.noGrad { vae.decode(try! io.tensor("latents")) }
         XCTAssertLessThan(relativeDifference(decoded, try io.tensor("decoded")), 1e-4)
     }
+
+    // The same parity with every op on the reference backend (plain loops).
+    func testEncoderMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testEncoderMatchesDiffusers() }
+    }
+
+    func testDecoderMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testDecoderMatchesDiffusers() }
+    }
 }

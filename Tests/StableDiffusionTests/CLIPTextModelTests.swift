@@ -34,6 +34,15 @@ final class CLIPTextModelTests: XCTestCase {
 
     func testSD2LikeTextModelMatchesTransformers() throws { try checkParity("sd2") }
 
+    // The same parity with every op on the reference backend (plain loops).
+    func testSD1LikeTextModelMatchesTransformersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("sd1") }
+    }
+
+    func testSD2LikeTextModelMatchesTransformersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("sd2") }
+    }
+
     func testTokenizerIdsFeedTheModel() throws {
         let tok = try CLIPTokenizer.load(from: fixtureURL("sd1"))
         let model = try CLIPTextModel.load(from: fixtureURL("sd1"))

@@ -60,6 +60,15 @@ final class PipelineTests: XCTestCase {
         }
     }
 
+    // The same zero-shot parity with every op on the reference backend (plain loops).
+    func testPreprocessingLatentsAndEmbeddingsMatchReferenceOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testPreprocessingLatentsAndEmbeddingsMatchReference() }
+    }
+
+    func testPerClassErrorsMatchPublicAlgorithmOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testPerClassErrorsMatchPublicAlgorithm() }
+    }
+
     func testMissingPartIsNamed() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sdpipe-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -47,6 +47,15 @@ final class UNet2DConditionModelTests: XCTestCase {
 
     func testSD2LikeUNetMatchesDiffusers() throws { try checkParity("unet_sd2") }
 
+    // The same parity with every op on the reference backend (plain loops).
+    func testSD1LikeUNetMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("unet_sd1") }
+    }
+
+    func testSD2LikeUNetMatchesDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try checkParity("unet_sd2") }
+    }
+
     func testLoadingNamesMissingAndUnusedKeys() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("unet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
