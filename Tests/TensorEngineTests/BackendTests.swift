@@ -285,3 +285,39 @@ final class BackendTests: XCTestCase {
         XCTAssertEqual(x.grad!.scalars, x.exp().scalars)
     }
 }
+
+/// The ops added with the seam: their gradients against finite differences and their definitions.
+final class SeamOpsTests: XCTestCase {
+    func testGradientsMatchFiniteDifferences() {
+        let x = randomTensor([3, 4], seed: 1), v = randomTensor([2, 4], seed: 2)
+        checkGradients([x]) { $0[0].sin() }
+        checkGradients([x]) { $0[0].cos() }
+        checkGradients([x]) { $0[0].gatherRows([2, 0, 2]) }
+        checkGradients([x, v]) { $0[0].replacingRows([1, 2], with: $0[1]) }
+    }
+
+    func testDefinitions() {
+        // One-per-block uniforms are the values of successive scalar draws.
+        var g = RandomGenerator(seed: 9, stream: 1), h = g
+        let t = Tensor.uniform([2, 5], low: -0.3, high: 0.3, generator: &g, layout: .onePerBlock)
+        XCTAssertEqual(t.scalars, (0..<10).map { _ in h.nextFloat(low: -0.3, high: 0.3) })
+        XCTAssertEqual(g, h, "the generator advances by one block per value")
+        // gatherRows and replacingRows against slices.
+        let x = randomTensor([4, 2, 3], seed: 3)
+        XCTAssertEqual(x.gatherRows([3, 1]).scalars, x.sliced(axis: 0, 3..<4).scalars + x.sliced(axis: 0, 1..<2).scalars)
+        let r = x.replacingRows([2], with: Tensor.zeros([1, 2, 3]))
+        XCTAssertEqual(r.scalars, x.sliced(axis: 0, 0..<2).scalars + [Float](repeating: 0, count: 6) + x.sliced(axis: 0, 3..<4).scalars)
+        // rowMeanLoss: Float difference, Float64 loss and mean per row.
+        let p = randomTensor([2, 5], seed: 4, scale: 2), q = randomTensor([2, 5], seed: 5)
+        let (ps, qs) = (p.scalars, q.scalars)
+        for loss in [PointwiseLoss.squared, .absolute, .huber] {
+            let expected = (0..<2).map { i in (0..<5).map { loss.value(Double(ps[i * 5 + $0] - qs[i * 5 + $0])) }.reduce(0, +) / 5 }
+            XCTAssertEqual(p.rowMeanLoss(target: q, loss), expected)
+        }
+        XCTAssertEqual(Tensor.sumOfSquares([p, q]), (ps + qs).reduce(0.0) { $0 + Double($1) * Double($1) })
+        // scaleAndAdd in place, each product rounded before the sum.
+        let a = p.copy()
+        a.scaleAndAdd(0.3, q, -1.7)
+        XCTAssertEqual(a.scalars, zip(ps, qs).map { 0.3 * $0 + -1.7 * $1 })
+    }
+}
