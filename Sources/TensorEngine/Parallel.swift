@@ -6,9 +6,10 @@ import Foundation
 ///
 /// Threading policy: the engine's own kernels split work into fixed chunks with
 /// `DispatchQueue.concurrentPerform`, and every chunk computes the same values whatever the thread
-/// count (reductions run in a fixed order), so results are identical for 1 or N threads. BLAS is
-/// called either from one thread with `threads` BLAS threads (one large product) or from inside
-/// our parallel chunks with BLAS set to 1 thread, never both, so the cores are not oversubscribed.
+/// count (reductions run in a fixed order), so results are identical for 1 or N threads. The CPU
+/// backend calls BLAS single-threaded, from inside those chunks (`blasMatmul` splits a large
+/// product into a partition fixed by its shape), so the cores are not oversubscribed and the bits
+/// do not depend on BLAS's own threading; only `rawBLASMatmul`, a benchmark, uses BLAS threads.
 public enum Engine {
     nonisolated(unsafe) private static var _threads: Int = defaultThreadCount()
     nonisolated(unsafe) private static var blasThreads: Int = -1
