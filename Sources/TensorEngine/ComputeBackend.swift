@@ -82,6 +82,12 @@ public protocol ComputeBackend: AnyObject, Sendable {
     func avgPool2dBackward(gradient: Tensor, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int)) -> Tensor
     func upsampleNearest(_ x: Tensor, scale: (Int, Int)) -> Tensor
     func upsampleNearestBackward(gradient: Tensor, scale: (Int, Int)) -> Tensor
+    /// Each [H, W] plane of x [N, C, H, W] cross-correlated with the [kH, kW] filter at `stride`,
+    /// zero `padding`, into [N, C, outputSize]: out[oy, ox] = sum filter[ky, kx] x[oy s - p + ky, ox s - p + kx].
+    func depthwiseCorrelate(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor
+    /// The transpose of `depthwiseCorrelate`: out[iy s - p + ky, ix s - p + kx] += filter[ky, kx] x[iy, ix]
+    /// for the positions inside [N, C, outputSize].
+    func depthwiseScatter(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor
 
     // MARK: Fused layers
 

@@ -3,8 +3,9 @@
 // PyTorch writes as conv2d / conv_transpose2d with the filter tiled over channels and groups = C.
 // The two ops are each other's adjoint, so each one's input gradient is the other one. Work is
 // split over whole (n, c) planes and every output is summed in a fixed order, so results do not
-// depend on the thread count. These loops are plain on purpose (the filters have at most a few
-// taps); `conv2d(groups: C)` is the independent reference the tests hold them to.
+// depend on the thread count. The CPU backend's loops are plain on purpose (the filters have at
+// most a few taps); `conv2d(groups: C)` is the independent reference the tests hold them to, and
+// the reference backend's Float64 loops the other one.
 
 extension Tensor {
     /// Cross-correlates every plane of an [N, C, H, W] input with one [kH, kW] `filter`:
@@ -19,16 +20,9 @@ extension Tensor {
         let ho = (h + 2 * p - geo.kh) / s + 1, wo = (w + 2 * p - geo.kw) / s + 1
         precondition(h + 2 * p >= geo.kh && w + 2 * p >= geo.kw,
                      "depthwiseConv2d: filter \(filter.shape) larger than the padded input \(x.shape) (padding \(p))")
-        let f = filter.contiguousFilter()
-        let out = Tensor.uninitialized([x.shape[0], x.shape[1], ho, wo])
-        DepthwiseKernels.correlate(x.pointer, out.pointer, planes: geo.planes, h: h, w: w, ho: ho, wo: wo,
-                                   f, kh: geo.kh, kw: geo.kw, stride: s, padding: p)
-        let inShape = x.shape
+        let out = Engine.backend.depthwiseCorrelate(x, filter: filter, stride: s, padding: p, outputSize: (ho, wo))
         return out.recorded("depthwise_conv2d", [x]) { g in
-            let gx = Tensor.uninitialized(inShape)
-            DepthwiseKernels.scatter(g.pointer, gx.pointer, planes: geo.planes, h: ho, w: wo, ho: h, wo: w,
-                                     f, kh: geo.kh, kw: geo.kw, stride: s, padding: p)
-            return [gx]
+            [Engine.backend.depthwiseScatter(g, filter: filter, stride: s, padding: p, outputSize: (h, w))]
         }
     }
 
@@ -46,21 +40,34 @@ extension Tensor {
         let (h, w) = (x.shape[2], x.shape[3])
         let ho = (h - 1) * s - 2 * p + geo.kh + op, wo = (w - 1) * s - 2 * p + geo.kw + op
         precondition(ho > 0 && wo > 0, "depthwiseConvTranspose2d: padding \(p) leaves no output for input \(x.shape) and filter \(filter.shape)")
-        let f = filter.contiguousFilter()
-        let out = Tensor.uninitialized([x.shape[0], x.shape[1], ho, wo])
-        DepthwiseKernels.scatter(x.pointer, out.pointer, planes: geo.planes, h: h, w: w, ho: ho, wo: wo,
-                                 f, kh: geo.kh, kw: geo.kw, stride: s, padding: p)
-        let inShape = x.shape
+        let out = Engine.backend.depthwiseScatter(x, filter: filter, stride: s, padding: p, outputSize: (ho, wo))
         return out.recorded("depthwise_conv_transpose2d", [x]) { g in
-            let gx = Tensor.uninitialized(inShape)
-            DepthwiseKernels.correlate(g.pointer, gx.pointer, planes: geo.planes, h: ho, w: wo, ho: h, wo: w,
-                                       f, kh: geo.kh, kw: geo.kw, stride: s, padding: p)
-            return [gx]
+            [Engine.backend.depthwiseCorrelate(g, filter: filter, stride: s, padding: p, outputSize: (h, w))]
         }
     }
+}
 
-    /// The filter's values as an array (they are few), so kernels never touch the tensor.
-    fileprivate func contiguousFilter() -> [Float] { Array(storage.buffer) }
+// MARK: - CPU kernels
+
+extension CPUBackend {
+    public func depthwiseCorrelate(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        let (ho, wo) = outputSize
+        let out = Tensor.uninitialized([x.shape[0], x.shape[1], ho, wo])
+        // The filter's values as an array (they are few), so the loops never touch the tensor.
+        DepthwiseKernels.correlate(x.pointer, out.pointer, planes: x.shape[0] * x.shape[1], h: x.shape[2], w: x.shape[3],
+                                   ho: ho, wo: wo, filter.scalars, kh: filter.shape[0], kw: filter.shape[1],
+                                   stride: stride, padding: padding)
+        return out
+    }
+
+    public func depthwiseScatter(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        let (ho, wo) = outputSize
+        let out = Tensor.uninitialized([x.shape[0], x.shape[1], ho, wo])
+        DepthwiseKernels.scatter(x.pointer, out.pointer, planes: x.shape[0] * x.shape[1], h: x.shape[2], w: x.shape[3],
+                                 ho: ho, wo: wo, filter.scalars, kh: filter.shape[0], kw: filter.shape[1],
+                                 stride: stride, padding: padding)
+        return out
+    }
 }
 
 /// Shape checks shared by the two ops.

@@ -365,6 +365,38 @@ extension ReferenceBackend {
     public func upsampleNearestBackward(gradient: Tensor, scale: (Int, Int)) -> Tensor {
         ImageOpsReference.upsampleNearestBackward(gradient, scale: scale)
     }
+
+    /// Calls term(outputIndex, inputIndex, filterIndex) for every product of a depthwise
+    /// correlation of x's [h, w] planes into [ho, wo] ones (positions outside skipped).
+    private static func forEachDepthwiseTerm(planes: Int, h: Int, w: Int, ho: Int, wo: Int, kh: Int, kw: Int,
+                                             stride s: Int, padding p: Int, _ term: (Int, Int, Int) -> Void) {
+        for plane in 0..<planes { for oy in 0..<ho { for ox in 0..<wo { for ky in 0..<kh { for kx in 0..<kw {
+            let iy = oy * s - p + ky, ix = ox * s - p + kx
+            if iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
+            term((plane * ho + oy) * wo + ox, (plane * h + iy) * w + ix, ky * kw + kx)
+        } } } } }
+    }
+
+    public func depthwiseCorrelate(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        let (ho, wo) = outputSize, px = x.pointer, pf = filter.pointer
+        var acc = [Double](repeating: 0, count: x.shape[0] * x.shape[1] * ho * wo)
+        ReferenceBackend.forEachDepthwiseTerm(planes: x.shape[0] * x.shape[1], h: x.shape[2], w: x.shape[3], ho: ho, wo: wo,
+                                              kh: filter.shape[0], kw: filter.shape[1], stride: stride, padding: padding) { o, i, f in
+            acc[o] += Double(pf[f]) * Double(px[i])
+        }
+        return Tensor(shape: [x.shape[0], x.shape[1], ho, wo], acc.map { Float($0) })
+    }
+
+    public func depthwiseScatter(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        // The transpose: x is on the correlation's output side, the result on its input side.
+        let (h, w) = outputSize, px = x.pointer, pf = filter.pointer
+        var acc = [Double](repeating: 0, count: x.shape[0] * x.shape[1] * h * w)
+        ReferenceBackend.forEachDepthwiseTerm(planes: x.shape[0] * x.shape[1], h: h, w: w, ho: x.shape[2], wo: x.shape[3],
+                                              kh: filter.shape[0], kw: filter.shape[1], stride: stride, padding: padding) { o, i, f in
+            acc[i] += Double(pf[f]) * Double(px[o])
+        }
+        return Tensor(shape: [x.shape[0], x.shape[1], h, w], acc.map { Float($0) })
+    }
 }
 
 // MARK: - Fused layers, composed

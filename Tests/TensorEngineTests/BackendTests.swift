@@ -92,6 +92,9 @@ final class BackendTests: XCTestCase {
         }
         add("avg pool", [img]) { $0[0].avgPool2d(kernel: (2, 3), stride: (2, 2)) }
         add("upsample", [img]) { $0[0].upsampleNearest(scale: (2, 3)) }
+        let fir = r([4, 3], 64)
+        add("depthwise conv", [img]) { $0[0].depthwiseConv2d(filter: fir, stride: 2, padding: 1) }
+        add("depthwise conv transpose", [img]) { $0[0].depthwiseConvTranspose2d(filter: fir, stride: 2, padding: 1, outputPadding: 1) }
         // Fused layers.
         let gx = r([1, 6, 5, 3], 31, scale: 2, shift: 3), gw = r([6], 32), gb = r([6], 33)
         add("group norm", [gx, gw, gb]) { $0[0].groupNorm(groups: 3, weight: $0[1], bias: $0[2]) }

@@ -75,6 +75,12 @@ final class SpyBackend: ComputeBackend, @unchecked Sendable {
     func upsampleNearestBackward(gradient: Tensor, scale: (Int, Int)) -> Tensor {
         count("upsampleNearestBackward"); return inner.upsampleNearestBackward(gradient: gradient, scale: scale)
     }
+    func depthwiseCorrelate(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        count("depthwiseCorrelate"); return inner.depthwiseCorrelate(x, filter: filter, stride: stride, padding: padding, outputSize: outputSize)
+    }
+    func depthwiseScatter(_ x: Tensor, filter: Tensor, stride: Int, padding: Int, outputSize: (Int, Int)) -> Tensor {
+        count("depthwiseScatter"); return inner.depthwiseScatter(x, filter: filter, stride: stride, padding: padding, outputSize: outputSize)
+    }
     func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu: Bool)
         -> (output: Tensor, saved: AnyObject?) {
         count("groupNorm"); return inner.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
