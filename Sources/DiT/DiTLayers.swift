@@ -20,21 +20,20 @@ public func sinusoidalPositionTable(embedDim: Int, height: Int, width: Int, base
         return (0..<n).map { Double(Float($0) / stride / interpolationScale) }
     }
     let rows = positions(height), columns = positions(width)
-    let out = Tensor.zeros([1, height * width, embedDim])
-    let p = out.pointer
+    var table = [Float](repeating: 0, count: height * width * embedDim)
     for i in 0..<height {
         for j in 0..<width {
-            let row = p + (i * width + j) * embedDim
+            let row = (i * width + j) * embedDim
             for k in 0..<quarter {
                 let c = columns[j] * omega[k], r = rows[i] * omega[k]
-                row[k] = Float(Foundation.sin(c))
-                row[quarter + k] = Float(Foundation.cos(c))
-                row[2 * quarter + k] = Float(Foundation.sin(r))
-                row[3 * quarter + k] = Float(Foundation.cos(r))
+                table[row + k] = Float(Foundation.sin(c))
+                table[row + quarter + k] = Float(Foundation.cos(c))
+                table[row + 2 * quarter + k] = Float(Foundation.sin(r))
+                table[row + 3 * quarter + k] = Float(Foundation.cos(r))
             }
         }
     }
-    return out
+    return Tensor(shape: [1, height * width, embedDim], table)
 }
 
 /// diffusers' `PatchEmbed` as the DiT builds it (no layer norm, `bias` true, sinusoidal positions,

@@ -59,8 +59,7 @@ public final class DiTTransformer2DModel: Module, ConditionalNoisePredictor {
         precondition(timesteps.count == n || timesteps.count == 1, "DiTTransformer2DModel: \(timesteps.count) timesteps for batch \(n)")
         precondition(classLabels.count == n, "DiTTransformer2DModel: \(classLabels.count) class labels for batch \(n)")
         let labels = classLabels.reshaped([n])
-        for i in 0..<n {
-            let id = labels.pointer[i]
+        for id in labels.scalars {
             precondition(id >= 0 && id <= Float(nullClass) && id == id.rounded(),
                          "DiTTransformer2DModel: class label \(id) outside 0...\(nullClass) (\(nullClass) is the null class)")
         }

@@ -232,14 +232,9 @@ public final class EDMFourierEmbedding: Module, EDMBufferOwner {
 /// [N, channels] with row n = [cos(x_n f_0), ..., cos(x_n f_{h-1}), sin(x_n f_0), ...], float32.
 func sinusoids(_ x: [Float], _ freqs: [Float], channels: Int) -> Tensor {
     let half = freqs.count
-    let out = Tensor.zeros([x.count, channels])
-    let p = out.pointer
-    for (n, v) in x.enumerated() {
-        for i in 0..<half {
-            let arg = v * freqs[i]
-            p[n * channels + i] = Foundation.cos(arg)
-            p[n * channels + half + i] = Foundation.sin(arg)
-        }
+    return Autograd.noGrad {
+        // Each argument x_n * f_i rounds once in Float, as before; cos and sin of it on the backend.
+        let arguments = Tensor(shape: [x.count, 1], x) * Tensor(shape: [1, half], freqs)
+        return Tensor.concat([arguments.cos(), arguments.sin()], axis: 1).padded(axis: 1, before: 0, after: channels - 2 * half)
     }
-    return out
 }

@@ -46,12 +46,12 @@ public final class EDMModel: Module {
     /// [N, label_dim] one-hot rows for class ids.
     public func oneHot(_ classes: [Int]) -> Tensor {
         precondition(labelDim > 0, "EDMModel.oneHot: the model is unconditional (label_dim 0)")
-        let out = Tensor.zeros([classes.count, labelDim])
+        var rows = [Float](repeating: 0, count: classes.count * labelDim)
         for (i, c) in classes.enumerated() {
             precondition(c >= 0 && c < labelDim, "EDMModel.oneHot: class \(c) outside 0..<\(labelDim)")
-            out.pointer[i * labelDim + c] = 1
+            rows[i * labelDim + c] = 1
         }
-        return out
+        return Tensor(shape: [classes.count, labelDim], rows)
     }
 
     /// D(x; sigma, class_labels): `x` [N, C, res, res]; `sigma` one per item or one for all;

@@ -47,7 +47,7 @@ final class DiTPipelineTests: XCTestCase {
         var means = [Double](repeating: 0, count: 4)
         for k in 0..<4 {
             for j in 0..<ts.count {
-                let want = Double(expected.pointer[k * ts.count + j])
+                let want = Double(expected.scalars[k * ts.count + j])
                 guard let got = result.probeErrors[k][j] else { XCTFail("class \(k) not scored at t \(ts[j])"); continue }
                 XCTAssertEqual(got, want, accuracy: 1e-4 * abs(want), "class \(k), t \(ts[j])")
                 means[k] += want / Double(ts.count)

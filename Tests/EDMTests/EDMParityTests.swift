@@ -12,9 +12,10 @@ func fixtureURL(_ name: String) -> URL {
 func maxRelativeError(_ a: Tensor, _ b: Tensor) -> Double {
     precondition(a.shape == b.shape, "shapes \(a.shape) and \(b.shape)")
     var diff = 0.0, ref = 0.0
+    let pa = a.scalars, pb = b.scalars
     for i in 0..<a.count {
-        diff = Swift.max(diff, Swift.abs(Double(a.pointer[i]) - Double(b.pointer[i])))
-        ref = Swift.max(ref, Swift.abs(Double(b.pointer[i])))
+        diff = Swift.max(diff, Swift.abs(Double(pa[i]) - Double(pb[i])))
+        ref = Swift.max(ref, Swift.abs(Double(pb[i])))
     }
     return diff / Swift.max(ref, 1e-30)
 }
