@@ -86,6 +86,11 @@ final class DiTPipelineTests: XCTestCase {
         }
     }
 
+    // The same classifier parity with every op on the reference backend (plain loops).
+    func testPerClassErrorsMatchDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) { try testPerClassErrorsMatchDiffusers() }
+    }
+
     func testId2labelProblemsAreNamed() throws {
         var index = try fixtureIndex()
         index["id2label"] = ["0": "a", "2": "c"]

@@ -70,6 +70,14 @@ final class DiTTransformerParityTests: XCTestCase {
         XCTAssertLessThan(relativeDifference(out, try io.tensor("output_16")), 1e-4, "16x16")
     }
 
+    // The same parity with every op on the reference backend (plain loops).
+    func testConfigsMatchDiffusersOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) {
+            try testLearnedSigmaConfigMatchesDiffusers()
+            try testPlainConfigMatchesDiffusersAtTwoSizes()
+        }
+    }
+
     func testCheckpointKeysAreDiffusers() throws {
         let model = try DiTTransformer2DModel.load(from: fixtureURL("dit_sigma"))
         let keys = Set(model.allParameters().map(\.key))

@@ -74,6 +74,13 @@ final class EDMParityTests: XCTestCase {
 
     func testDhariwalUNetInEDMPrecondMatchesEDM() throws { try checkParity("adm_edm") }
 
+    // The same parity with every op on the reference backend (plain loops).
+    func testAllNetworksMatchEDMOnReferenceBackend() throws {
+        try Engine.withBackend(.reference) {
+            for name in ["ddpmpp_edm", "ncsnpp_ve", "skip_vp", "adm_edm"] { try checkParity(name) }
+        }
+    }
+
     /// The parity check is not vacuous: one preconditioning constant off breaks it.
     func testChangedPreconditioningConstantFailsTheComparison() throws {
         for (name, change) in [("ddpmpp_edm", { (c: inout EDMConfig) in c.sigmaData = 0.51 }),
