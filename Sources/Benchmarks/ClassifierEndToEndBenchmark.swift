@@ -82,7 +82,7 @@ extension ClassifierBenchmark {
         var options = ClassifierOptions()
         options.batchSize = s.batchSize
         options.seed = 0
-        options.noiseByTimestep = true
+        options.noiseNumbering = .timestep
         let rule = SequentialElimination(rule: LeaderGapRule(threshold: s.endToEndGap), sampler: .grid(s.endToEndGrid),
                                          minScores: LeaderGapRule.defaultMinScores)
         let classifier = try Classifier(model: model, schedule: schedule, conditions: Array(0..<classes), strategy: rule, options: options)

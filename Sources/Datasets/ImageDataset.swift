@@ -85,7 +85,7 @@ public enum FashionMNIST {
     public static func load(split: ImageDataset.Split, directory: URL? = nil) throws -> ImageDataset {
         let dir = directory ?? debianDirectory
         guard FileManager.default.fileExists(atPath: dir.path) else {
-            throw DatasetError(file: dir.path, "Fashion-MNIST not found; install Debian's package: apt-get install dataset-fashion-mnist (or pass --data DIR)")
+            throw DatasetError(file: dir.path, "Fashion-MNIST not found; install Debian's package: apt-get install dataset-fashion-mnist (or give a data folder)")
         }
         return try ImageDataset.mnistFormat(directory: dir, split: split, classNames: classNames, name: "fashion-mnist")
     }

@@ -8,17 +8,18 @@ extension ImageDataset: TrainingData {
     }
 }
 
-/// Resolves the data flags shared by commands: `--dataset fashion-mnist` (Debian's copy) or
-/// `--data DIR` (an MNIST-format folder, or a folder of class subfolders of PNG/JPEG images).
+/// Resolves the data a run names: a dataset by name (`fashion-mnist`, Debian's copy) or a data
+/// folder (MNIST-format files, or class subfolders of PNG/JPEG images). Errors name
+/// `Setting.dataset` and `Setting.data`.
 public enum DatasetLocator {
     public static func load(dataset: String?, data: String?, split: ImageDataset.Split, imageSize: Int = 28,
                             channels: Int = 1) throws -> ImageDataset {
         switch (dataset, data) {
-        case (nil, nil): throw DatasetError(file: "--dataset/--data", "give --dataset fashion-mnist or --data DIR")
-        case (.some, .some): throw DatasetError(file: "--dataset/--data", "give only one of --dataset and --data")
+        case (nil, nil): throw SettingError("\(Setting.dataset)/\(Setting.data): give \(Setting.dataset) fashion-mnist or \(Setting.data) DIR")
+        case (.some, .some): throw SettingError("\(Setting.dataset)/\(Setting.data): give only one of \(Setting.dataset) and \(Setting.data)")
         case (let name?, nil):
             guard name == "fashion-mnist" else {
-                throw DatasetError(file: "--dataset", "unknown dataset '\(name)' (known: fashion-mnist; use --data DIR for others)")
+                throw SettingError(.dataset, "unknown dataset '\(name)' (known: fashion-mnist; use \(Setting.data) DIR for others)")
             }
             return try FashionMNIST.load(split: split)
         case (nil, let path?):

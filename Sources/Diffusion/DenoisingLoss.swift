@@ -14,7 +14,7 @@ public func denoisingLoss(model: ConditionalNoisePredictor, schedule: NoiseSched
             let indices = Array(start..<Swift.min(n, start + batchSize))
             let (x0, labels) = data.batch(indices)
             var g = RandomGenerator(seed: seed, stream: 0x4C4F5353 + UInt64(start) << 20)
-            let t = indices.map { _ in g.nextInt(upperBound: schedule.timesteps) }
+            let t = indices.map { _ in g.nextInt(upperBound: schedule.numTrainTimesteps) }
             let noise = Tensor.randn(x0.shape, generator: &g)
             let xt = schedule.addNoise(x0, noise: noise, timesteps: t)
             let out = model.predict(xt, timesteps: t.map(Float.init), conditions: labels)

@@ -12,7 +12,8 @@ public struct NoiseSchedule {
     public let betas: [Double]
     public let alphasCumprod: [Double]
     public var prediction: PredictionType { PredictionType(rawValue: config.predictionType) ?? .epsilon }
-    public var timesteps: Int { betas.count }
+    /// T: the number of training timesteps (diffusers' `num_train_timesteps`).
+    public var numTrainTimesteps: Int { betas.count }
 
     public init(_ config: SchedulerConfig) {
         self.config = config
@@ -38,7 +39,7 @@ public struct NoiseSchedule {
 
     /// sqrt(abar_t) and sqrt(1 - abar_t).
     public func coefficients(_ t: Int) -> (signal: Float, noise: Float) {
-        precondition(t >= 0 && t < timesteps, "NoiseSchedule: timestep \(t) outside 0..<\(timesteps)")
+        precondition(t >= 0 && t < numTrainTimesteps, "NoiseSchedule: timestep \(t) outside 0..<\(numTrainTimesteps)")
         let a = alphasCumprod[t]
         return (Float(a.squareRoot()), Float((1 - a).squareRoot()))
     }

@@ -40,7 +40,7 @@ public struct Sampler {
 
     /// The visited timesteps, largest first.
     public var timesteps: [Int] {
-        let ratio = schedule.timesteps / steps
+        let ratio = schedule.numTrainTimesteps / steps
         return (0..<steps).map { $0 * ratio + schedule.config.stepsOffset }.reversed()
     }
 
@@ -79,7 +79,7 @@ public struct Sampler {
         return Autograd.noGrad {
             var x = initialNoise
             let clip = schedule.config.clipSample, clipRange = Float(schedule.config.clipSampleRange)
-            let ratio = schedule.timesteps / steps
+            let ratio = schedule.numTrainTimesteps / steps
             for (i, t) in timesteps.enumerated() {
                 var eps = epsilon(x, t: t, classes: classes)
                 let prev = t - ratio

@@ -101,7 +101,7 @@ public struct SchedulerConfig: Codable, Equatable {
 }
 
 /// What the network predicts (diffusers' `prediction_type`).
-public enum PredictionType: String, Codable {
+public enum PredictionType: String, Codable, Sendable {
     case epsilon
     case vPrediction = "v_prediction"
     case sample

@@ -66,8 +66,19 @@ public struct TrainingProgress {
     public let learningRate: Float
 }
 
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
+public struct TrainingError: SettingNamingError {
+    public let text: ErrorText
+    public init(_ text: ErrorText) { self.text = text }
+    /// "`setting`: message".
+    public init(_ setting: Setting, _ message: ErrorText) { text = "\(setting): \(message)" }
+}
+
+/// The training settings named in errors (see `Setting`).
+extension Setting {
+    /// A diffusers folder whose weights a new run starts from.
+    public static let initFrom = Setting("init_from")
+    /// The U-Net config (`config.json`) a run trains.
+    public static let unetConfig = Setting("config")
 }
 
 /// Trains a class-conditional UNet2DModel with the DDPM objective (MSE to the schedule's target,
@@ -102,11 +113,11 @@ public final class DiffusionTrainer {
     /// checkpoint instead). The folder's config must equal the model's.
     public func initializeFromFolder() throws {
         guard let path = options.initFrom else { return }
-        guard step == 0 else { throw TrainingError(description: "init-from: the run is already at step \(step)") }
+        guard step == 0 else { throw TrainingError(.initFrom, "the run is already at step \(step)") }
         let folder = URL(fileURLWithPath: path)
         let source = try UNet2DModel.load(from: folder)
         guard source.config == model.config else {
-            throw TrainingError(description: "\(folder.appendingPathComponent("config.json").path): its U-Net config differs from the one being trained; train with --config set to it")
+            throw TrainingError("\(folder.appendingPathComponent("config.json").path): its U-Net config differs from the one being trained; train with \(Setting.unetConfig) set to it")
         }
         let weights = source.stateDict()
         for (k, p) in model.namedParameters() { p.assign(weights[k]!) }
@@ -137,7 +148,7 @@ public final class DiffusionTrainer {
         let (x0, dataLabels) = data.batch(indices)
         var g = RandomGenerator(seed: options.seed, stream: 0x5354455000000000 | UInt64(s))
         let b = indices.count
-        let t = (0..<b).map { _ in g.nextInt(upperBound: schedule.timesteps) }
+        let t = (0..<b).map { _ in g.nextInt(upperBound: schedule.numTrainTimesteps) }
         let noise = Tensor.randn(x0.shape, generator: &g)
         let drop = g.uniforms(count: b)
         let labelValues = dataLabels.scalars.enumerated().map { i, v in drop[i] < options.labelDropout ? Float(options.numClasses) : v }
@@ -201,10 +212,10 @@ public final class DiffusionTrainer {
         guard FileManager.default.fileExists(atPath: stateURL.path) else { return false }
         let state: CheckpointState
         do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: stateURL)) } catch {
-            throw TrainingError(description: "\(stateURL.path): unreadable checkpoint state: \(error)")
+            throw TrainingError("\(stateURL.path): unreadable checkpoint state: \(error)")
         }
         guard state.options.sameRun(as: options) else {
-            throw TrainingError(description: "\(stateURL.path): the checkpoint was made with other settings (\(state.options)); resume with the same ones or use a new --out")
+            throw TrainingError("\(stateURL.path): the checkpoint was made with other settings (\(state.options)); resume with the same ones or use another \(Setting.runFolder)")
         }
         try model.load(SafetensorsFile(url: ck.appendingPathComponent("model.safetensors")).tensors(),
                        source: ck.appendingPathComponent("model.safetensors").path)

@@ -15,9 +15,13 @@ public struct UNet2DConfig: Codable, Equatable {
     public var timeEmbeddingDim: Int?
     public var freqShift = 0
     public var flipSinToCos = true
-    public var downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
-    public var midBlockType: String? = "UNetMidBlock2D"
-    public var upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+    public var downBlockTypes: [BlockType] = [.downBlock2D, .attnDownBlock2D, .attnDownBlock2D, .attnDownBlock2D]
+    public var midBlockType: BlockType? = .midBlock2D
+    public var upBlockTypes: [BlockType] = [.attnUpBlock2D, .attnUpBlock2D, .attnUpBlock2D, .upBlock2D]
+
+    /// The block types this model builds.
+    public static let supportedDownBlocks: [BlockType] = [.downBlock2D, .attnDownBlock2D]
+    public static let supportedUpBlocks: [BlockType] = [.upBlock2D, .attnUpBlock2D]
     public var blockOutChannels = [224, 448, 672, 896]
     public var layersPerBlock = 2
     public var midBlockScaleFactor: Double = 1
@@ -69,8 +73,24 @@ public struct UNet2DConfig: Codable, Equatable {
         try get(.centerInputSample, &centerInputSample); try get(.timeEmbeddingType, &timeEmbeddingType)
         timeEmbeddingDim = try c.decodeIfPresent(Int.self, forKey: .timeEmbeddingDim)
         try get(.freqShift, &freqShift); try get(.flipSinToCos, &flipSinToCos)
-        try get(.downBlockTypes, &downBlockTypes); try get(.upBlockTypes, &upBlockTypes)
-        if c.contains(.midBlockType) { midBlockType = try c.decodeIfPresent(String.self, forKey: .midBlockType) }
+        func blocks(_ key: CodingKeys, _ what: String, _ supported: [BlockType]) throws -> [BlockType]? {
+            try c.decodeIfPresent([String].self, forKey: key)?.map { name in
+                switch BlockType.parse(name, what: what, supported: supported) {
+                case .success(let t): return t
+                case .failure(let e): throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: e.description)
+                }
+            }
+        }
+        downBlockTypes = try blocks(.downBlockTypes, "down block type", Self.supportedDownBlocks) ?? downBlockTypes
+        upBlockTypes = try blocks(.upBlockTypes, "up block type", Self.supportedUpBlocks) ?? upBlockTypes
+        if c.contains(.midBlockType) {
+            midBlockType = try c.decodeIfPresent(String.self, forKey: .midBlockType).map { name in
+                switch BlockType.parse(name, what: "mid_block_type", supported: [.midBlock2D]) {
+                case .success(let t): return t
+                case .failure(let e): throw DecodingError.dataCorruptedError(forKey: .midBlockType, in: c, debugDescription: e.description + " or null")
+                }
+            }
+        }
         try get(.blockOutChannels, &blockOutChannels); try get(.layersPerBlock, &layersPerBlock)
         try get(.midBlockScaleFactor, &midBlockScaleFactor); try get(.downsamplePadding, &downsamplePadding)
         try get(.downsampleType, &downsampleType); try get(.upsampleType, &upsampleType)
@@ -118,13 +138,13 @@ public struct UNet2DConfig: Codable, Equatable {
         guard downBlockTypes.count == blockOutChannels.count, upBlockTypes.count == blockOutChannels.count else {
             throw fail("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(blockOutChannels.count)) must have equal lengths")
         }
-        for t in downBlockTypes where !["DownBlock2D", "AttnDownBlock2D"].contains(t) {
-            throw fail("down block type '\(t)' is not supported (DownBlock2D, AttnDownBlock2D)")
+        for t in downBlockTypes where !Self.supportedDownBlocks.contains(t) {
+            throw fail("down block type '\(t.rawValue)' is not supported (DownBlock2D, AttnDownBlock2D)")
         }
-        for t in upBlockTypes where !["UpBlock2D", "AttnUpBlock2D"].contains(t) {
-            throw fail("up block type '\(t)' is not supported (UpBlock2D, AttnUpBlock2D)")
+        for t in upBlockTypes where !Self.supportedUpBlocks.contains(t) {
+            throw fail("up block type '\(t.rawValue)' is not supported (UpBlock2D, AttnUpBlock2D)")
         }
-        if let m = midBlockType, m != "UNetMidBlock2D" { throw fail("mid_block_type '\(m)' is not supported (UNetMidBlock2D or null)") }
+        if let m = midBlockType, m != .midBlock2D { throw fail("mid_block_type '\(m.rawValue)' is not supported (UNetMidBlock2D or null)") }
         guard timeEmbeddingType == "positional" else { throw fail("time_embedding_type '\(timeEmbeddingType)' is not supported (positional)") }
         guard resnetTimeScaleShift == "default" else { throw fail("resnet_time_scale_shift '\(resnetTimeScaleShift)' is not supported (default)") }
         guard downsampleType == "conv", upsampleType == "conv" else { throw fail("downsample_type/upsample_type must be 'conv'") }
@@ -147,7 +167,9 @@ public struct UNet2DConfig: Codable, Equatable {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
         let config: UNet2DConfig
-        do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch {
+        do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch DecodingError.dataCorrupted(let context) {
+            throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(context.debugDescription)")
+        } catch {
             throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(error)")
         }
         try config.validate(file: url.path)
@@ -173,8 +195,8 @@ extension UNet2DConfig {
         c.outChannels = channels
         c.blockOutChannels = [32, 64, 96]
         c.layersPerBlock = 1
-        c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
-        c.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D, .attnDownBlock2D]
+        c.upBlockTypes = [.attnUpBlock2D, .attnUpBlock2D, .upBlock2D]
         c.normNumGroups = 8
         c.attentionHeadDim = 32
         c.numClassEmbeds = classes + 1

@@ -35,7 +35,7 @@ public final class UNet2DModel: Module, ConditionalNoisePredictor {
         for (i, type) in config.downBlockTypes.enumerated() {
             let inC = outC
             outC = ch[i]
-            downs.append(DownBlock(in: inC, out: outC, layers: config.layersPerBlock, attention: type == "AttnDownBlock2D",
+            downs.append(DownBlock(in: inC, out: outC, layers: config.layersPerBlock, attention: type.hasSelfAttention,
                                    addDownsample: i < ch.count - 1, config: config, generator: &g))
         }
         downBlocks = ModuleList(downs)
@@ -48,7 +48,7 @@ public final class UNet2DModel: Module, ConditionalNoisePredictor {
             outC = rev[i]
             let inC = rev[Swift.min(i + 1, ch.count - 1)]
             ups.append(UpBlock(in: inC, out: outC, prevOut: prev, layers: config.layersPerBlock + 1,
-                               attention: type == "AttnUpBlock2D", addUpsample: i < ch.count - 1, config: config, generator: &g))
+                               attention: type.hasSelfAttention, addUpsample: i < ch.count - 1, config: config, generator: &g))
         }
         upBlocks = ModuleList(ups)
         convNormOut = GroupNorm(groups: config.normNumGroups, channels: ch[0], eps: Float(config.normEps))

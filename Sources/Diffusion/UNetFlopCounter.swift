@@ -25,7 +25,7 @@ enum UNetFlopCounter {
             outC = ch[i]
             for l in 0..<config.layersPerBlock {
                 total += resnet(l == 0 ? inC : outC, outC, h, w)
-                if type == "AttnDownBlock2D" { total += attention(outC, h, w) }
+                if type.hasSelfAttention { total += attention(outC, h, w) }
                 skipChannels.append(outC)
             }
             if i < ch.count - 1 {
@@ -46,7 +46,7 @@ enum UNetFlopCounter {
                 let skip = skipChannels.removeLast()
                 total += resnet(current + skip, o, h, w)
                 current = o
-                if type == "AttnUpBlock2D" { total += attention(o, h, w) }
+                if type.hasSelfAttention { total += attention(o, h, w) }
             }
             if i < ch.count - 1 { h *= 2; w *= 2; total += conv(o, o, 3, h, w) }
         }

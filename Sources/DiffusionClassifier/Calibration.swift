@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 
 /// Temperature scaling of the classifier's posterior (Guo et al. 2017, applied to
@@ -175,7 +176,7 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
         result.dataset = settings.dataset
         result.split = settings.split
         result.loss = settings.loss.rawValue
-        result.weighting = settings.weighting
+        result.weighting = settings.weighting.name
         return result
     }
 
@@ -199,13 +200,14 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
         }
     }
 
-    /// Checks that an evaluation's settings match what tau was fitted for (loss and weighting).
+    /// Checks that an evaluation's settings match what tau was fitted for (loss and weighting,
+    /// compared as values: "exp" and "exp:7" are the same weighting).
     public func check(against settings: EvaluationSettings, file: String) throws {
-        if let loss, loss != settings.loss.rawValue {
-            throw ClassifierError("\(file): tau was fitted with --loss \(loss), this run uses --loss \(settings.loss.rawValue)")
+        if let loss, ErrorLoss(rawValue: loss) != settings.loss {
+            throw ClassifierError("\(file): tau was fitted with \(Setting.loss) \(loss), this run uses \(Setting.loss) \(settings.loss.rawValue)")
         }
-        if let weighting, weighting != settings.weighting {
-            throw ClassifierError("\(file): tau was fitted with --weighting \(weighting), this run uses --weighting \(settings.weighting)")
+        if let weighting, (try? TimestepWeighting(parsing: weighting)) != settings.weighting {
+            throw ClassifierError("\(file): tau was fitted with \(Setting.weighting) \(weighting), this run uses \(Setting.weighting) \(settings.weighting.name)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import TensorEngine
 
 /// How an image's classes are scored and which remain in the running: a fixed set of timesteps,
@@ -6,7 +7,8 @@ import TensorEngine
 /// probabilities. New strategies (a custom sequential rule, say) conform to this protocol, or to
 /// `EliminationRule` to reuse `SequentialElimination`'s loop.
 public protocol ClassificationStrategy {
-    /// Checks the settings against the timestep range and the number of classes; errors name flags.
+    /// Checks the settings against the timestep range and the number of classes; errors name the
+    /// parameters (`Setting`).
     func validate(range: Range<Int>, classes: Int) throws
     /// Scores candidates 0..<scorer.candidateCount on `scorer` and returns the survivors (the
     /// candidates still in the running; the prediction is the survivor of lowest mean error).
@@ -22,7 +24,7 @@ public struct FixedTimesteps: ClassificationStrategy {
     public init(sampler: TimestepSampler) { self.sampler = sampler }
 
     public func validate(range: Range<Int>, classes: Int) throws {
-        try sampler.validate(range: range, flag: "--n-timesteps/--timesteps")
+        try sampler.validate(range: range, count: .nTimesteps)
     }
 
     public func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Diffusion
 import Foundation
 import TensorEngine
@@ -15,9 +16,8 @@ public struct ClassifierOptions: Sendable {
     /// Each class draws its own eps per probe (`SeededNoise.independent`) instead of sharing
     /// one; for studying the paired design (`diffclass analyze`), not for classifying.
     public var independentNoise = false
-    /// eps_t for the probe at timestep t (`ImageScorer.noiseByTimestep`) instead of draws in
-    /// probe order; `--noise-by timestep`.
-    public var noiseByTimestep = false
+    /// Draws numbered by probe (the public code's) or by timestep (`ImageScorer.noiseByTimestep`).
+    public var noiseNumbering = NoiseNumbering.probe
     public init() {}
 }
 
@@ -71,7 +71,7 @@ public final class Classifier {
     /// Errors an earlier run recorded on the same noise, by image index (`eval --reuse`): an
     /// image found here looks up the (class, t) errors the record has and computes only the rest
     /// (`ImageScorer.knownErrors`); its results equal a run without them (up to the engine's
-    /// batch-size rounding, ~1e-7 relative). Needs `options.noiseByTimestep`, shared seeded noise.
+    /// batch-size rounding, ~1e-7 relative). Needs noise numbered by timestep, shared and seeded.
     public var reusedErrors: [Int: RecordedErrors] = [:]
     public let weights: [Double]
 
@@ -80,12 +80,12 @@ public final class Classifier {
     /// every image instead of seeded draws.
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, conditions: [Int], strategy: ClassificationStrategy,
                 options: ClassifierOptions = ClassifierOptions(), range: Range<Int>? = nil, noiseFile: FileNoise? = nil) throws {
-        let range = range ?? 0..<schedule.timesteps
-        guard range.lowerBound >= 0, range.upperBound <= schedule.timesteps, !range.isEmpty else {
-            throw ClassifierError("--t-range: \(range.lowerBound):\(range.upperBound) is not a non-empty part of 0:\(schedule.timesteps)")
+        let range = range ?? 0..<schedule.numTrainTimesteps
+        guard range.lowerBound >= 0, range.upperBound <= schedule.numTrainTimesteps, !range.isEmpty else {
+            throw ClassifierError(.timestepRange, "\(range.lowerBound):\(range.upperBound) is not a non-empty part of 0:\(schedule.numTrainTimesteps)")
         }
         guard !conditions.isEmpty else { throw ClassifierError("no classes to choose from") }
-        guard options.batchSize >= 1 else { throw ClassifierError("--batch-size: must be at least 1") }
+        guard options.batchSize >= 1 else { throw ClassifierError(.batchSize, "must be at least 1") }
         try strategy.validate(range: range, classes: conditions.count)
         self.model = model
         self.schedule = schedule
@@ -101,7 +101,7 @@ public final class Classifier {
     public func makeScorer(_ x0: Tensor, imageIndex: Int) throws -> ImageScorer {
         let noise: NoiseSource
         if let noiseFile {
-            guard !options.independentNoise else { throw ClassifierError("--noise: a noise file cannot give independent noise per class") }
+            guard !options.independentNoise else { throw ClassifierError(.noise, "a noise file cannot give independent noise per class") }
             try noiseFile.check(imageShape: x0.shape)
             noise = noiseFile
         } else {
@@ -109,10 +109,10 @@ public final class Classifier {
         }
         let scorer = ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
                                  weights: weights, batchSize: options.batchSize, noise: noise)
-        scorer.noiseByTimestep = options.noiseByTimestep
+        scorer.noiseByTimestep = options.noiseNumbering == .timestep
         if let reused = reusedErrors[imageIndex] {
-            guard options.noiseByTimestep, noiseFile == nil, !options.independentNoise else {
-                throw ClassifierError("--reuse: recorded errors can only be reused with --noise-by timestep and shared seeded noise")
+            guard options.noiseNumbering == .timestep, noiseFile == nil, !options.independentNoise else {
+                throw ClassifierError(.reuse, "recorded errors can only be reused with \(Setting.noiseBy) timestep and shared seeded noise")
             }
             scorer.knownErrors = reused.error
         }

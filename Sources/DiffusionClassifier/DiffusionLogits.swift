@@ -44,7 +44,7 @@ public final class DiffusionLogits: DifferentiableClassifier {
                 weighting: TimestepWeighting = .uniform, temperature: Double = 1, batchSize: Int = 64,
                 noise: NoiseSource? = nil) {
         precondition(!conditions.isEmpty && !timesteps.isEmpty && batchSize >= 1, "DiffusionLogits: empty classes or timesteps")
-        for t in timesteps { precondition(t >= 0 && t < schedule.timesteps, "DiffusionLogits: timestep \(t) outside 0..<\(schedule.timesteps)") }
+        for t in timesteps { precondition(t >= 0 && t < schedule.numTrainTimesteps, "DiffusionLogits: timestep \(t) outside 0..<\(schedule.numTrainTimesteps)") }
         self.model = model
         self.schedule = schedule
         self.conditions = conditions
@@ -66,7 +66,7 @@ public final class DiffusionLogits: DifferentiableClassifier {
             preconditionFailure("DiffusionLogits: the model is not class-conditional (num_class_embeds unset)")
         }
         self.init(model: model, schedule: schedule, conditions: Array(0..<(embeds - 1)),
-                  timesteps: TimestepGrid.grid(T: schedule.timesteps, maxN: timestepCount), weighting: weighting,
+                  timesteps: TimestepGrid.grid(T: schedule.numTrainTimesteps, maxN: timestepCount), weighting: weighting,
                   temperature: temperature, batchSize: batchSize, noise: noise)
     }
 

@@ -132,7 +132,7 @@ public final class EvaluationRun {
             let t0 = Date()
             let c = try classify(try image(i), i)
             let record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
-                                     saveErrors: settings.saveErrors ?? false)
+                                     saveErrors: settings.saveErrors)
             try handle.write(contentsOf: try record.line())
             done[i] = record
             count += 1

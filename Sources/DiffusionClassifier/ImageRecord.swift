@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 
 /// One line of `RUN/results.jsonl`: one image's outcome.
@@ -94,7 +95,7 @@ public struct RunScope: Equatable, Sendable {
     public static func parseShard(_ text: String) throws -> (index: Int, count: Int) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, i >= 0, i < n else {
-            throw ClassifierError("--shard: '\(text)' is not I/N with 0 <= I < N")
+            throw ClassifierError(.shard, "'\(text)' is not I/N with 0 <= I < N")
         }
         return (i, n)
     }

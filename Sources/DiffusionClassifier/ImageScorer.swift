@@ -145,7 +145,7 @@ public final class ImageScorer: ProbeScorer {
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, x0: Tensor, conditions: [Int], loss: ErrorLoss,
                 weights: [Double], batchSize: Int, noise: NoiseSource) {
         precondition(x0.rank == 4 && x0.shape[0] == 1, "ImageScorer: x0 must be [1, C, H, W], got \(x0.shape)")
-        precondition(batchSize >= 1 && !conditions.isEmpty && weights.count == schedule.timesteps)
+        precondition(batchSize >= 1 && !conditions.isEmpty && weights.count == schedule.numTrainTimesteps)
         self.model = model
         self.schedule = schedule
         self.x0 = x0

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 import Diffusion
 import TensorEngine
@@ -68,13 +69,14 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
 
     /// Parses `key=value,...` with keys steps, eta (a number or a fraction like 8/255),
     /// variant (paper|code), norm (linf|l2), step, lr, sigma=LO:HI, t=A:B, grad (exact|bpda).
-    public init(parsing text: String, flag: String = "--lm") throws {
+    /// Errors name `Setting.lm`.
+    public init(parsing text: String) throws {
         self.init()
         for item in text.split(separator: ",", omittingEmptySubsequences: true) {
             let parts = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
-            guard parts.count == 2, !parts[1].isEmpty else { throw ClassifierError("\(flag): '\(item)' is not key=value") }
+            guard parts.count == 2, !parts[1].isEmpty else { throw ClassifierError(.lm, "'\(item)' is not key=value") }
             let (key, value) = (parts[0], parts[1])
-            func bad(_ what: String) -> ClassifierError { ClassifierError("\(flag): bad value '\(value)' for '\(key)' (\(what))") }
+            func bad(_ what: String) -> ClassifierError { ClassifierError(.lm, "bad value '\(value)' for '\(key)' (\(what))") }
             switch key {
             case "steps":
                 guard let n = Int(value), n >= 0 else { throw bad("a non-negative integer") }
@@ -106,7 +108,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
                 guard r.count == 2, r[0] >= 0, r[0] < r[1] else { throw bad("A:B with 0 <= A < B") }
                 timestepRange = r[0]..<r[1]
             default:
-                throw ClassifierError("\(flag): unknown key '\(key)' (steps, eta, variant, norm, step, lr, sigma, t, grad)")
+                throw ClassifierError(.lm, "unknown key '\(key)' (steps, eta, variant, norm, step, lr, sigma, t, grad)")
             }
         }
     }
@@ -145,7 +147,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         var ge = g.derived(1)
         let t: Int
         if let r = timestepRange {
-            precondition(r.upperBound <= schedule.timesteps, "LikelihoodMaximization: t range \(r) outside 0..<\(schedule.timesteps)")
+            precondition(r.upperBound <= schedule.numTrainTimesteps, "LikelihoodMaximization: t range \(r) outside 0..<\(schedule.numTrainTimesteps)")
             t = r.lowerBound + g.nextInt(upperBound: r.count)
         } else {
             let s = Double(g.nextFloat(low: Float(sigmaRange.lowerBound), high: Float(sigmaRange.upperBound)))

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 
 /// A `ProbeScorer` whose errors come from a recorded run (`eval --save-errors`): the error of
@@ -15,7 +16,7 @@ public final class RecordedScorer: ProbeScorer {
     /// weights are 1.
     public init(record: ImageRecord, timesteps: Int) throws {
         guard let ts = record.probeTimesteps, let table = record.probeErrors else {
-            throw ClassifierError("image \(record.index): no per-probe errors in the record (run eval with --save-errors)")
+            throw ClassifierError("image \(record.index): no per-probe errors in the record (recorded without \(Setting.saveErrors))")
         }
         guard table.count == record.meanErrors.count, table.allSatisfy({ $0.count == ts.count }) else {
             throw ClassifierError("image \(record.index): probe_errors is not classes x probes (\(table.count) rows, \(ts.count) probes)")
@@ -69,7 +70,7 @@ public struct RecordedErrors: Sendable {
 
     public init(record: ImageRecord, weights: [Double]) throws {
         guard let ts = record.probeTimesteps, let table = record.probeErrors else {
-            throw ClassifierError("image \(record.index): no per-probe errors in the record (run eval with --save-errors)")
+            throw ClassifierError("image \(record.index): no per-probe errors in the record (recorded without \(Setting.saveErrors))")
         }
         guard table.allSatisfy({ $0.count == ts.count }) else {
             throw ClassifierError("image \(record.index): probe_errors rows do not match its \(ts.count) probe_timesteps")
@@ -93,37 +94,38 @@ public struct RecordedErrors: Sendable {
 /// one image's classification.
 public enum Replay {
     /// Checks that `source` can be replayed with `target` (same model, data, loss, weighting, seed;
-    /// recorded with `--save-errors --noise-by timestep`, no noise file). Errors name the flag.
+    /// recorded with saved errors and noise numbered by timestep, no noise file). Errors name the
+    /// parameter.
     public static func check(source: EvaluationSettings, target: EvaluationSettings, sourcePath: String) throws {
-        guard source.saveErrors == true else {
-            throw ClassifierError("\(sourcePath): recorded without --save-errors; nothing to replay")
+        guard source.saveErrors else {
+            throw ClassifierError("\(sourcePath): recorded without \(Setting.saveErrors); nothing to replay")
         }
-        guard source.noiseBy == "timestep", source.noise == nil else {
-            throw ClassifierError("\(sourcePath): recorded without --noise-by timestep; its errors depend on the probe order, so a replay would not be exact")
+        guard source.noiseNumbering == .timestep, source.noiseFile == nil else {
+            throw ClassifierError("\(sourcePath): recorded without \(Setting.noiseBy) timestep; its errors depend on the probe order, so a replay would not be exact")
         }
-        guard target.loss == source.loss else { throw ClassifierError("--loss: the recorded run used \(source.loss.rawValue)") }
-        guard target.weighting == source.weighting else { throw ClassifierError("--weighting: the recorded run used \(source.weighting)") }
-        guard target.seed == source.seed else { throw ClassifierError("--seed: the recorded run used \(source.seed)") }
-        guard target.noise == nil else { throw ClassifierError("--noise: a replay uses the recorded run's noise") }
+        guard target.loss == source.loss else { throw ClassifierError(.loss, "the recorded run used \(source.loss.rawValue)") }
+        guard target.weighting == source.weighting else { throw ClassifierError(.weighting, "the recorded run used \(source.weighting.name)") }
+        guard target.seed == source.seed else { throw ClassifierError(.seed, "the recorded run used \(source.seed)") }
+        guard target.noiseFile == nil else { throw ClassifierError(.noise, "a replay uses the recorded run's noise") }
     }
 
     /// Checks that `source`'s errors can be reused by a new run with `target` settings
-    /// (`eval --reuse`): what `check` asks, plus the same model, data, classes and weight storage,
-    /// and `--noise-by timestep` for the new run. Errors name the flag.
+    /// (`RecordedErrors`): what `check` asks, plus the same model, data, classes and weight
+    /// storage, and noise numbered by timestep in the new run. Errors name the parameter.
     public static func checkReuse(source: EvaluationSettings, target: EvaluationSettings, sourcePath: String) throws {
         try check(source: source, target: target, sourcePath: sourcePath)
-        guard target.noiseBy == "timestep" else {
-            throw ClassifierError("--reuse: needs --noise-by timestep (the recorded errors are on eps_t, drawn by timestep)")
+        guard target.noiseNumbering == .timestep else {
+            throw ClassifierError(.reuse, "needs \(Setting.noiseBy) timestep (the recorded errors are on eps_t, drawn by timestep)")
         }
-        let same: [(String, Bool)] = [
-            ("--model", target.model == source.model), ("--dataset", target.dataset == source.dataset),
-            ("--split", target.split == source.split), ("classes", target.classes == source.classes),
+        let same: [(ErrorText, Bool)] = [
+            ("\(Setting.model)", target.model == source.model), ("\(Setting.dataset)", target.dataset == source.dataset),
+            ("\(Setting.split)", target.split == source.split), ("classes", target.classes == source.classes),
             ("the schedule", target.numTrainTimesteps == source.numTrainTimesteps && target.predictionType == source.predictionType),
-            ("--weights-dtype", target.weightsDtype == source.weightsDtype),
+            ("\(Setting.weightsDtype)", target.weightStorage == source.weightStorage),
             ("prompts", target.prompts == source.prompts && target.imageSize == source.imageSize),
         ]
-        if let (flag, _) = same.first(where: { !$0.1 }) {
-            throw ClassifierError("--reuse: \(sourcePath) was recorded with another \(flag); its errors are not this run's")
+        if let (what, _) = same.first(where: { !$0.1 }) {
+            throw ClassifierError(.reuse, "\(sourcePath) was recorded with another \(what); its errors are not this run's")
         }
     }
 

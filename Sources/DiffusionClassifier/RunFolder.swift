@@ -1,11 +1,42 @@
+import NeuralNetworks
 import Foundation
 
-/// Settings that decide a run folder's results (`settings.json`).
-public protocol RunSettings {
+/// Settings that decide a run folder's results (`settings.json`). The default implementations
+/// write the JSON every run folder uses (snake_case keys, sorted, pretty-printed) and compare
+/// settings as JSON values.
+public protocol RunSettings: Codable {
     func encoded() throws -> Data
     static func decode(_ data: Data) throws -> Self
     /// Human-readable differences ("seed: 3 -> 4"), empty when the settings are equal.
     func differences(from other: Self) throws -> [String]
+}
+
+extension RunSettings {
+    /// JSON with snake_case keys, sorted, pretty-printed.
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> Self {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(Self.self, from: data)
+    }
+
+    /// "key: old -> new" for each setting that differs (compared as JSON values).
+    public func differences(from other: Self) throws -> [String] {
+        func dict(_ s: Self) throws -> [String: Any] {
+            (try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any]) ?? [:]
+        }
+        let a = try dict(other), b = try dict(self)
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in
+            let x = a[k].map { "\($0)" } ?? "null", y = b[k].map { "\($0)" } ?? "null"
+            return x == y ? nil : "\(k): \(x) -> \(y)"
+        }
+    }
 }
 
 /// The mechanics shared by run folders (`diffclass eval`, `diffclass robust`): `settings.json`
@@ -22,16 +53,16 @@ public enum RunFolder {
         if fm.fileExists(atPath: settingsURL.path) {
             let old: S
             do { old = try S.decode(try Data(contentsOf: settingsURL)) } catch {
-                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another --out")
+                throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another \(Setting.runFolder)")
             }
             let diff = try settings.differences(from: old)
             guard diff.isEmpty else {
                 throw ClassifierError("\(settingsURL.path): this run folder was made with different settings "
-                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another --out")
+                    + "(\(diff.joined(separator: "; "))); rerun with the same settings to resume, or use another \(Setting.runFolder)")
             }
         } else {
             if fm.fileExists(atPath: resultsURL.path) {
-                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another --out")
+                throw ClassifierError("\(resultsURL.path) exists without settings.json; use another \(Setting.runFolder)")
             }
             try settings.encoded().write(to: settingsURL, options: .atomic)
         }

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 
 /// The joined shards of a merge (`RunFolder.mergeShards`): what each kind of run needs to write
@@ -94,7 +95,7 @@ extension RunFolder {
         let settingsURL = out.appendingPathComponent("settings.json"), resultsURL = out.appendingPathComponent("results.jsonl")
         let summaryURL = out.appendingPathComponent("summary.json")
         for url in [settingsURL, resultsURL, summaryURL] where fm.fileExists(atPath: url.path) {
-            throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another --out)")
+            throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another \(Setting.runFolder))")
         }
         do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
             throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import TensorEngine
 
 /// A rule deciding, after each round of shared probes, which surviving classes to drop.
@@ -27,7 +28,10 @@ public struct SequentialElimination<Rule: EliminationRule>: ClassificationStrate
     /// Stop after this many probes (nil: all of the sampler's).
     public let maxProbes: Int?
 
-    public init(rule: Rule, sampler: TimestepSampler, minScores: Int = 20, testEvery: Int = 1, maxProbes: Int? = nil) {
+    /// `testEvery` after the first round's scores (every probe by default).
+    public static var defaultTestEvery: Int { 1 }
+
+    public init(rule: Rule, sampler: TimestepSampler, minScores: Int, testEvery: Int = defaultTestEvery, maxProbes: Int? = nil) {
         self.rule = rule
         self.sampler = sampler
         self.minScores = minScores
@@ -38,10 +42,10 @@ public struct SequentialElimination<Rule: EliminationRule>: ClassificationStrate
     public var maxScores: Int { Swift.min(sampler.count, maxProbes ?? .max) }
 
     public func validate(range: Range<Int>, classes: Int) throws {
-        try sampler.validate(range: range, flag: "--max-scores/--timesteps")
-        guard minScores >= 2 else { throw ClassifierError("--min-scores: need at least 2 scores for a t-test, got \(minScores)") }
-        guard testEvery >= 1 else { throw ClassifierError("--test-every: must be at least 1, got \(testEvery)") }
-        if let maxProbes, maxProbes < 1 { throw ClassifierError("--max-probes: must be at least 1, got \(maxProbes)") }
+        try sampler.validate(range: range, count: .maxScores)
+        guard minScores >= 2 else { throw ClassifierError(.minScores, "need at least 2 scores for a t-test, got \(minScores)") }
+        guard testEvery >= 1 else { throw ClassifierError(.testEvery, "must be at least 1, got \(testEvery)") }
+        if let maxProbes, maxProbes < 1 { throw ClassifierError(.maxProbes, "must be at least 1, got \(maxProbes)") }
     }
 
     public func run(_ scorer: ProbeScorer, range: Range<Int>, generator: inout RandomGenerator) throws -> [Int] {
@@ -68,11 +72,13 @@ public struct SequentialElimination<Rule: EliminationRule>: ClassificationStrate
 
 /// Clark & Jaini's rule: with b the survivor of lowest mean error, drop each other survivor c
 /// whose one-sided paired t-test of (error_c - error_b) > 0 has p-value below `pValue` (2e-3 in
-/// their paper). Needs at least 2 shared scores (the driver's `minScores`, 20 by default).
+/// their paper). Needs at least 2 shared scores (the driver's `minScores`, 20 in their paper).
 public struct PairedTTestRule: EliminationRule {
     public let pValue: Double
+    /// Their paper's settings: p-value 2e-3 after 20 shared scores, up to 2000 uniform timesteps.
+    public static let defaultPValue = 2e-3, defaultMinScores = 20, defaultMaxScores = 2000
 
-    public init(pValue: Double = 2e-3) { self.pValue = pValue }
+    public init(pValue: Double = PairedTTestRule.defaultPValue) { self.pValue = pValue }
 
     public func eliminate(survivors: [Int], scorer: ProbeScorer) -> [Int] {
         guard survivors.count > 1 else { return [] }
@@ -98,9 +104,9 @@ public struct PairedTTestRule: EliminationRule {
 /// images, not test images; the numbers are in docs/classifier.md.
 public struct LeaderGapRule: EliminationRule {
     public let threshold: Double
-    /// `--gap` default (chosen on training images; docs/classifier.md).
+    /// The default threshold (chosen on training images; docs/classifier.md).
     public static let defaultThreshold = 2.0
-    /// `--min-scores` and `--max-scores` defaults with `--leader-gap` (a 50-timestep grid, shuffled).
+    /// The default first round (5 shared probes) and timesteps (a 50-timestep grid, shuffled).
     public static let defaultMinScores = 5, defaultGridSize = 50
 
     public init(threshold: Double = LeaderGapRule.defaultThreshold) { self.threshold = threshold }
@@ -120,4 +126,37 @@ public struct LeaderGapRule: EliminationRule {
         guard pooledVariance > 0 else { return [] }
         return gaps.filter { g in g.k >= 2 && g.mean > threshold * (pooledVariance / Double(g.k)).squareRoot() }.map(\.c)
     }
+}
+
+/// The paired t-test method (`SequentialElimination` with `PairedTTestRule`) and its settings;
+/// the defaults are the paper's (`PairedTTestRule.default...`): uniform timesteps.
+public struct TTestSettings: Equatable, Sendable {
+    public var sampler: TimestepSampler
+    public var pValue = PairedTTestRule.defaultPValue
+    public var minScores = PairedTTestRule.defaultMinScores
+    public var testEvery = SequentialElimination<PairedTTestRule>.defaultTestEvery
+    /// Stop after this many probes (nil: all of the sampler's).
+    public var maxProbes: Int? = nil
+
+    /// The default timesteps: `defaultMaxScores` uniform draws.
+    public static let defaultSampler = TimestepSampler.uniform(PairedTTestRule.defaultMaxScores)
+
+    public init(sampler: TimestepSampler = TTestSettings.defaultSampler) { self.sampler = sampler }
+}
+
+/// The leader-gap method (`SequentialElimination` with `LeaderGapRule`) and its settings; the
+/// defaults are `LeaderGapRule`'s: threshold 2 after 5 shared probes of a shuffled 50-timestep grid.
+/// Runs recorded without `min_scores` used 5, the value the CLI has always written.
+public struct LeaderGapSettings: Equatable, Sendable {
+    public var sampler: TimestepSampler
+    public var gap = LeaderGapRule.defaultThreshold
+    public var minScores = LeaderGapRule.defaultMinScores
+    public var testEvery = SequentialElimination<LeaderGapRule>.defaultTestEvery
+    /// Stop after this many probes (nil: all of the sampler's).
+    public var maxProbes: Int? = nil
+
+    /// The default timesteps: the `defaultGridSize`-timestep grid.
+    public static let defaultSampler = TimestepSampler.grid(LeaderGapRule.defaultGridSize)
+
+    public init(sampler: TimestepSampler = LeaderGapSettings.defaultSampler) { self.sampler = sampler }
 }

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import TensorEngine
 
 /// The public Diffusion Classifier code's adaptive schedule (`--to_keep`, `--n_samples`;
@@ -22,15 +23,18 @@ public struct StagedElimination: ClassificationStrategy {
 
     public let stages: [Stage]
 
-    public init(stages: [Stage]) { self.stages = stages }
+    /// The public code's published schedule: keep 5 classes after 50 timesteps, then 1 after 500.
+    public static let defaultStages = [Stage(keep: 5, samples: 50), Stage(keep: 1, samples: 500)]
 
-    /// Parses "5:50,1:500" (keep:timesteps per stage); errors name `flag`.
-    public init(parsing text: String, flag: String = "--stages") throws {
+    public init(stages: [Stage] = StagedElimination.defaultStages) { self.stages = stages }
+
+    /// Parses "5:50,1:500" (keep:timesteps per stage); errors name `Setting.stages`.
+    public init(parsing text: String) throws {
         var stages: [Stage] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let kv = part.split(separator: ":", omittingEmptySubsequences: false)
             guard kv.count == 2, let keep = Int(kv[0]), let n = Int(kv[1]), keep >= 1, n >= 1 else {
-                throw ClassifierError("\(flag): '\(part)' is not keep:timesteps with positive integers (e.g. 5:50,1:500)")
+                throw ClassifierError("\(Setting.stages): '\(part)' is not keep:timesteps with positive integers (e.g. 5:50,1:500)")
             }
             stages.append(Stage(keep: keep, samples: n))
         }
@@ -43,9 +47,9 @@ public struct StagedElimination: ClassificationStrategy {
     public var maxSamples: Int { stages.map(\.samples).max() ?? 0 }
 
     public func validate(range: Range<Int>, classes: Int) throws {
-        guard !stages.isEmpty else { throw ClassifierError("--stages: no stages") }
+        guard !stages.isEmpty else { throw ClassifierError(.stages, "no stages") }
         guard maxSamples <= range.count else {
-            throw ClassifierError("--stages: \(maxSamples) timesteps do not fit in the range \(range.lowerBound):\(range.upperBound) (\(range.count) timesteps)")
+            throw ClassifierError(.stages, "\(maxSamples) timesteps do not fit in the range \(range.lowerBound):\(range.upperBound) (\(range.count) timesteps)")
         }
     }
 

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Diffusion
 import Foundation
 import TensorEngine
@@ -104,9 +105,9 @@ public struct TimestepAnalysis {
 
     /// `points` evenly spaced single timesteps (the grid of that size) and the given counts.
     public init(T: Int, points: Int = 20, counts: [Int] = [1, 2, 5, 10, 20, 50], seed: UInt64 = 0) throws {
-        guard points >= 1, points <= T else { throw ClassifierError("analyze: \(points) single timesteps do not fit in 0..<\(T)") }
+        guard points >= 1, points <= T else { throw ClassifierError(.points, "\(points) single timesteps do not fit in 0..<\(T)") }
         guard let m = counts.max(), counts.allSatisfy({ $0 >= 1 }), m <= T else {
-            throw ClassifierError("analyze: timestep counts \(counts) must lie in 1...\(T)")
+            throw ClassifierError(.counts, "timestep counts \(counts) must lie in 1...\(T)")
         }
         singleTimesteps = TimestepGrid.grid(T: T, maxN: points)
         self.counts = counts.sorted()
@@ -141,7 +142,7 @@ public struct TimestepAnalysis {
     public func run(model: ConditionalNoisePredictor, schedule: NoiseSchedule, conditions: [Int], images: [Tensor], labels: [Int],
                     indices: [Int], progress: (Int, Int) -> Void = { _, _ in }) throws -> (singleTimestep: [AnalysisResult.SingleTimestep], timestepCounts: [AnalysisResult.TimestepCount], countTimesteps: [Int], calls: Int) {
         precondition(images.count == labels.count && labels.count == indices.count)
-        let grid = TimestepGrid.grid(T: schedule.timesteps, maxN: counts.max()!)
+        let grid = TimestepGrid.grid(T: schedule.numTrainTimesteps, maxN: counts.max()!)
         let countTimesteps = TimestepAnalysis.spreadOrder(grid.count).map { grid[$0] }
         func classifier(independent: Bool) throws -> Classifier {
             var o = ClassifierOptions()

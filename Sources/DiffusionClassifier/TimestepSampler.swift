@@ -1,3 +1,4 @@
+import NeuralNetworks
 import TensorEngine
 
 /// How the timesteps of a fixed (non-staged) evaluation are chosen, within a range A..<B of
@@ -27,7 +28,8 @@ public enum TimestepSampler: Equatable, Sendable {
         }
     }
 
-    /// The name used in settings and on the command line.
+    /// The name recorded in `settings.json` (`timesteps`): grid, grid:B, uniform, stratified or
+    /// explicit.
     public var name: String {
         switch self {
         case .grid: return "grid"
@@ -46,25 +48,27 @@ public enum TimestepSampler: Equatable, Sendable {
         }
     }
 
-    /// Checks the sampler against the range; the message names `flag`.
-    public func validate(range: Range<Int>, flag: String) throws {
-        guard !range.isEmpty else { throw ClassifierError("\(flag): empty timestep range \(range)") }
+    /// Checks the sampler against the range. Errors name `count` (the parameter that set the
+    /// number of timesteps) and `Setting.timesteps`.
+    public func validate(range: Range<Int>, count: Setting = .nTimesteps) throws {
+        let p: ErrorText = "\(count)/\(Setting.timesteps)"
+        guard !range.isEmpty else { throw ClassifierError("\(p): empty timestep range \(range)") }
         switch self {
         case .grid(let n), .stratified(let n):
             guard n >= 1 && n <= range.count else {
-                throw ClassifierError("\(flag): \(n) timesteps, need 1...\(range.count) for the range \(range.lowerBound):\(range.upperBound)")
+                throw ClassifierError("\(p): \(n) timesteps, need 1...\(range.count) for the range \(range.lowerBound):\(range.upperBound)")
             }
         case .subgrid(let n, let base):
             guard base >= 1 && base <= range.count else {
-                throw ClassifierError("\(flag): a grid of \(base) timesteps does not fit the range \(range.lowerBound):\(range.upperBound)")
+                throw ClassifierError("\(p): a grid of \(base) timesteps does not fit the range \(range.lowerBound):\(range.upperBound)")
             }
-            guard n >= 1 && n <= base else { throw ClassifierError("\(flag): \(n) timesteps from a grid of \(base), need 1...\(base)") }
+            guard n >= 1 && n <= base else { throw ClassifierError("\(p): \(n) timesteps from a grid of \(base), need 1...\(base)") }
         case .uniform(let n):
-            guard n >= 1 else { throw ClassifierError("\(flag): need at least 1 timestep, got \(n)") }
+            guard n >= 1 else { throw ClassifierError("\(p): need at least 1 timestep, got \(n)") }
         case .explicit(let list):
-            guard !list.isEmpty else { throw ClassifierError("\(flag): empty timestep list") }
+            guard !list.isEmpty else { throw ClassifierError("\(p): empty timestep list") }
             for t in list where !range.contains(t) {
-                throw ClassifierError("\(flag): timestep \(t) outside \(range.lowerBound)..<\(range.upperBound)")
+                throw ClassifierError("\(p): timestep \(t) outside \(range.lowerBound)..<\(range.upperBound)")
             }
         }
     }
@@ -86,6 +90,66 @@ public enum TimestepSampler: Equatable, Sendable {
             }
         case .explicit(let list):
             return list
+        }
+    }
+}
+
+extension TimestepSampler {
+    /// The count recorded in `settings.json` (`n_timesteps`): nil for an explicit list.
+    public var countSetting: Int? {
+        if case .explicit = self { return nil }
+        return count
+    }
+
+    /// The list recorded in `settings.json` (`timestep_list`), for an explicit list only.
+    public var list: [Int]? {
+        if case .explicit(let l) = self { return l }
+        return nil
+    }
+
+    /// The sampler recorded in `settings.json`: its `name` with `count` (grid, grid:B, uniform,
+    /// stratified) or `list` (explicit). Errors name the missing or malformed part.
+    public init(name: String, count: Int?, list: [Int]?) throws {
+        if name == "explicit" {
+            guard let list else { throw ClassifierError("\(Setting.timesteps): explicit timesteps need a list") }
+            self = .explicit(list)
+            return
+        }
+        let kind = try Self.kind(name)
+        guard let count else { throw ClassifierError("\(Setting.nTimesteps): missing for \(Setting.timesteps) \(name)") }
+        self = kind(count)
+    }
+
+    /// Text as written by a user: a sampler name (grid, grid:B, uniform, stratified) drawing
+    /// `count` timesteps, or a list `t1,t2,...` (then `count` is not used).
+    public init(parsing text: String, count: Int) throws {
+        if Self.isKindName(text) || text.hasPrefix("grid:") {
+            self = try Self.kind(text)(count)
+            return
+        }
+        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+            throw ClassifierError("\(Setting.timesteps): '\(text)' is not grid, grid:B, uniform, stratified or a list t1,t2,...")
+        }
+        self = .explicit(values.map { $0! })
+    }
+
+    /// Whether `text` names a sampler kind (not a list).
+    public static func isKindName(_ text: String) -> Bool { (try? kind(text)) != nil }
+
+    /// The sampler kind called `name`, as a function of the count.
+    static func kind(_ name: String) throws -> (Int) -> TimestepSampler {
+        switch name {
+        case "grid": return { .grid($0) }
+        case "uniform": return { .uniform($0) }
+        case "stratified": return { .stratified($0) }
+        case let n where n.hasPrefix("grid:"):
+            guard let base = Int(n.dropFirst(5)), base >= 1 else {
+                throw ClassifierError("\(Setting.timesteps): '\(n)' is not grid:B with B a positive number of grid timesteps")
+            }
+            return { .subgrid($0, of: base) }
+        default:
+            throw ClassifierError("\(Setting.timesteps): unknown sampler '\(name)' (grid, grid:B, uniform, stratified, or a list t1,t2,...)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import NeuralNetworks
 import Foundation
 import Diffusion
 
@@ -20,33 +21,39 @@ public enum TimestepWeighting: Equatable, Sendable {
     case exponential(rate: Double)
     case elbo
 
-    /// Parses "uniform", "exp" (rate 7), "exp:RATE" or "elbo".
-    public init(parsing text: String, flag: String = "--weighting") throws {
+    /// The rate of `exp` without one: Clark & Jaini's exp(-7t).
+    public static let defaultRate = 7.0
+
+    /// Parses "uniform", "exp" (rate 7), "exp:RATE" or "elbo"; errors name `Setting.weighting`.
+    public init(parsing text: String) throws {
         switch text {
         case "uniform": self = .uniform
         case "elbo": self = .elbo
-        case "exp": self = .exponential(rate: 7)
+        case "exp": self = .exponential(rate: Self.defaultRate)
         default:
             if text.hasPrefix("exp:"), let r = Double(text.dropFirst(4)), r.isFinite {
                 self = .exponential(rate: r)
             } else {
-                throw ClassifierError("\(flag): unknown weighting '\(text)' (uniform, exp, exp:RATE, elbo)")
+                throw ClassifierError(.weighting, "unknown weighting '\(text)' (uniform, exp, exp:RATE, elbo)")
             }
         }
     }
 
-    /// The canonical text form (parses back to the same value).
+    /// The canonical text form, recorded in settings (parses back to the same value): "exp" for
+    /// the default rate, "exp:3" for an integral rate, "exp:0.5" otherwise.
     public var name: String {
         switch self {
         case .uniform: return "uniform"
         case .elbo: return "elbo"
-        case .exponential(let r): return r == 7 ? "exp" : "exp:\(r)"
+        case .exponential(let r):
+            if r == Self.defaultRate { return "exp" }
+            return r == r.rounded() && Swift.abs(r) < 1e15 ? "exp:\(Int(r))" : "exp:\(r)"
         }
     }
 
     /// w(t) for t = 0..<T, scaled to mean 1.
     public func weights(schedule: NoiseSchedule) -> [Double] {
-        let T = schedule.timesteps
+        let T = schedule.numTrainTimesteps
         var w: [Double]
         switch self {
         case .uniform:

@@ -5,97 +5,29 @@ import Foundation
 import NeuralNetworks
 import TensorEngine
 
-/// What decides a robustness run's results (`RUN/settings.json`); a rerun must match it to resume.
-public struct RobustnessSettings: Codable, Equatable, Sendable, RunSettings {
-    public var model: String
-    public var dataset: String
-    public var split: String
-    public var norm: String
-    /// Epsilon as given ("8/255") and its value.
-    public var epsText: String
-    public var epsilon: Double
-    /// In order, from `RobustnessSettings.attackNames`.
-    public var attacks: [String]
-    public var iterations: Int
-    public var squareQueries: Int
-    public var eotDraws: Int
-    public var timesteps: Int
-    /// `LikelihoodMaximization.description` (RDC), nil for the plain diffusion classifier.
-    public var lm: String?
-    public var seed: UInt64
-
-    public static let attackNames = ["apgd-ce", "apgd-t", "apgd-dlr", "pgd", "square"]
-
-    public init(model: String, dataset: String, split: String, norm: String, epsText: String, attacks: [String],
-                iterations: Int = 100, squareQueries: Int = 5000, eotDraws: Int = 1, timesteps: Int = 10,
-                lm: String? = nil, seed: UInt64 = 0) throws {
-        guard PerturbationBudget.Norm(rawValue: norm) != nil else { throw ClassifierError("--norm: '\(norm)' is not linf or l2") }
-        self.model = model; self.dataset = dataset; self.split = split; self.norm = norm
-        self.epsText = epsText
-        epsilon = try Self.parseEpsilon(epsText)
-        guard !attacks.isEmpty else { throw ClassifierError("--attacks: empty list") }
-        for a in attacks where !Self.attackNames.contains(a) {
-            throw ClassifierError("--attacks: unknown attack '\(a)' (\(Self.attackNames.joined(separator: ", ")))")
+extension PerturbationBudget.Norm {
+    public init(_ norm: PerturbationNorm) {
+        switch norm {
+        case .linf: self = .linf
+        case .l2: self = .l2
         }
-        if norm == "l2", attacks.contains("square") { throw ClassifierError("--attacks: square is l_inf only (drop it for --norm l2)") }
-        guard iterations >= 1 else { throw ClassifierError("--iterations: must be at least 1") }
-        guard squareQueries >= 1 else { throw ClassifierError("--square-queries: must be at least 1") }
-        guard eotDraws >= 1 else { throw ClassifierError("--eot: must be at least 1") }
-        guard timesteps >= 1 else { throw ClassifierError("--n-timesteps: must be at least 1") }
-        self.attacks = attacks; self.iterations = iterations; self.squareQueries = squareQueries
-        self.eotDraws = eotDraws; self.timesteps = timesteps; self.lm = lm; self.seed = seed
     }
+}
 
-    /// "0.1", "8/255": a finite number in [0, 1]; errors name `flag`.
-    public static func parseEpsilon(_ text: String, flag: String = "--eps") throws -> Double {
-        let p = text.split(separator: "/", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        var value: Double?
-        if p.count == 2, let a = p[0], let b = p[1], b != 0 { value = a / b }
-        if p.count == 1 { value = p[0] }
-        guard let v = value, v.isFinite, v >= 0, v <= 1 else {
-            throw ClassifierError("\(flag): '\(text)' is not a number or fraction (like 8/255) in [0, 1]")
-        }
-        return v
-    }
-
-    public var budget: PerturbationBudget { PerturbationBudget(PerturbationBudget.Norm(rawValue: norm)!, epsilon: Float(epsilon)) }
+extension RobustnessSettings {
+    public var budget: PerturbationBudget { PerturbationBudget(PerturbationBudget.Norm(norm), epsilon: Float(epsilon)) }
 
     /// The attacks, in order, for one image scored at `evaluationRandomness`.
     public func makeAttacks(evaluationRandomness r: UInt64) -> [Attack] {
         let eot = EOTSettings(eotDraws: eotDraws, evaluationRandomness: r)
-        return attacks.map { name -> Attack in
-            switch name {
-            case "apgd-ce": return APGDAttack(budget: budget, loss: .crossEntropy, iterations: iterations, eot: eot)
-            case "apgd-t": return APGDAttack(budget: budget, loss: .targetedDLR, iterations: iterations, targetCount: 9, eot: eot)
-            case "apgd-dlr": return APGDAttack(budget: budget, loss: .dlr, iterations: iterations, eot: eot)
-            case "pgd": return PGDAttack(budget: budget, iterations: iterations, eot: eot)
-            default: return SquareAttack(budget: budget, queries: squareQueries, evaluationRandomness: r)
+        return attacks.map { kind -> Attack in
+            switch kind {
+            case .apgdCE: return APGDAttack(budget: budget, loss: .crossEntropy, iterations: iterations, eot: eot)
+            case .apgdT: return APGDAttack(budget: budget, loss: .targetedDLR, iterations: iterations, targetCount: 9, eot: eot)
+            case .apgdDLR: return APGDAttack(budget: budget, loss: .dlr, iterations: iterations, eot: eot)
+            case .pgd: return PGDAttack(budget: budget, iterations: iterations, eot: eot)
+            case .square: return SquareAttack(budget: budget, queries: squareQueries, evaluationRandomness: r)
             }
-        }
-    }
-
-    public func encoded() throws -> Data {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try e.encode(self)
-    }
-
-    public static func decode(_ data: Data) throws -> RobustnessSettings {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return try d.decode(RobustnessSettings.self, from: data)
-    }
-
-    /// "key: old -> new" for each setting that differs.
-    public func differences(from other: RobustnessSettings) throws -> [String] {
-        func dict(_ s: RobustnessSettings) throws -> [String: Any] {
-            (try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any]) ?? [:]
-        }
-        let a = try dict(other), b = try dict(self)
-        return Set(a.keys).union(b.keys).sorted().compactMap { k in
-            let x = a[k].map { "\($0)" } ?? "null", y = b[k].map { "\($0)" } ?? "null"
-            return x == y ? nil : "\(k): \(x) -> \(y)"
         }
     }
 }
@@ -119,93 +51,6 @@ public final class CountingPredictor: ConditionalNoisePredictor {
         items += sample.shape[0]
         if Autograd.shouldRecord([sample]) { recordedItems += sample.shape[0] }
         return inner.predict(sample, timesteps: timesteps, conditions: conditions)
-    }
-}
-
-/// One line of a robustness run's `results.jsonl`.
-public struct RobustRecord: Codable, Equatable, Sendable {
-    public struct AttackLine: Codable, Equatable, Sendable {
-        public var name: String
-        public var success: Bool
-        public var forwardCalls: Int
-        public var backwardCalls: Int
-        public var queries: Int
-    }
-    public var index: Int
-    public var label: Int
-    public var cleanPrediction: Int
-    public var cleanCorrect: Bool
-    /// The attacks that ran, in order (none when misclassified clean; stops at the first success).
-    public var attacks: [AttackLine]
-    /// "robust", "misclassified" (clean) or "broken".
-    public var verdict: String
-    public var brokenBy: String?
-    /// U-Net item passes: forward plus backward (`CountingPredictor.passes`), the clean
-    /// evaluation included; for RDC, LM's inner forward and backward passes included.
-    public var unetPasses: Int
-    public var seconds: Double
-    public var robust: Bool { verdict == "robust" }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder(); e.keyEncodingStrategy = .convertToSnakeCase; e.outputFormatting = [.sortedKeys]; return e
-    }()
-    static let decoder: JSONDecoder = { let d = JSONDecoder(); d.keyDecodingStrategy = .convertFromSnakeCase; return d }()
-}
-
-/// `RUN/summary.json` of a robustness run.
-public struct RobustSummary: Codable, Sendable {
-    public var n: Int
-    public var cleanAccuracy: Double
-    public var cleanStderr: Double
-    public var robustAccuracy: Double
-    public var robustStderr: Double
-    /// Images attacked (correct clean).
-    public var attacked: Int
-    /// Per attack name: images it broke.
-    public var breaks: [String: Int]
-    /// Over attacked images.
-    public var meanUnetPassesPerAttacked: Double
-    public var meanSecondsPerAttacked: Double
-    public var totalSeconds: Double
-    public var settings: RobustnessSettings
-    public var seed: UInt64
-    public var limit: Int?
-    /// "I/N" for a `--shard I/N` run, nil otherwise.
-    public var shard: String?
-    public var threads: Int
-    /// The dataset's class names (for reports), when known.
-    public var classNames: [String]?
-
-    public init(records: [RobustRecord], settings: RobustnessSettings, limit: Int?, shard: String? = nil, threads: Int = Engine.threads,
-                classNames: [String]? = nil) {
-        let n = records.count
-        self.n = n
-        func rate(_ k: Int) -> (Double, Double) {
-            guard n > 0 else { return (0, 0) }
-            let p = Double(k) / Double(n)
-            return (p, (p * (1 - p) / Double(n)).squareRoot())
-        }
-        let c = rate(records.filter(\.cleanCorrect).count), r = rate(records.filter(\.robust).count)
-        cleanAccuracy = c.0; cleanStderr = c.1; robustAccuracy = r.0; robustStderr = r.1
-        let att = records.filter(\.cleanCorrect)
-        attacked = att.count
-        var b: [String: Int] = [:]
-        for name in settings.attacks { b[name] = 0 }
-        for r in records { if let name = r.brokenBy { b[name, default: 0] += 1 } }
-        breaks = b
-        meanUnetPassesPerAttacked = att.isEmpty ? 0 : Double(att.map(\.unetPasses).reduce(0, +)) / Double(att.count)
-        meanSecondsPerAttacked = att.isEmpty ? 0 : att.map(\.seconds).reduce(0, +) / Double(att.count)
-        totalSeconds = records.map(\.seconds).reduce(0, +)
-        self.settings = settings
-        seed = settings.seed
-        self.limit = limit
-        self.shard = shard
-        self.threads = threads
-        self.classNames = classNames
-    }
-
-    public func write(to url: URL) throws {
-        try RunFolder.writeSummary(self, to: url)
     }
 }
 
@@ -241,23 +86,21 @@ public final class RobustnessRun {
     /// The records of `results.jsonl` text with each one's line (newline included); an
     /// unterminated last line is left out. Errors name `path` and the line.
     public static func parseResults(_ data: Data, path: String) throws -> [(record: RobustRecord, line: Data)] {
-        try RunFolder.parseLines(data, path: path, kind: "robustness record") { try RobustRecord.decoder.decode(RobustRecord.self, from: $0) }
+        try RunFolder.parseLines(data, path: path, kind: "robustness record", decode: RobustRecord.parse)
     }
 
     /// The classifier the settings describe over `model` (classes 0..<classes; null class =
     /// the model's last class embedding), counting U-Net items in the returned predictor.
     public static func makeClassifier(settings: RobustnessSettings, model: UNet2DModel, schedule: NoiseSchedule,
                                       classes: Int, batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
-        if settings.attacks.contains("apgd-t"), classes < 4 { throw ClassifierError("--attacks: apgd-t needs at least 4 classes (got \(classes))") }
-        if settings.attacks.contains("apgd-dlr"), classes < 3 { throw ClassifierError("--attacks: apgd-dlr needs at least 3 classes (got \(classes))") }
+        try settings.validate(classes: classes)
         let counter = CountingPredictor(model)
         let head = DiffusionLogits(model: counter, schedule: schedule, conditions: Array(0..<classes),
-                                   timesteps: TimestepGrid.grid(T: schedule.timesteps, maxN: settings.timesteps), batchSize: batchSize)
-        guard let lmText = settings.lm else { return (head, counter) }
+                                   timesteps: TimestepGrid.grid(T: schedule.numTrainTimesteps, maxN: settings.timestepCount), batchSize: batchSize)
+        guard let lm = settings.lm else { return (head, counter) }
         guard let embeds = model.config.numClassEmbeds, embeds > classes else {
-            throw ClassifierError("--lm needs a null class: the model has \(model.config.numClassEmbeds ?? 0) class embeddings for \(classes) classes")
+            throw ClassifierError(.lm, "needs a null class: the model has \(model.config.numClassEmbeds ?? 0) class embeddings for \(classes) classes")
         }
-        let lm = try LikelihoodMaximization(parsing: lmText)
         return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: embeds - 1), counter)
     }
 
@@ -293,12 +136,10 @@ public final class RobustnessRun {
             }
             let brokenBy = o.brokenBy.map { settings.attacks[$0] }
             let record = RobustRecord(index: i, label: labels[i], cleanPrediction: o.cleanPrediction, cleanCorrect: o.cleanCorrect,
-                                      attacks: lines, verdict: !o.cleanCorrect ? "misclassified" : (brokenBy == nil ? "robust" : "broken"),
+                                      attacks: lines, verdict: !o.cleanCorrect ? .misclassified : (brokenBy == nil ? .robust : .broken),
                                       brokenBy: brokenBy, unetPasses: counter.passes - before,
                                       seconds: Date().timeIntervalSince(t0))
-            var line = try RobustRecord.encoder.encode(record)
-            line.append(0x0A)
-            try handle.write(contentsOf: line)
+            try handle.write(contentsOf: try record.line())
             try? handle.synchronize()
             done[i] = record
             if saveAdversarial, brokenBy != nil {

@@ -11,8 +11,8 @@ import Foundation
 public struct AutoencoderKLConfig: Equatable, Sendable {
     public var inChannels = 3
     public var outChannels = 3
-    public var downBlockTypes = ["DownEncoderBlock2D"]
-    public var upBlockTypes = ["UpDecoderBlock2D"]
+    public var downBlockTypes: [BlockType] = [.downEncoderBlock2D]
+    public var upBlockTypes: [BlockType] = [.upDecoderBlock2D]
     public var blockOutChannels = [64]
     public var layersPerBlock = 1
     public var latentChannels = 4
@@ -35,7 +35,8 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
         }
         var c = AutoencoderKLConfig()
         try f.int("in_channels", &c.inChannels); try f.int("out_channels", &c.outChannels)
-        try f.strings("down_block_types", &c.downBlockTypes); try f.strings("up_block_types", &c.upBlockTypes)
+        try f.blockTypes("down_block_types", &c.downBlockTypes, what: "down block type", supported: [.downEncoderBlock2D])
+        try f.blockTypes("up_block_types", &c.upBlockTypes, what: "up block type", supported: [.upDecoderBlock2D])
         if let j = f.value("block_out_channels") {
             guard case .array = j, let v = j.intsPerBlock(1) else { throw f.fail("block_out_channels must be a list of integers, got \(j)") }
             c.blockOutChannels = v
@@ -66,8 +67,8 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
         guard downBlockTypes.count == n, upBlockTypes.count == n else {
             throw fail("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(n)) must have equal lengths")
         }
-        for t in downBlockTypes where t != "DownEncoderBlock2D" { throw fail("down block type '\(t)' is not supported (DownEncoderBlock2D)") }
-        for t in upBlockTypes where t != "UpDecoderBlock2D" { throw fail("up block type '\(t)' is not supported (UpDecoderBlock2D)") }
+        for t in downBlockTypes where t != .downEncoderBlock2D { throw fail("down block type '\(t.rawValue)' is not supported (DownEncoderBlock2D)") }
+        for t in upBlockTypes where t != .upDecoderBlock2D { throw fail("up block type '\(t.rawValue)' is not supported (UpDecoderBlock2D)") }
         for ch in blockOutChannels where ch % normNumGroups != 0 {
             throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
         }

@@ -93,6 +93,19 @@ struct ConfigFields {
         v = b
     }
 
+    /// A list of diffusers block names parsed into `BlockType`s, each one of `supported`.
+    func blockTypes(_ key: String, _ v: inout [BlockType], what: String, supported: [BlockType]) throws {
+        var names: [String] = []
+        guard value(key) != nil else { return }
+        try strings(key, &names)
+        v = try names.map { name in
+            switch BlockType.parse(name, what: what, supported: supported) {
+            case .success(let t): return t
+            case .failure(let e): throw fail(e.description)
+            }
+        }
+    }
+
     func strings(_ key: String, _ v: inout [String]) throws {
         guard let j = value(key) else { return }
         guard case let .array(a) = j else { throw fail("\(key) must be a list of names, got \(j)") }

@@ -35,7 +35,7 @@ extension UNet2DConditionConfig {
             outC = ch[i]
             for j in 0..<layersPerBlock {
                 total += P.resnet(j == 0 ? inC : outC, outC, temb: tdim)
-                if downBlockTypes[i] == "CrossAttnDownBlock2D" { total += P.transformer(outC, context: crossAttentionDim[i]) }
+                if downBlockTypes[i].hasCrossAttention { total += P.transformer(outC, context: crossAttentionDim[i]) }
             }
             if i < n - 1 { total += P.conv(outC, outC, 3) }
         }
@@ -48,7 +48,7 @@ extension UNet2DConditionConfig {
             let inC = rev[Swift.min(i + 1, n - 1)], layers = layersPerBlock + 1
             for j in 0..<layers {
                 total += P.resnet((j == 0 ? prev : outC) + (j == layers - 1 ? inC : outC), outC, temb: tdim)
-                if upBlockTypes[i] == "CrossAttnUpBlock2D" { total += P.transformer(outC, context: revContext[i]) }
+                if upBlockTypes[i].hasCrossAttention { total += P.transformer(outC, context: revContext[i]) }
             }
             if i < n - 1 { total += P.conv(outC, outC, 3) }
         }

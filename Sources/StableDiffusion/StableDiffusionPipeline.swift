@@ -3,6 +3,16 @@ import Foundation
 import NeuralNetworks
 import TensorEngine
 
+/// The settings of zero-shot classification named in errors (see `Setting`).
+extension Setting {
+    /// The prompt template, with one `{}` for the label.
+    public static let template = Setting("template")
+    /// The class labels the prompts are made of.
+    public static let labels = Setting("labels")
+    /// The image size before VAE encoding.
+    public static let imageSize = Setting("image_size")
+}
+
 /// The parts of a diffusers Stable Diffusion pipeline folder (`StableDiffusionPipeline.save_pretrained`
 /// layout) that zero-shot classification uses: `tokenizer/`, `text_encoder/`, `unet/`, `vae/` and
 /// `scheduler/scheduler_config.json`. The safety checker and feature extractor are not read.
@@ -59,7 +69,7 @@ public final class StableDiffusionPipeline {
     /// `template.format(label)` for a template with one `{}`).
     public static func prompts(labels: [String], template: String) throws -> [String] {
         guard template.components(separatedBy: "{}").count == 2 else {
-            throw ConfigError(file: "--template", "'\(template)' must contain exactly one {}")
+            throw SettingError(.template, "'\(template)' must contain exactly one {}")
         }
         return labels.map { template.replacingOccurrences(of: "{}", with: $0) }
     }

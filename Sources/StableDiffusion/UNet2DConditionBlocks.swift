@@ -15,7 +15,7 @@ final class ConditionDownBlock: Module {
         resnets = ModuleList((0..<layers).map { j in
             ResnetBlock2D(in: j == 0 ? inC : outC, out: outC, tembChannels: c.timeEmbedDim, groups: groups, eps: eps, generator: &g)
         })
-        attentions = c.downBlockTypes[i] == "CrossAttnDownBlock2D" ? ModuleList((0..<layers).map { _ in
+        attentions = c.downBlockTypes[i].hasCrossAttention ? ModuleList((0..<layers).map { _ in
             Transformer2D(channels: outC, heads: c.attentionHeads[i], contextDim: c.crossAttentionDim[i], groups: groups,
                           linearProjection: c.useLinearProjection, generator: &g)
         }) : nil
@@ -84,7 +84,7 @@ final class ConditionUpBlock: Module {
             let resIn = j == 0 ? prevOut : outC
             return ResnetBlock2D(in: resIn + skipC, out: outC, tembChannels: c.timeEmbedDim, groups: groups, eps: eps, generator: &g)
         })
-        attentions = c.upBlockTypes[i] == "CrossAttnUpBlock2D" ? ModuleList((0..<layers).map { _ in
+        attentions = c.upBlockTypes[i].hasCrossAttention ? ModuleList((0..<layers).map { _ in
             Transformer2D(channels: outC, heads: heads, contextDim: context, groups: groups,
                           linearProjection: c.useLinearProjection, generator: &g)
         }) : nil

@@ -23,9 +23,13 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
     public var centerInputSample = false
     public var flipSinToCos = true
     public var freqShift = 0
-    public var downBlockTypes = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
-    public var midBlockType = "UNetMidBlock2DCrossAttn"
-    public var upBlockTypes = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
+    public var downBlockTypes: [BlockType] = [.crossAttnDownBlock2D, .crossAttnDownBlock2D, .crossAttnDownBlock2D, .downBlock2D]
+    public var midBlockType: BlockType = .midBlock2DCrossAttn
+    public var upBlockTypes: [BlockType] = [.upBlock2D, .crossAttnUpBlock2D, .crossAttnUpBlock2D, .crossAttnUpBlock2D]
+
+    /// The block types this model builds.
+    public static let supportedDownBlocks: [BlockType] = [.crossAttnDownBlock2D, .downBlock2D]
+    public static let supportedUpBlocks: [BlockType] = [.crossAttnUpBlock2D, .upBlock2D]
     public var blockOutChannels = [320, 640, 1280, 1280]
     public var layersPerBlock = 2
     public var downsamplePadding = 1
@@ -73,7 +77,8 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
         try f.int("in_channels", &c.inChannels); try f.int("out_channels", &c.outChannels)
         try f.bool("center_input_sample", &c.centerInputSample); try f.bool("flip_sin_to_cos", &c.flipSinToCos)
         try f.int("freq_shift", &c.freqShift)
-        try f.strings("down_block_types", &c.downBlockTypes); try f.strings("up_block_types", &c.upBlockTypes)
+        try f.blockTypes("down_block_types", &c.downBlockTypes, what: "down block type", supported: supportedDownBlocks)
+        try f.blockTypes("up_block_types", &c.upBlockTypes, what: "up block type", supported: supportedUpBlocks)
         if let m = f.json["mid_block_type"] {
             guard m == .string("UNetMidBlock2DCrossAttn") else { throw f.fail("mid_block_type \(m) is not supported (UNetMidBlock2DCrossAttn)") }
         }
@@ -131,11 +136,11 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
         guard downBlockTypes.count == n, upBlockTypes.count == n else {
             throw fail("down_block_types (\(downBlockTypes.count)), up_block_types (\(upBlockTypes.count)) and block_out_channels (\(n)) must have equal lengths")
         }
-        for t in downBlockTypes where !["CrossAttnDownBlock2D", "DownBlock2D"].contains(t) {
-            throw fail("down block type '\(t)' is not supported (CrossAttnDownBlock2D, DownBlock2D)")
+        for t in downBlockTypes where !Self.supportedDownBlocks.contains(t) {
+            throw fail("down block type '\(t.rawValue)' is not supported (CrossAttnDownBlock2D, DownBlock2D)")
         }
-        for t in upBlockTypes where !["CrossAttnUpBlock2D", "UpBlock2D"].contains(t) {
-            throw fail("up block type '\(t)' is not supported (CrossAttnUpBlock2D, UpBlock2D)")
+        for t in upBlockTypes where !Self.supportedUpBlocks.contains(t) {
+            throw fail("up block type '\(t.rawValue)' is not supported (CrossAttnUpBlock2D, UpBlock2D)")
         }
         guard crossAttentionDim.count == n, attentionHeads.count == n else { throw fail("cross_attention_dim and attention_head_dim need \(n) entries") }
         guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1 else { throw fail("layers_per_block, in_channels and out_channels must be positive") }

@@ -30,9 +30,7 @@ func runAnalyze(_ args: inout Arguments) throws {
         throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
     }
     var analysis: TimestepAnalysis
-    do { analysis = try TimestepAnalysis(T: schedule.timesteps, points: points, counts: counts.map { $0! }, seed: seed) } catch {
-        throw UsageError("--points/--counts: \(error)")
-    }
+    analysis = try TimestepAnalysis(T: schedule.numTrainTimesteps, points: points, counts: counts.map { $0! }, seed: seed)
     analysis.batchSize = batchSize
     let indices = Array(0..<min(limit, ds.count))
     let calls = indices.count * classes * (points + 2 * (counts.map { $0! }.max() ?? 0))
@@ -46,7 +44,7 @@ func runAnalyze(_ args: inout Arguments) throws {
         fflush(stdout)
     }
     let result = AnalysisResult(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, n: indices.count, classes: classes,
-                                seed: seed, timesteps: schedule.timesteps, singleTimestep: r.singleTimestep, timestepCounts: r.timestepCounts,
+                                seed: seed, timesteps: schedule.numTrainTimesteps, singleTimestep: r.singleTimestep, timestepCounts: r.timestepCounts,
                                 countTimesteps: r.countTimesteps, calls: r.calls)
     let dir = URL(fileURLWithPath: out)
     do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {

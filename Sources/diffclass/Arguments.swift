@@ -1,4 +1,22 @@
 import Foundation
+import NeuralNetworks
+
+/// The flag that sets a library setting: `--` and its name with dashes (`n_timesteps` is
+/// `--n-timesteps`), except for the settings whose flag is named otherwise.
+func flagName(_ setting: Setting) -> String {
+    switch setting {
+    case .runFolder: return "--out"
+    case .eotDraws: return "--eot"
+    case .recordedRun: return "--run"
+    default: return "--" + setting.name.replacingOccurrences(of: "_", with: "-")
+    }
+}
+
+/// An error's message in the CLI's words: library settings named by their flags.
+func cliMessage(_ error: Error) -> String {
+    if let e = error as? SettingNamingError { return e.text.rendered(naming: flagName) }
+    return "\(error)"
+}
 
 /// A command-line error: printed as "diffclass: <message>" with exit status 2.
 struct UsageError: Error, CustomStringConvertible {

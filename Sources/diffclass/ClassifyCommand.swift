@@ -52,7 +52,7 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
                                       schedule: schedule)
     let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: flags.batchSize)
     if !json {
-        print("classify: \(files.count) files, \(names.count) classes, \(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), "
+        print("classify: \(files.count) files, \(names.count) classes, \(settings.method.summary), loss \(settings.loss.rawValue), "
             + "tau \(settings.tau), seed \(settings.seed)")
     }
     let encoder = JSONEncoder()

@@ -48,8 +48,8 @@ func runEval(_ args: inout Arguments) throws {
         run.reusedFrom = URL(fileURLWithPath: reuse).standardizedFileURL.path
         print("eval: reusing the recorded errors of \(classifier.reusedErrors.count) of these images from \(reuse)")
     }
-    print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(MethodFlags.describe(settings)), "
-        + "loss \(settings.loss.rawValue), weighting \(settings.weighting), tau \(settings.tau), seed \(settings.seed), batch \(batchSize), "
+    print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(settings.method.summary), "
+        + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), tau \(settings.tau), seed \(settings.seed), batch \(batchSize), "
         + "\(Engine.threads) threads -> \(out)")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, scope: scope, batchSize: batchSize,

@@ -9,7 +9,7 @@ func labelFiles(_ files: [String], _ describe: (String) throws -> String) -> Int
     for file in files {
         let text: String
         do { text = try describe(file) } catch {
-            let message = "\(error)"
+            let message = cliMessage(error)
             let named = message.contains(URL(fileURLWithPath: file).path) ? message : "\(file): \(message)"
             FileHandle.standardError.write(Data("diffclass: \(named)\n".utf8))
             failed += 1

@@ -39,90 +39,80 @@ struct MethodFlags {
         maxProbes = try args.int("max-probes", range: 1...1_000_000)
     }
 
+    /// A sequential rule's timesteps: `--timesteps` (the rule's kind by default) drawing
+    /// `--max-scores` (the rule's count by default).
+    func sequentialSampler(default d: TimestepSampler) throws -> TimestepSampler {
+        try TimestepSampler(parsing: timesteps ?? d.name, count: maxScores ?? d.count)
+    }
+
     /// The settings for `classes` classes of `model` under `schedule`; checks `--calibration`.
+    /// Defaults come from the library (`StagedElimination.defaultStages`, `TTestSettings`,
+    /// `LeaderGapSettings`); here only the flags' combinations are checked.
     func settings(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule) throws -> EvaluationSettings {
-        let T = schedule.timesteps
+        let T = schedule.numTrainTimesteps
         guard tau == nil || calibrationPath == nil else { throw UsageError("give --tau or --calibration, not both") }
         let calibration = try calibrationPath.map { try CalibrationResult.load(URL(fileURLWithPath: $0)) }
         guard let lossValue = ErrorLoss(rawValue: loss) else { throw UsageError("--loss: '\(loss)' is not l2, l1 or huber") }
-        _ = try TimestepWeighting(parsing: weighting)
-        var range = [0, T]
+        let weightingValue = try TimestepWeighting(parsing: weighting)
+        var range = 0..<T
         if let text = tRange {
             let p = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
             guard p.count == 2, let a = p[0], let b = p[1], 0 <= a, a < b, b <= T else {
                 throw UsageError("--t-range: '\(text)' is not A:B with 0 <= A < B <= \(T)")
             }
-            range = [a, b]
+            range = a..<b
         }
         guard !(ttest && leaderGap) else { throw UsageError("give --ttest or --leader-gap, not both") }
         guard gap == nil || leaderGap else { throw UsageError("--gap needs --leader-gap") }
         guard maxProbes == nil || ttest || leaderGap else { throw UsageError("--max-probes needs --ttest or --leader-gap") }
-        var sampler = timesteps ?? (ttest ? "uniform" : "grid")
-        var list: [Int]?
-        if !["grid", "uniform", "stratified"].contains(sampler) && !sampler.hasPrefix("grid:") {
-            let values = sampler.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
-                throw UsageError("--timesteps: '\(sampler)' is not grid, grid:B, uniform, stratified or a list t1,t2,...")
-            }
-            list = values.map { $0! }
-            sampler = "explicit"
-        }
-        let method: EvaluationSettings.Method
-        var count: Int?
-        var stagesText: String?
+        let method: ClassificationMethod
         if ttest {
             guard stages == nil, nTimesteps == nil else { throw UsageError("--ttest: give --max-scores, not --stages or --n-timesteps") }
-            method = .ttest
-            count = list == nil ? (maxScores ?? 2000) : nil
+            var t = TTestSettings()
+            t.sampler = try sequentialSampler(default: t.sampler)
+            t.minScores = minScores ?? t.minScores
+            t.pValue = pValue ?? t.pValue
+            t.testEvery = testEvery ?? t.testEvery
+            t.maxProbes = maxProbes
+            method = .ttest(t)
         } else if leaderGap {
             guard stages == nil, nTimesteps == nil else { throw UsageError("--leader-gap: give --max-scores, not --stages or --n-timesteps") }
             guard pValue == nil else { throw UsageError("--p-value needs --ttest (--leader-gap takes --gap)") }
-            method = .leaderGap
-            count = list == nil ? (maxScores ?? LeaderGapRule.defaultGridSize) : nil
+            var g = LeaderGapSettings()
+            g.sampler = try sequentialSampler(default: g.sampler)
+            g.minScores = minScores ?? g.minScores
+            g.gap = gap ?? g.gap
+            g.testEvery = testEvery ?? g.testEvery
+            g.maxProbes = maxProbes
+            method = .leaderGap(g)
         } else {
             guard minScores == nil, maxScores == nil, pValue == nil, testEvery == nil else {
                 throw UsageError("--min-scores, --max-scores, --p-value and --test-every need --ttest (or --leader-gap)")
             }
+            let sampler = try timesteps.map { try TimestepSampler(parsing: $0, count: nTimesteps ?? 1) }
             if let n = nTimesteps {
                 guard stages == nil else { throw UsageError("give --stages or --n-timesteps, not both") }
-                method = .fixed
-                count = n
-            } else if list != nil {
+                method = .fixed(try sampler ?? TimestepSampler(parsing: "grid", count: n))
+            } else if let sampler, case .explicit = sampler {
                 guard stages == nil else { throw UsageError("--stages uses the official grid; drop --timesteps") }
-                method = .fixed
+                method = .fixed(sampler)
             } else {
-                method = .staged
-                stagesText = try StagedElimination(parsing: stages ?? "5:50,1:500").text
-                guard sampler == "grid" else { throw UsageError("--stages uses the official grid; drop --timesteps \(sampler)") }
+                if let timesteps, timesteps != "grid" { throw UsageError("--stages uses the official grid; drop --timesteps \(timesteps)") }
+                method = .staged(try stages.map { try StagedElimination(parsing: $0).stages } ?? StagedElimination.defaultStages)
             }
         }
         var settings = EvaluationSettings(
-            model: model, dataset: dataset, split: split, classes: classes, schedule: schedule,
-            method: method, stages: stagesText, timesteps: sampler, nTimesteps: count, timestepList: list, tRange: range,
-            loss: lossValue, weighting: weighting, tau: calibration?.tau ?? tau ?? 1, seed: seed,
-            noise: noise.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
-            minScores: ttest ? (minScores ?? 20) : leaderGap ? (minScores ?? LeaderGapRule.defaultMinScores) : nil,
-            pValue: ttest ? (pValue ?? 2e-3) : nil, testEvery: ttest || leaderGap ? (testEvery ?? 1) : nil)
-        if leaderGap { settings.gap = gap ?? LeaderGapRule.defaultThreshold }
-        if leaderGap || ttest { settings.maxProbes = maxProbes }
+            model: model, dataset: dataset, split: split, classes: classes, schedule: schedule, method: method, timestepRange: range,
+            loss: lossValue, weighting: weightingValue, tau: calibration?.tau ?? tau ?? 1, seed: seed,
+            noiseFile: noise.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         if let noiseBy {
-            guard noiseBy == "timestep" || noiseBy == "probe" else { throw UsageError("--noise-by: '\(noiseBy)' is not probe or timestep") }
-            guard noiseBy == "probe" || noise == nil else { throw UsageError("--noise-by timestep: a --noise file is used in probe order") }
-            settings.noiseBy = noiseBy == "timestep" ? "timestep" : nil
+            guard let numbering = NoiseNumbering(rawValue: noiseBy) else { throw UsageError("--noise-by: '\(noiseBy)' is not probe or timestep") }
+            guard numbering == .probe || noise == nil else { throw UsageError("--noise-by timestep: a --noise file is used in probe order") }
+            settings.noiseNumbering = numbering
         }
-        if saveErrors { settings.saveErrors = true }
+        settings.saveErrors = saveErrors
         if let calibration, let calibrationPath { try calibration.check(against: settings, file: calibrationPath) }
         return settings
-    }
-
-    /// "stages 5:50,1:500", "paired t-test, uniform timesteps" or "grid timesteps".
-    static func describe(_ s: EvaluationSettings) -> String {
-        switch s.method {
-        case .staged: return "stages \(s.stages ?? "")"
-        case .ttest: return "paired t-test, \(s.timesteps) timesteps" + (s.maxProbes.map { ", at most \($0) probes" } ?? "")
-        case .leaderGap: return "leader-gap rule (gap \(s.gap ?? 0)), \(s.timesteps) timesteps" + (s.maxProbes.map { ", at most \($0) probes" } ?? "")
-        case .fixed: return "\(s.timesteps) timesteps"
-        }
     }
 }
 

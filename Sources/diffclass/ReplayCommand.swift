@@ -20,8 +20,8 @@ func runReplay(_ args: inout Arguments) throws {
     let sourceURL = URL(fileURLWithPath: source)
     let sourceSettings = try RecordedRun.settings(source)
     if !seedGiven { flags.seed = sourceSettings.seed }
-    if flags.noiseBy == nil { flags.noiseBy = "timestep" }
-    guard flags.noiseBy == "timestep" else { throw UsageError("--noise-by: a replay uses the recorded noise, numbered by timestep") }
+    if flags.noiseBy == nil { flags.noiseBy = NoiseNumbering.timestep.rawValue }
+    guard flags.noiseBy == NoiseNumbering.timestep.rawValue else { throw UsageError("--noise-by: a replay uses the recorded noise, numbered by timestep") }
     let schedulerURL = URL(fileURLWithPath: sourceSettings.model).appendingPathComponent(DiffusersFolder.schedulerPath)
     let schedule = NoiseSchedule(try SchedulerConfig.load(schedulerURL))
     var settings = try flags.settings(model: sourceSettings.model, dataset: sourceSettings.dataset, split: sourceSettings.split,
@@ -30,8 +30,8 @@ func runReplay(_ args: inout Arguments) throws {
     settings.imageSize = sourceSettings.imageSize
     settings.replayOf = sourceURL.standardizedFileURL.path
     try Replay.check(source: sourceSettings, target: settings, sourcePath: source)
-    let strategy = try settings.strategy()
-    let T = schedule.timesteps
+    let strategy = settings.method.strategy
+    let T = schedule.numTrainTimesteps
 
     let (records, order) = try RecordedRun.records(source)
     guard !order.isEmpty else { throw UsageError("\(source)/results.jsonl: no results to replay") }
@@ -40,11 +40,11 @@ func runReplay(_ args: inout Arguments) throws {
     let classNames = replayClassNames(sourceURL, settings: sourceSettings)
 
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
-    print("replay: \(order.count) images of \(source), \(MethodFlags.describe(settings)) -> \(out)")
+    print("replay: \(order.count) images of \(source), \(settings.method.summary) -> \(out)")
     let placeholder = Tensor(shape: [1], [0])
     let summary = try run.run(indices: order, labels: labels, classNames: classNames, scope: RunScope(), batchSize: flags.batchSize,
                               image: { _ in placeholder }, classify: { _, i in
-        try Replay.classify(records[i]!, strategy: strategy, range: settings.range, timesteps: T, seed: settings.seed, tau: settings.tau)
+        try Replay.classify(records[i]!, strategy: strategy, range: settings.timestepRange, timesteps: T, seed: settings.seed, tau: settings.tau)
     }, timed: false)
     print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.1f calls/image; wrote %@/summary.json",
                  100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
@@ -69,7 +69,7 @@ enum RecordedRun {
         let url = URL(fileURLWithPath: path).appendingPathComponent("settings.json")
         guard FileManager.default.fileExists(atPath: url.path) else { throw UsageError("\(path): no settings.json (not an eval run folder)") }
         do { return try EvaluationSettings.decode(try Data(contentsOf: url)) } catch {
-            throw UsageError("\(url.path): cannot read the run's settings (\(error))")
+            throw UsageError("\(url.path): cannot read the run's settings (\(cliMessage(error)))")
         }
     }
 

@@ -36,8 +36,8 @@ func runSample(_ args: inout Arguments) throws {
         classes = Array(repeating: k, count: n ?? 64)
         columns = Int(Double(classes.count).squareRoot().rounded(.up))
     }
-    guard steps <= schedule.timesteps, schedule.timesteps % steps == 0 || method == .ddim else {
-        throw UsageError("--steps \(steps) must divide the \(schedule.timesteps) training timesteps for ddpm")
+    guard steps <= schedule.numTrainTimesteps, schedule.numTrainTimesteps % steps == 0 || method == .ddim else {
+        throw UsageError("--steps \(steps) must divide the \(schedule.numTrainTimesteps) training timesteps for ddpm")
     }
     var sampler = Sampler(model: model, schedule: schedule)
     sampler.method = method

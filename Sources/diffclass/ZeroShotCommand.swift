@@ -50,7 +50,7 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     if !json {
         print("zeroshot: \(files.count) files, \(labels.count) classes, prompts like '\(setup.prompts[0])', \(imageSize)px, "
-            + "\(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), weights \(weightStorage.rawValue)")
+            + "\(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), weights \(weightStorage.rawValue)")
     }
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -101,7 +101,7 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     let indices = scope.indices(datasetCount: listing.files.count)
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
-        + "\(imageSize)px, \(MethodFlags.describe(settings)), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
+        + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
         + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(Engine.threads) threads -> \(out)")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,

@@ -84,7 +84,7 @@ struct ZeroShotSetup {
                                    classes: labels.count, schedule: pipeline.schedule)
         s.prompts = prompts
         s.imageSize = imageSize
-        s.weightsDtype = weightStorage == .float32 ? nil : weightStorage.rawValue
+        s.weightStorage = weightStorage
         return s
     }
 

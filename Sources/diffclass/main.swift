@@ -207,7 +207,7 @@ func main() -> Int32 {
         }
         return 0
     } catch {
-        FileHandle.standardError.write(Data("diffclass: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("diffclass: \(cliMessage(error))\n".utf8))
         return 2
     }
 }

@@ -10,6 +10,9 @@ import XCTest
 /// `mean_seconds_per_attacked`) not compared. Paths are recorded relative to the test's folder
 /// (`$DIR`).
 ///
+/// With `DIFFCLASS_EXACT_RUN_FOLDERS=1`, numbers must match byte for byte too (timing still
+/// ignored): the check that a change keeps results identical on the machine that recorded them.
+///
 /// To record the fixtures again (only when the format is meant to change):
 /// `DIFFCLASS_RECORD_RUN_FOLDERS=1 swift test -c release --skip-build --filter testRunFolderFilesKeepTheirFormat`.
 extension CLITests {
@@ -88,6 +91,7 @@ extension CLITests {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
         let record = ProcessInfo.processInfo.environment["DIFFCLASS_RECORD_RUN_FOLDERS"] == "1"
+        let exact = ProcessInfo.processInfo.environment["DIFFCLASS_EXACT_RUN_FOLDERS"] == "1"
         for c in Self.formatCases {
             let (dir, model, data) = try modelAndDataFolders()
             defer { try? fm.removeItem(at: dir) }
@@ -113,7 +117,7 @@ extension CLITests {
                         continue
                     }
                     let expected = try String(contentsOf: fixture, encoding: .utf8)
-                    if let difference = Self.formatDifference(text, expected) {
+                    if let difference = Self.formatDifference(text, expected, exact: exact) {
                         XCTFail("\(c.name)/\(folder)/\(file): \(difference)\n--- produced:\n\(text)\n--- recorded:\n\(expected)")
                     }
                 }
@@ -162,8 +166,9 @@ extension CLITests {
     static let timingKeys: Set<String> = ["\"seconds\"", "\"total_seconds\"", "\"images_per_second\"", "\"mean_seconds_per_attacked\""]
 
     /// nil when `a` and `b` have the same layout and strings, numbers within 1e-3 relative
-    /// (integers exactly) and any value after a timing key; otherwise what differs first.
-    static func formatDifference(_ a: String, _ b: String) -> String? {
+    /// (integers, and every number when `exact`, byte for byte) and any value after a timing
+    /// key; otherwise what differs first.
+    static func formatDifference(_ a: String, _ b: String, exact: Bool = false) -> String? {
         let x = jsonTokens(a), y = jsonTokens(b)
         var lastString = ""
         for k in 0..<Swift.min(x.count, y.count) {
@@ -171,7 +176,7 @@ extension CLITests {
             if s.isNumber && t.isNumber {
                 if timingKeys.contains(lastString) { continue }
                 let integral = !s.text.contains(where: { ".eE".contains($0) }) && !t.text.contains(where: { ".eE".contains($0) })
-                if integral {
+                if integral || exact {
                     if s.text != t.text { return "token \(k): \(s.text) vs \(t.text) (after \(lastString))" }
                 } else {
                     guard let u = Double(s.text), let v = Double(t.text),

@@ -24,7 +24,7 @@ final class DiTPipelineTests: XCTestCase {
         XCTAssertTrue(pipe.transformer.config.learnsSigma)
         let io = try SafetensorsFile(url: fixtureURL("pipeline/io.safetensors"))
         let abar = try io.tensor("alphas_cumprod").scalars
-        XCTAssertEqual(pipe.schedule.timesteps, 1000)
+        XCTAssertEqual(pipe.schedule.numTrainTimesteps, 1000)
         for t in [0, 50, 300, 600, 900, 999] {
             XCTAssertEqual(pipe.schedule.alphasCumprod[t], Double(abar[t]), accuracy: 1e-6 * Double(abar[t]), "t \(t)")
         }

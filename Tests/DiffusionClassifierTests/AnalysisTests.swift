@@ -43,7 +43,7 @@ final class AnalysisTests: XCTestCase {
         o.independentNoise = true
         let c = try Classifier(model: SpyPredictor(), schedule: schedule(), conditions: [0, 1], strategy: FixedTimesteps(sampler: .grid(2)),
                                options: o, noiseFile: FileNoise(eps: Tensor.zeros([2, 1, 8, 8]), path: "eps.safetensors"))
-        XCTAssertThrowsError(try c.classify(randomImages(1)[0], imageIndex: 0)) { XCTAssertTrue("\($0)".contains("--noise")) }
+        XCTAssertThrowsError(try c.classify(randomImages(1)[0], imageIndex: 0)) { XCTAssertTrue(names($0, .noise), "\($0)") }
     }
 
     func testSpreadOrderIsAPermutationWithSpreadPrefixes() {

@@ -77,8 +77,8 @@ final class CalibrationTests: XCTestCase {
         let url = dir.appendingPathComponent("cal.json")
         try r.encoded().write(to: url)
         XCTAssertEqual(try CalibrationResult.load(url), r)
-        let s = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 3, schedule: schedule(), method: .staged, loss: .l1)
-        XCTAssertThrowsError(try r.check(against: s, file: url.path)) { e in XCTAssertTrue("\(e)".contains("--loss l2"), "\(e)") }
+        let s = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 3, schedule: schedule(), method: .staged(StagedElimination.defaultStages), loss: .l1)
+        XCTAssertThrowsError(try r.check(against: s, file: url.path)) { e in XCTAssertTrue(names(e, .loss) && "\(e)".contains("loss l2"), "\(e)") }
         try Data("{}".utf8).write(to: url)
         XCTAssertThrowsError(try CalibrationResult.load(url)) { e in XCTAssertTrue("\(e)".contains("cal.json"), "\(e)") }
     }

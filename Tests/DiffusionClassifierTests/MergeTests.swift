@@ -12,8 +12,7 @@ final class MergeTests: XCTestCase {
     let labels = [0, 2, 1, 1, 0]
 
     func settings(seed: UInt64 = 5) -> EvaluationSettings {
-        EvaluationSettings(model: "tiny", dataset: "random", split: "test", classes: 3, schedule: schedule(), method: .staged,
-                           stages: "2:2,1:4", seed: seed)
+        EvaluationSettings(model: "tiny", dataset: "random", split: "test", classes: 3, schedule: schedule(), method: .staged(try! StagedElimination(parsing: "2:2,1:4").stages), seed: seed)
     }
 
     func url(_ dir: String) -> URL { tmp.appendingPathComponent(dir) }

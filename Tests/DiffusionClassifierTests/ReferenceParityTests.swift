@@ -43,7 +43,7 @@ final class ReferenceParityTests: XCTestCase {
                                         noiseFile: noise)
         let scorer = try classifier.makeScorer(x0, imageIndex: 0)
         var generator = RandomGenerator(seed: 0)
-        let survivors = try strategy.run(scorer, range: 0..<schedule.timesteps, generator: &generator)
+        let survivors = try strategy.run(scorer, range: 0..<schedule.numTrainTimesteps, generator: &generator)
         if checkSurvivors { XCTAssertEqual(survivors.map { ref.classes[$0] }, ref.survivors, name) }
         for c in ref.classes.indices {
             XCTAssertEqual(scorer.probeIDs[c].map { scorer.probes[$0].timestep }, ref.timesteps[c], "\(name) class \(c)")

@@ -17,7 +17,7 @@ final class ReplayTests: XCTestCase {
         var o = ClassifierOptions()
         o.seed = seed
         o.batchSize = batchSize
-        o.noiseByTimestep = true
+        o.noiseNumbering = .timestep
         o.tau = 40
         return try Classifier(model: model, schedule: schedule(), conditions: [0, 1, 2], strategy: strategy, options: o)
     }
@@ -133,7 +133,7 @@ final class ReplayTests: XCTestCase {
         var bare = partial[0]
         bare.probeErrors = nil
         XCTAssertThrowsError(try RecordedErrors(record: bare, weights: [Double](repeating: 1, count: 1000))) { error in
-            XCTAssertTrue("\(error)".contains("--save-errors"), "\(error)")
+            XCTAssertTrue(names(error, .saveErrors), "\(error)")
         }
     }
 
@@ -170,7 +170,7 @@ final class ReplayTests: XCTestCase {
         var bare = grid[0]
         bare.probeErrors = nil
         XCTAssertThrowsError(try RecordedScorer(record: bare, timesteps: 1000)) { error in
-            XCTAssertTrue("\(error)".contains("--save-errors"), "\(error)")
+            XCTAssertTrue(names(error, .saveErrors), "\(error)")
         }
     }
 

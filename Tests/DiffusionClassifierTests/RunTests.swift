@@ -15,8 +15,7 @@ final class RunTests: XCTestCase {
     let names = ["a", "b", "c"]
 
     func settings(seed: UInt64 = 5) -> EvaluationSettings {
-        EvaluationSettings(model: "tiny", dataset: "random", split: "test", classes: 3, schedule: schedule(), method: .staged,
-                           stages: "2:2,1:4", seed: seed)
+        EvaluationSettings(model: "tiny", dataset: "random", split: "test", classes: 3, schedule: schedule(), method: .staged(try! StagedElimination(parsing: "2:2,1:4").stages), seed: seed)
     }
 
     @discardableResult

@@ -110,4 +110,75 @@ final class StrategyTests: XCTestCase {
             }
         }
     }
+
+    /// The leader-gap rule's first round without `min_scores`: 5 shared probes. The CLI has
+    /// always written `min_scores` 5 into settings.json for `--leader-gap` without `--min-scores`,
+    /// so every recorded run used 5; settings without the key (written by the library) read the
+    /// same, and the method runs with it. (An older library fallback used 2.)
+    func testLeaderGapDefaultIsTheRecordedOne() throws {
+        XCTAssertEqual(LeaderGapRule.defaultMinScores, 5)
+        let defaults = LeaderGapSettings()
+        XCTAssertEqual(defaults.minScores, 5)
+        XCTAssertEqual(defaults.gap, 2)
+        XCTAssertEqual(defaults.testEvery, 1)
+        XCTAssertEqual(defaults.sampler, .grid(50))
+        XCTAssertNil(defaults.maxProbes)
+        let settings = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 4, schedule: schedule(),
+                                          method: .leaderGap(defaults))
+        var json = try JSONSerialization.jsonObject(with: try settings.encoded()) as! [String: Any]
+        XCTAssertEqual(json["min_scores"] as? Int, 5)
+        json["min_scores"] = nil
+        json["gap"] = nil
+        json["test_every"] = nil
+        let read = try EvaluationSettings.decode(try JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(read, settings)
+        let strategy = try XCTUnwrap(read.method.strategy as? SequentialElimination<LeaderGapRule>)
+        XCTAssertEqual(strategy.minScores, 5)
+        XCTAssertEqual(strategy.rule.threshold, 2)
+        XCTAssertEqual(strategy.testEvery, 1)
+    }
+
+    /// The paired t-test's defaults are Clark & Jaini's: p 2e-3 after 20 scores, up to 2000
+    /// uniform timesteps, tested after every probe.
+    func testTTestDefaultsAreThePapers() throws {
+        let t = TTestSettings()
+        XCTAssertEqual(t.pValue, 2e-3)
+        XCTAssertEqual(t.minScores, 20)
+        XCTAssertEqual(t.testEvery, 1)
+        XCTAssertEqual(t.sampler, .uniform(2000))
+        let strategy = try XCTUnwrap(ClassificationMethod.ttest(t).strategy as? SequentialElimination<PairedTTestRule>)
+        XCTAssertEqual(strategy.rule.pValue, 2e-3)
+        XCTAssertEqual(strategy.minScores, 20)
+    }
+
+    /// Typed settings write what they read: every method and option round-trips through
+    /// settings.json (values equal, bytes equal).
+    func testSettingsRoundTripThroughJSON() throws {
+        var ttest = TTestSettings(sampler: .explicit([5, 500, 900]))
+        ttest.maxProbes = 2
+        var gap = LeaderGapSettings(sampler: .subgrid(16, of: 64))
+        gap.gap = 1.5
+        gap.minScores = 2
+        gap.testEvery = 3
+        let methods: [ClassificationMethod] = [.fixed(.grid(3)), .fixed(.stratified(4)), .fixed(.explicit([1, 2])),
+                                               .staged(StagedElimination.defaultStages), .ttest(TTestSettings()), .ttest(ttest),
+                                               .leaderGap(LeaderGapSettings()), .leaderGap(gap)]
+        for method in methods {
+            var s = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 4, schedule: schedule(), method: method,
+                                       timestepRange: 100..<900, loss: .huber, weighting: .exponential(rate: 3), tau: 2.5, seed: 7)
+            s.noiseNumbering = .timestep
+            s.saveErrors = true
+            s.weightStorage = .bfloat16
+            s.prompts = ["a", "b", "c", "d"]
+            s.imageSize = 16
+            let data = try s.encoded()
+            let read = try EvaluationSettings.decode(data)
+            XCTAssertEqual(read, s, "\(method)")
+            XCTAssertEqual(try read.encoded(), data, "\(method)")
+            XCTAssertEqual(try read.differences(from: s), [], "\(method)")
+        }
+        XCTAssertEqual(TimestepWeighting.exponential(rate: 3).name, "exp:3")
+        XCTAssertEqual(TimestepWeighting.exponential(rate: 7).name, "exp")
+        XCTAssertEqual(TimestepWeighting.exponential(rate: 0.5).name, "exp:0.5")
+    }
 }

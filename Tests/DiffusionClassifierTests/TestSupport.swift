@@ -1,6 +1,7 @@
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import NeuralNetworks
 import TensorEngine
 import XCTest
 
@@ -12,8 +13,8 @@ func tinyModel(classes: Int = 4, seed: UInt64 = 1) -> UNet2DModel {
     c.outChannels = 1
     c.blockOutChannels = [8, 16]
     c.layersPerBlock = 1
-    c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
-    c.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+    c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
+    c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
     c.normNumGroups = 4
     c.attentionHeadDim = 8
     c.numClassEmbeds = classes + 1
@@ -48,4 +49,9 @@ func temporaryDirectory(_ tag: String) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir
+}
+
+/// Whether `error` is about `setting` (names it in its text).
+func names(_ error: Error, _ setting: Setting) -> Bool {
+    (error as? SettingNamingError)?.text.settings.contains(setting) ?? false
 }

@@ -58,10 +58,10 @@ final class TimestepTests: XCTestCase {
         XCTAssertEqual(s.count, 10)
         for (k, t) in s.enumerated() { XCTAssertTrue((k * 100..<(k + 1) * 100).contains(t), "stratum \(k): \(t)") }
         XCTAssertEqual(TimestepSampler.explicit([5, 1, 900]).timesteps(range: 0..<1000, generator: &g), [5, 1, 900])
-        XCTAssertThrowsError(try TimestepSampler.explicit([5, 1000]).validate(range: 0..<1000, flag: "--timesteps")) { e in
-            XCTAssertTrue("\(e)".contains("--timesteps") && "\(e)".contains("1000"), "\(e)")
+        XCTAssertThrowsError(try TimestepSampler.explicit([5, 1000]).validate(range: 0..<1000)) { e in
+            XCTAssertTrue(names(e, .timesteps) && "\(e)".contains("1000"), "\(e)")
         }
-        XCTAssertThrowsError(try TimestepSampler.grid(11).validate(range: 0..<10, flag: "--n-timesteps"))
+        XCTAssertThrowsError(try TimestepSampler.grid(11).validate(range: 0..<10))
     }
 
     /// `grid:B` is a stage of the B-point grid: `grid:500` with 50 timesteps is stage one of
@@ -74,17 +74,14 @@ final class TimestepTests: XCTestCase {
         XCTAssertEqual(stageOne.last, 991)
         XCTAssertEqual(TimestepSampler.subgrid(50, of: 500).name, "grid:500")
         XCTAssertEqual(TimestepSampler.subgrid(500, of: 500).timesteps(range: 0..<1000, generator: &g), TimestepGrid.grid(T: 1000, maxN: 500))
-        XCTAssertThrowsError(try TimestepSampler.subgrid(51, of: 50).validate(range: 0..<1000, flag: "--timesteps")) { e in
-            XCTAssertTrue("\(e)".contains("--timesteps") && "\(e)".contains("51"), "\(e)")
+        XCTAssertThrowsError(try TimestepSampler.subgrid(51, of: 50).validate(range: 0..<1000)) { e in
+            XCTAssertTrue(names(e, .timesteps) && "\(e)".contains("51"), "\(e)")
         }
-        XCTAssertThrowsError(try TimestepSampler.subgrid(5, of: 1001).validate(range: 0..<1000, flag: "--timesteps"))
+        XCTAssertThrowsError(try TimestepSampler.subgrid(5, of: 1001).validate(range: 0..<1000))
         // Settings carry it as the sampler name.
-        let s = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 10, schedule: NoiseSchedule(SchedulerConfig(numTrainTimesteps: 1000)),
-                                   method: .fixed, timesteps: "grid:500", nTimesteps: 50)
-        XCTAssertEqual(try s.sampler(), .subgrid(50, of: 500))
-        var bad = s
-        bad.timesteps = "grid:x"
-        XCTAssertThrowsError(try bad.sampler()) { e in XCTAssertTrue("\(e)".contains("grid:x"), "\(e)") }
+        XCTAssertEqual(try TimestepSampler(parsing: "grid:500", count: 50), .subgrid(50, of: 500))
+        XCTAssertEqual(try TimestepSampler(name: "grid:500", count: 50, list: nil), .subgrid(50, of: 500))
+        XCTAssertThrowsError(try TimestepSampler(name: "grid:x", count: 50, list: nil)) { e in XCTAssertTrue("\(e)".contains("grid:x"), "\(e)") }
     }
 
     func testStagesParse() throws {
@@ -92,7 +89,7 @@ final class TimestepTests: XCTestCase {
         XCTAssertEqual(s.stages, [.init(keep: 5, samples: 50), .init(keep: 1, samples: 500)])
         XCTAssertEqual(s.text, "5:50,1:500")
         for bad in ["", "5", "5:0", "a:3", "5:50,"] {
-            XCTAssertThrowsError(try StagedElimination(parsing: bad)) { e in XCTAssertTrue("\(e)".contains("--stages"), "\(e)") }
+            XCTAssertThrowsError(try StagedElimination(parsing: bad)) { e in XCTAssertTrue(names(e, .stages), "\(e)") }
         }
     }
 

@@ -1,6 +1,7 @@
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import NeuralNetworks
 import Robustness
 import TensorEngine
 import XCTest
@@ -14,8 +15,8 @@ final class RobustnessRunTests: XCTestCase {
         c.outChannels = 1
         c.blockOutChannels = [8, 16]
         c.layersPerBlock = 1
-        c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
-        c.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
+        c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
         c.normNumGroups = 4
         c.attentionHeadDim = 8
         c.numClassEmbeds = classes + 1
@@ -39,8 +40,9 @@ final class RobustnessRunTests: XCTestCase {
     }
 
     func settings(eps: String = "1/255", attacks: [String] = ["apgd-ce", "square"], lm: String? = nil) throws -> RobustnessSettings {
-        try RobustnessSettings(model: "tiny", dataset: "random", split: "test", norm: "linf", epsText: eps, attacks: attacks,
-                               iterations: 2, squareQueries: 2, eotDraws: 1, timesteps: 2, lm: lm, seed: 5)
+        try RobustnessSettings(model: "tiny", dataset: "random", split: "test", norm: .linf, epsText: eps,
+                               attacks: AttackKind.list(parsing: attacks.joined(separator: ",")), iterations: 2, squareQueries: 2,
+                               eotDraws: 1, timestepCount: 2, lm: lm.map { try LikelihoodMaximization(parsing: $0) }, seed: 5)
     }
 
     func run(_ dir: URL, _ s: RobustnessSettings, indices: [Int], saveAdv: Bool = false) throws -> (RobustSummary, [Int]) {
@@ -207,19 +209,23 @@ final class RobustnessRunTests: XCTestCase {
         XCTAssertEqual(try RobustnessSettings.parseEpsilon("0.1"), 0.1)
         for bad in ["", "abc", "8/0", "1/2/3", "-0.1", "2", "nan", "8/x"] {
             XCTAssertThrowsError(try RobustnessSettings.parseEpsilon(bad), bad) { error in
-                XCTAssertTrue("\(error)".contains("--eps"), "\(error)")
+                XCTAssertTrue(names(error, .epsilon), "\(error)")
             }
         }
-        XCTAssertThrowsError(try settings(eps: "oops")) { XCTAssertTrue("\($0)".contains("--eps")) }
+        XCTAssertThrowsError(try settings(eps: "oops")) { XCTAssertTrue(names($0, .epsilon), "\($0)") }
     }
 
     func testBadAttackAndNormAreRefused() {
-        XCTAssertThrowsError(try settings(attacks: ["fab"])) { XCTAssertTrue("\($0)".contains("--attacks")) }
-        XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "l2", epsText: "0.5",
-                                                    attacks: ["square"])) { XCTAssertTrue("\($0)".contains("square")) }
-        XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "l1", epsText: "0.5",
-                                                    attacks: ["pgd"])) { XCTAssertTrue("\($0)".contains("--norm")) }
+        XCTAssertThrowsError(try settings(attacks: ["fab"])) { XCTAssertTrue(names($0, .attacks), "\($0)") }
+        XCTAssertThrowsError(try RobustnessSettings(model: "m", dataset: "d", split: "test", norm: .l2, epsText: "0.5",
+                                                    attacks: [.square])) { XCTAssertTrue("\($0)".contains("square")) }
+        XCTAssertThrowsError(try PerturbationNorm(parsing: "l1")) { XCTAssertTrue(names($0, .norm), "\($0)") }
         XCTAssertThrowsError(try RobustnessRun.makeClassifier(settings: try settings(attacks: ["apgd-t"]), model: model, schedule: schedule,
                                                               classes: 3)) { XCTAssertTrue("\($0)".contains("apgd-t")) }
     }
+}
+
+/// Whether `error` is about `setting` (names it in its text).
+func names(_ error: Error, _ setting: Setting) -> Bool {
+    (error as? SettingNamingError)?.text.settings.contains(setting) ?? false
 }

@@ -47,7 +47,7 @@ final class PipelineTests: XCTestCase {
         let model = pipe.conditionedModel(embeddings: try pipe.promptEmbeddings(labels: ["cat", "dog", "bird"], template: "a photo of a {}."))
         let ts = try io.tensor("timesteps"), expected = try io.tensor("errors")
         let scorer = ImageScorer(model: model, schedule: pipe.schedule, x0: x0, conditions: [0, 1, 2], loss: .l2,
-                                 weights: Array(repeating: 1, count: pipe.schedule.timesteps), batchSize: 5,
+                                 weights: Array(repeating: 1, count: pipe.schedule.numTrainTimesteps), batchSize: 5,
                                  noise: RowNoise(eps: try io.tensor("eps")))
         let probes = scorer.addProbes(timesteps: (0..<ts.count).map { Int(ts.scalars[$0]) })
         try scorer.score(candidates: [0, 1, 2], probes: probes)
