@@ -53,7 +53,7 @@ let package = Package(
         // Layer 5: self-contained HTML reports (inline SVG) of evaluation and analysis run folders.
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
         // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
-        .target(name: "StableDiffusion", dependencies: ["Diffusion"]),
+        .target(name: "StableDiffusion", dependencies: ["Diffusion", "DiffusionClassifier"]),
         // Layer 5: diffusers DiTPipeline folders for classification (DiT + VAE + schedule + class names).
         .target(name: "LatentDiT", dependencies: ["DiT", "StableDiffusion", "Diffusion"]),
         // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,

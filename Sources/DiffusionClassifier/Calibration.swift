@@ -152,18 +152,12 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
 
     /// Fits on the records of an evaluation run folder (its `results.jsonl`, read, not modified).
     public static func fit(run directory: URL, bins: Int = 15) throws -> CalibrationResult {
-        let settingsURL = directory.appendingPathComponent("settings.json")
-        let resultsURL = directory.appendingPathComponent("results.jsonl")
-        let settings: EvaluationSettings
-        guard FileManager.default.fileExists(atPath: settingsURL.path) else {
-            throw ClassifierError("\(directory.path): no settings.json (not an eval run folder)")
-        }
-        do { settings = try EvaluationSettings.decode(try Data(contentsOf: settingsURL)) } catch {
-            throw ClassifierError("\(settingsURL.path): cannot read the run's settings (\(error))")
-        }
+        let folder = EvaluationFolder(directory)
+        let settings = try folder.readSettings()
+        let resultsURL = folder.resultsURL
         let data: Data
         do { data = try Data(contentsOf: resultsURL) } catch { throw ClassifierError("\(resultsURL.path): cannot read (no results yet?)") }
-        let records = try EvaluationRun.parseResults(data, path: resultsURL.path).map(\.record)
+        let records = try EvaluationFolder.parseResults(data, path: resultsURL.path).map(\.record)
         guard !records.isEmpty else { throw ClassifierError("\(resultsURL.path): no results to calibrate on") }
         var result: CalibrationResult
         do {

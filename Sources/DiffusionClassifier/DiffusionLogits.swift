@@ -5,7 +5,7 @@ import TensorEngine
 /// The diffusion classifier as a differentiable function of the image (RDC's classifier head,
 /// and the plain diffusion classifier attacked with exact gradients):
 ///
-///     x0 = 2x - 1,  x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_{n,t}
+///     x0 = encode(x) (2x - 1 in pixel space),  x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_{n,t}
 ///     logits[n, y] = -tau * (1/T) sum_t w(t) * mean_CHW (eps_{n,t} - eps_theta(x_t, t, y))^2
 ///
 /// over a fixed list of T timesteps (e.g. `TimestepGrid.grid(T:maxN:)`), one eps per timestep per
@@ -39,10 +39,12 @@ public final class DiffusionLogits: DifferentiableClassifier {
     public let temperature: Double
     public let batchSize: Int
     public let noise: NoiseSource?
+    /// Images to the model's clean samples (`PixelSpace`, or a latent model's VAE encoder).
+    public let encoder: SampleEncoder
 
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, conditions: [Int], timesteps: [Int],
                 weighting: TimestepWeighting = .uniform, temperature: Double = 1, batchSize: Int = 64,
-                noise: NoiseSource? = nil) {
+                noise: NoiseSource? = nil, encoder: SampleEncoder = PixelSpace()) {
         precondition(!conditions.isEmpty && !timesteps.isEmpty && batchSize >= 1, "DiffusionLogits: empty classes or timesteps")
         for t in timesteps { precondition(t >= 0 && t < schedule.numTrainTimesteps, "DiffusionLogits: timestep \(t) outside 0..<\(schedule.numTrainTimesteps)") }
         self.model = model
@@ -54,6 +56,7 @@ public final class DiffusionLogits: DifferentiableClassifier {
         self.temperature = temperature
         self.batchSize = batchSize
         self.noise = noise
+        self.encoder = encoder
         freezeParameters(model)
     }
 
@@ -84,9 +87,9 @@ public final class DiffusionLogits: DifferentiableClassifier {
     public func logits(_ x: Tensor, randomness: UInt64) -> Tensor {
         precondition(x.rank == 4, "DiffusionLogits: x must be [N, C, H, W], got \(x.shape)")
         let N = x.shape[0], K = conditions.count, T = timesteps.count
-        var rowShape = x.shape
+        let x0 = encoder.encode(pixels: x)
+        var rowShape = x0.shape
         rowShape[0] = 1
-        let x0 = x * 2 - 1
         let rows = (0..<N).map { x0.sliced(axis: 0, $0..<($0 + 1)) }
         let eps = (0..<N).map { noiseDraws(image: $0, shape: rowShape, randomness: randomness) }
         let scale = -temperature / Double(T)

@@ -69,46 +69,40 @@ public struct EvaluationSummary: Codable, Sendable {
 
     /// Writes pretty JSON with snake_case keys, sorted (atomically).
     public func write(to url: URL) throws {
-        try RunFolder.writeSummary(self, to: url)
+        try RunFiles.writeJSON(self, to: url)
     }
 }
 
-/// An evaluation folder: `settings.json` (what decides results), `results.jsonl` (one line per
-/// finished image, written and flushed as each finishes), `summary.json` (rewritten at the end).
+/// An evaluation run (`eval`, `replay`) into its run folder (`EvaluationFolder`, see `RunFolder`
+/// for opening, resuming and merging): one `ImageRecord` line per finished image, then the
+/// summary.
 ///
-/// Resuming: a rerun with equal settings skips the indices already in `results.jsonl` (an
-/// unterminated last line, from a run killed mid-write, is cut off); a rerun with different
-/// settings is refused, naming the settings that differ. Per-image results depend only on the
-/// settings, the image and its index, so a resumed run, or shards merged, give the same lines as
-/// one full run (up to timing).
+/// Per-image results depend only on the settings, the image and its index, so a resumed run, or
+/// shards merged, give the same lines as one full run (up to timing).
 public final class EvaluationRun {
-    public let directory: URL
+    public let folder: EvaluationFolder
     public let settings: EvaluationSettings
-    public var settingsURL: URL { directory.appendingPathComponent("settings.json") }
-    public var resultsURL: URL { directory.appendingPathComponent("results.jsonl") }
-    public var summaryURL: URL { directory.appendingPathComponent("summary.json") }
+    public var directory: URL { folder.directory }
+    public var settingsURL: URL { folder.settingsURL }
+    public var resultsURL: URL { folder.resultsURL }
+    public var summaryURL: URL { folder.summaryURL }
     /// Written into the summary (`EvaluationSummary.reusedFrom`).
     public var reusedFrom: String?
 
     /// Opens (creating if needed) `directory`, checking or writing `settings.json`.
     public init(directory: URL, settings: EvaluationSettings) throws {
-        self.directory = directory
+        folder = EvaluationFolder(directory)
         self.settings = settings
-        try RunFolder.open(directory, settings: settings, settingsURL: settingsURL, resultsURL: resultsURL)
+        try folder.open(settings: settings)
     }
 
     /// The records already in `results.jsonl`, by index; cuts off an unterminated last line.
-    public func completedRecords() throws -> [Int: ImageRecord] {
-        let data = try RunFolder.completeLines(resultsURL)
-        var records: [Int: ImageRecord] = [:]
-        for (r, _) in try EvaluationRun.parseResults(data, path: resultsURL.path) { records[r.index] = r }
-        return records
-    }
+    public func completedRecords() throws -> [Int: ImageRecord] { try folder.completedRecords() }
 
     /// The complete lines of a `results.jsonl` (an unterminated last line is ignored, not
     /// removed), each with its bytes (newline included), in file order.
     public static func parseResults(_ data: Data, path: String) throws -> [(record: ImageRecord, line: Data)] {
-        try RunFolder.parseLines(data, path: path, kind: "result record", decode: ImageRecord.parse)
+        try EvaluationFolder.parseResults(data, path: path)
     }
 
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes
@@ -116,39 +110,30 @@ public final class EvaluationRun {
     public func run(indices: [Int], labels: [Int], classNames: [String], scope: RunScope, batchSize: Int,
                     image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification, timed: Bool = true,
                     progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
-        var done = try completedRecords()
-        if !FileManager.default.fileExists(atPath: resultsURL.path) {
-            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: resultsURL)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        var count = indices.filter { done[$0] != nil }.count
-        var correct = indices.filter { done[$0]?.correct == true }.count
-        var calls = indices.compactMap { done[$0]?.calls }.reduce(0, +)
+        let before = try folder.completedRecords()
+        var count = indices.filter { before[$0] != nil }.count
+        var correct = indices.filter { before[$0]?.correct == true }.count
+        var calls = indices.compactMap { before[$0]?.calls }.reduce(0, +)
         let start = Date()
         var sessionImages = 0
-        for i in indices where done[i] == nil {
+        let records = try folder.complete(indices, produce: { i in
             let t0 = Date()
             let c = try classify(try image(i), i)
-            let record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
-                                     saveErrors: settings.saveErrors)
-            try handle.write(contentsOf: try record.line())
-            done[i] = record
-            count += 1
+            return ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
+                               saveErrors: settings.saveErrors)
+        }, finished: { record, _ in
             sessionImages += 1
+            count += 1
             correct += record.correct ? 1 : 0
             calls += record.calls
             let elapsed = Date().timeIntervalSince(start)
-            progress(EvaluationProgress(done: count, total: indices.count, correct: correct,
-                                        meanCalls: Double(calls) / Double(count),
+            progress(EvaluationProgress(done: count, total: indices.count, correct: correct, meanCalls: Double(calls) / Double(count),
                                         imagesPerSecond: elapsed > 0 ? Double(sessionImages) / elapsed : 0, record: record))
-        }
-        let records = indices.compactMap { done[$0] }
+        })
         var summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
                                         threads: Engine.threads, scope: scope)
         summary.reusedFrom = reusedFrom
-        try summary.write(to: summaryURL)
+        try folder.writeSummary(summary)
         return summary
     }
 }

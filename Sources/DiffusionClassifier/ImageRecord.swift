@@ -52,28 +52,6 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// The record without its timing and reuse bookkeeping (`seconds`, `modelCalls`), for
     /// comparing runs.
     public var withoutTiming: ImageRecord { var r = self; r.seconds = 0; r.modelCalls = nil; return r }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }()
-
-    static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }()
-
-    /// One JSON line, newline-terminated.
-    public func line() throws -> Data {
-        var data = try ImageRecord.encoder.encode(self)
-        data.append(0x0A)
-        return data
-    }
-
-    public static func parse(_ line: Data) throws -> ImageRecord { try decoder.decode(ImageRecord.self, from: line) }
 }
 
 /// Which dataset indices a run covers: the first `limit` images (all if nil), then those with

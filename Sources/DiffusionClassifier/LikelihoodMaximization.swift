@@ -7,7 +7,7 @@ import TensorEngine
 /// higher likelihood under the UNCONDITIONAL model (the null class) by minimizing the
 /// unconditional denoising loss
 ///
-///     l(x') = sum_n mean_CHW (eps_n - eps_theta(x'_t, t_n, null))^2,  x'_0 = 2x' - 1,
+///     l(x') = sum_n mean_CHW (eps_n - eps_theta(x'_t, t_n, null))^2,  x'_0 = encode(x') (2x' - 1 in pixel space),
 ///
 /// with one timestep t_n and one eps_n per image per step, inside a ball around the input x
 /// (l_inf or l_2) and [0, 1]. Both published variants:
@@ -158,8 +158,9 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
 
     /// The unconditional loss l(x) above at the given per-image timesteps and noise.
     public static func unconditionalLoss(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule,
-                                         unconditional: Int, timesteps ts: [Int], noise eps: Tensor) -> Tensor {
-        let xt = schedule.addNoise(x * 2 - 1, noise: eps, timesteps: ts)
+                                         unconditional: Int, timesteps ts: [Int], noise eps: Tensor,
+                                         encoder: SampleEncoder = PixelSpace()) -> Tensor {
+        let xt = schedule.addNoise(encoder.encode(pixels: x), noise: eps, timesteps: ts)
         let labels = Tensor(shape: [ts.count], repeating: Float(unconditional))
         let out = model.predict(xt, timesteps: ts.map(Float.init), conditions: labels)
         let epsHat = schedule.epsilon(fromOutput: out, sample: xt, timesteps: ts)
@@ -170,24 +171,25 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
     /// parameters are frozen (`requiresGrad = false`), as in `DiffusionLogits`.
     /// Cost: `steps` forward and backward passes of the U-Net over the N images.
     public func run(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
-                    randomness: UInt64) -> Tensor {
+                    randomness: UInt64, encoder: SampleEncoder = PixelSpace()) -> Tensor {
         freezeParameters(model)
         switch gradient {
         case .exact:
-            return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness)
+            return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness, encoder: encoder)
         case .bpda:
             let shift = Autograd.noGrad {
-                unrolled(x.detached(), model: model, schedule: schedule, unconditional: unconditional, randomness: randomness) - x.detached()
+                unrolled(x.detached(), model: model, schedule: schedule, unconditional: unconditional, randomness: randomness,
+                         encoder: encoder) - x.detached()
             }
             return x + shift
         }
     }
 
     func unrolled(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
-                  randomness: UInt64) -> Tensor {
+                  randomness: UInt64, encoder: SampleEncoder) -> Tensor {
         precondition(x.rank == 4, "LikelihoodMaximization: x must be [N, C, H, W], got \(x.shape)")
         let N = x.shape[0]
-        var rowShape = x.shape
+        var rowShape = encoder.sampleShape(pixels: x.shape)
         rowShape[0] = 1
         var xp = x
         var m = Tensor.zeros(x.shape), v = Tensor.zeros(x.shape)
@@ -198,7 +200,8 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
             let ts = draws.map(\.0)
             // g = d l / d x' at the current iterate, a constant (backward passes are not recorded).
             let g = valueAndGradient(at: [xp]) {
-                Self.unconditionalLoss($0[0], model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps)
+                Self.unconditionalLoss($0[0], model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
+                                       encoder: encoder)
             }.gradients[0]
             let update: Tensor = Autograd.noGrad {
                 switch variant {

@@ -90,6 +90,28 @@ public struct RecordedErrors: Sendable {
     }
 }
 
+extension RecordedErrors {
+    /// The errors the evaluation folder `source` recorded for the images of a new run with
+    /// `target` settings (`Classifier.reusedErrors`), after checking that they are its errors
+    /// (`Replay.checkReuse`) and that each reused image has the new run's label. `weights`: the
+    /// new run's w(t); `labels`: its label of each dataset index.
+    public static func load(from source: URL, for target: EvaluationSettings, weights: [Double], indices: [Int],
+                            labels: [Int]) throws -> [Int: RecordedErrors] {
+        let folder = EvaluationFolder(source)
+        try Replay.checkReuse(source: try folder.readSettings(), target: target, sourcePath: source.path)
+        let records = try folder.readRecords().records
+        var found: [Int: RecordedErrors] = [:]
+        for i in indices {
+            guard let r = records[i] else { continue }
+            guard r.label == labels[i] else {
+                throw ClassifierError(.reuse, "\(source.path) has label \(r.label) for image \(i), the dataset says \(labels[i])")
+            }
+            found[i] = try RecordedErrors(record: r, weights: weights)
+        }
+        return found
+    }
+}
+
 /// Replays strategies over a recorded run (`diffclass replay`): the settings a replay may use, and
 /// one image's classification.
 public enum Replay {

@@ -46,7 +46,8 @@ public final class RobustDiffusionClassifier: DifferentiableClassifier {
 
     /// LM(x) as `logits` computes it.
     public func purify(_ x: Tensor, randomness: UInt64) -> Tensor {
-        lm.run(x, model: head.model, schedule: head.schedule, unconditional: unconditional, randomness: Self.lmSeed(randomness))
+        lm.run(x, model: head.model, schedule: head.schedule, unconditional: unconditional, randomness: Self.lmSeed(randomness),
+               encoder: head.encoder)
     }
 
     public func logits(_ x: Tensor, randomness: UInt64) -> Tensor {

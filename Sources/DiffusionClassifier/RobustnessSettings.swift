@@ -210,20 +210,6 @@ public struct RobustRecord: Codable, Equatable, Sendable {
         self.index = index; self.label = label; self.cleanPrediction = cleanPrediction; self.cleanCorrect = cleanCorrect
         self.attacks = attacks; self.verdict = verdict; self.brokenBy = brokenBy; self.unetPasses = unetPasses; self.seconds = seconds
     }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder(); e.keyEncodingStrategy = .convertToSnakeCase; e.outputFormatting = [.sortedKeys]; return e
-    }()
-    static let decoder: JSONDecoder = { let d = JSONDecoder(); d.keyDecodingStrategy = .convertFromSnakeCase; return d }()
-
-    /// One JSON line, newline-terminated.
-    public func line() throws -> Data {
-        var data = try Self.encoder.encode(self)
-        data.append(0x0A)
-        return data
-    }
-
-    public static func parse(_ line: Data) throws -> RobustRecord { try decoder.decode(RobustRecord.self, from: line) }
 }
 
 /// `RUN/summary.json` of a robustness run.
@@ -279,6 +265,6 @@ public struct RobustSummary: Codable, Sendable {
     }
 
     public func write(to url: URL) throws {
-        try RunFolder.writeSummary(self, to: url)
+        try RunFiles.writeJSON(self, to: url)
     }
 }

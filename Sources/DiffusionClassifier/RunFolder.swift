@@ -1,10 +1,51 @@
-import NeuralNetworks
 import Foundation
+import NeuralNetworks
+
+/// The kinds of run folder, recorded in `settings.json` as `kind`.
+///
+/// Folders written before the key existed have no `kind`; they are read as the kind their keys
+/// show (`RunKind.inferred`): robustness settings have `attacks` and `eps_text`, evaluation
+/// settings `method` (with `replay_of` for a replay). Such a folder resumes unchanged: its
+/// `settings.json` is never rewritten, and `kind` is not one of the compared settings. A folder
+/// written now has the key, so a kind added later needs no inference.
+public enum RunKind: String, Codable, CaseIterable, Sendable {
+    /// `diffclass eval`: one `ImageRecord` per image.
+    case eval
+    /// `diffclass replay`: an eval folder whose errors came from a recorded run.
+    case replay
+    /// `diffclass robust`: one `RobustRecord` per image.
+    case robust
+
+    /// The kind recorded in (or, for older folders, inferred from) a `settings.json` object.
+    public static func of(settings json: [String: Any]) -> RunKind? {
+        if let name = json["kind"] as? String { return RunKind(rawValue: name) }
+        return inferred(from: json)
+    }
+
+    /// The kind of a `settings.json` written before `kind` was recorded.
+    public static func inferred(from json: [String: Any]) -> RunKind? {
+        if json["attacks"] != nil && json["eps_text"] != nil { return .robust }
+        if json["method"] != nil { return json["replay_of"] != nil ? .replay : .eval }
+        return nil
+    }
+
+    /// The kind of the run folder at `directory`; nil without a readable `settings.json` of a
+    /// known kind.
+    public static func of(_ directory: URL) -> RunKind? {
+        guard let data = try? Data(contentsOf: directory.appendingPathComponent(RunFiles.settings)),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return of(settings: object)
+    }
+}
 
 /// Settings that decide a run folder's results (`settings.json`). The default implementations
 /// write the JSON every run folder uses (snake_case keys, sorted, pretty-printed) and compare
 /// settings as JSON values.
 public protocol RunSettings: Codable {
+    /// The kind of folder these settings make (recorded as `kind`).
+    var kind: RunKind { get }
+    /// The kinds of folder whose `settings.json` holds these settings.
+    static var kinds: Set<RunKind> { get }
     func encoded() throws -> Data
     static func decode(_ data: Data) throws -> Self
     /// Human-readable differences ("seed: 3 -> 4"), empty when the settings are equal.
@@ -12,18 +53,19 @@ public protocol RunSettings: Codable {
 }
 
 extension RunSettings {
-    /// JSON with snake_case keys, sorted, pretty-printed.
+    /// JSON with snake_case keys, sorted, pretty-printed (without `kind`: what `summary.json`
+    /// embeds and what `differences` compares).
     public func encoded() throws -> Data {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try e.encode(self)
+        try RunFiles.encoder(pretty: true).encode(self)
+    }
+
+    /// `settings.json`: `encoded()` with the folder's `kind` among the sorted keys.
+    public func folderData() throws -> Data {
+        try RunFiles.encoder(pretty: true).encode(KindedSettings(kind: kind, settings: self))
     }
 
     public static func decode(_ data: Data) throws -> Self {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return try d.decode(Self.self, from: data)
+        try RunFiles.decoder.decode(Self.self, from: data)
     }
 
     /// "key: old -> new" for each setting that differs (compared as JSON values).
@@ -39,20 +81,108 @@ extension RunSettings {
     }
 }
 
-/// The mechanics shared by run folders (`diffclass eval`, `diffclass robust`): `settings.json`
-/// written once and checked on every rerun, and `results.jsonl` holding one line per finished
-/// item, so a rerun resumes after the last complete line.
-public enum RunFolder {
-    /// Creates `directory` if needed; writes `settings.json`, or checks that an existing one
-    /// equals `settings` (a different one is refused, naming the differences).
-    public static func open<S: RunSettings>(_ directory: URL, settings: S, settingsURL: URL, resultsURL: URL) throws {
+/// The settings with `kind` written into the same JSON object.
+private struct KindedSettings<S: Encodable>: Encodable {
+    let kind: RunKind
+    let settings: S
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    func encode(to encoder: Encoder) throws {
+        try settings.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(kind, forKey: Key(stringValue: "kind"))
+    }
+}
+
+/// One line of a run folder's `results.jsonl`: the outcome of one item (an image), by index.
+/// The default implementations read and write compact JSON with snake_case keys, sorted.
+public protocol RunRecord: Codable {
+    var index: Int { get }
+    /// What a line is, in errors ("result record").
+    static var recordName: String { get }
+    /// One JSON line, newline-terminated.
+    func line() throws -> Data
+    static func parse(_ line: Data) throws -> Self
+}
+
+extension RunRecord {
+    public func line() throws -> Data {
+        var data = try RunFiles.encoder(pretty: false).encode(self)
+        data.append(0x0A)
+        return data
+    }
+
+    public static func parse(_ line: Data) throws -> Self { try RunFiles.decoder.decode(Self.self, from: line) }
+}
+
+/// The file names and JSON conventions every run folder shares.
+enum RunFiles {
+    static let settings = "settings.json", results = "results.jsonl", summary = "summary.json"
+
+    static func encoder(pretty: Bool) -> JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        return e
+    }
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    /// Writes `value` as pretty JSON with snake_case keys, sorted, atomically.
+    static func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+        try encoder(pretty: true).encode(value).write(to: url, options: .atomic)
+    }
+}
+
+/// A run folder: `settings.json` (what decides the results, and the folder's `kind`),
+/// `results.jsonl` (one line per finished item, appended as each finishes), `summary.json`
+/// (rewritten at the end of each session). What every kind shares lives here:
+///
+/// - opening: a new folder gets `settings.json`; an existing one must hold equal settings of
+///   the same kind (then it resumes), else it is refused, naming the differences;
+/// - resuming: `completedRecords` cuts an unterminated last line (a run killed mid-write) off
+///   the file, so appending continues cleanly, and returns the finished records;
+/// - running: `complete` produces the missing records and appends each as it finishes;
+/// - reading: `readSettings`, `readRecords` (for replays, reuse, reports; nothing is modified);
+/// - merging: `merge` joins shard folders of equal settings.
+///
+/// A new kind of run defines its settings (`RunSettings`, with a new `RunKind`) and its record
+/// (`RunRecord`) and gets all of this as `RunFolder<ItsSettings, ItsRecord>`.
+public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
+    public let directory: URL
+
+    public init(_ directory: URL) { self.directory = directory }
+
+    public var settingsURL: URL { directory.appendingPathComponent(RunFiles.settings) }
+    public var resultsURL: URL { directory.appendingPathComponent(RunFiles.results) }
+    public var summaryURL: URL { directory.appendingPathComponent(RunFiles.summary) }
+
+    /// Creates the folder if needed; writes `settings.json`, or checks that an existing one is of
+    /// the same kind with equal settings (else refused, naming the kinds or the differences).
+    public func open(settings: Settings) throws {
         let fm = FileManager.default
         do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
         }
         if fm.fileExists(atPath: settingsURL.path) {
-            let old: S
-            do { old = try S.decode(try Data(contentsOf: settingsURL)) } catch {
+            let old: Settings
+            let recorded: RunKind?
+            do {
+                let data = try Data(contentsOf: settingsURL)
+                recorded = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]).flatMap { RunKind.of(settings: $0) }
+                if let recorded, recorded != settings.kind {
+                    throw ClassifierError("it holds a run of kind \(recorded.rawValue), not \(settings.kind.rawValue)")
+                }
+                old = try Settings.decode(data)
+            } catch {
                 throw ClassifierError("\(settingsURL.path): unreadable settings (\(error)); use another \(Setting.runFolder)")
             }
             let diff = try settings.differences(from: old)
@@ -64,21 +194,29 @@ public enum RunFolder {
             if fm.fileExists(atPath: resultsURL.path) {
                 throw ClassifierError("\(resultsURL.path) exists without settings.json; use another \(Setting.runFolder)")
             }
-            try settings.encoded().write(to: settingsURL, options: .atomic)
+            try settings.folderData().write(to: settingsURL, options: .atomic)
         }
     }
 
-    /// Writes `summary.json`: pretty, sorted, snake_case keys, atomically.
-    public static func writeSummary<T: Encodable>(_ value: T, to url: URL) throws {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(value).write(to: url, options: .atomic)
+    /// The settings of an existing folder (read only). Errors name the folder: no settings, a
+    /// folder of another kind, unreadable settings.
+    public func readSettings() throws -> Settings {
+        guard let data = try? Data(contentsOf: settingsURL) else {
+            throw ClassifierError("\(directory.path): no settings.json (not a run folder)")
+        }
+        let kind = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]).flatMap { RunKind.of(settings: $0) }
+        if let kind, !Settings.kinds.contains(kind) {
+            let wanted = Settings.kinds.map(\.rawValue).sorted().joined(separator: " or ")
+            throw ClassifierError("\(directory.path): holds a run of kind \(kind.rawValue), not \(wanted)")
+        }
+        do { return try Settings.decode(data) } catch {
+            throw ClassifierError("\(settingsURL.path): cannot read the run's settings (\(error))")
+        }
     }
 
-    /// The complete lines of `resultsURL` (empty when it does not exist). An unterminated last
-    /// line, left by a run killed mid-write, is cut off the file so appending continues cleanly.
-    public static func completeLines(_ resultsURL: URL) throws -> Data {
+    /// The complete lines of `results.jsonl` (empty when it does not exist), cutting an
+    /// unterminated last line off the file so appending continues cleanly.
+    func completeResultsData() throws -> Data {
         guard FileManager.default.fileExists(atPath: resultsURL.path) else { return Data() }
         var data = try Data(contentsOf: resultsURL)
         if let last = data.last, last != 0x0A {
@@ -90,6 +228,184 @@ public enum RunFolder {
         }
         return data
     }
+
+    /// The finished records, by index (for resuming: cuts an unterminated last line off).
+    public func completedRecords() throws -> [Int: Record] {
+        var records: [Int: Record] = [:]
+        for (r, _) in try Self.parseResults(try completeResultsData(), path: resultsURL.path) { records[r.index] = r }
+        return records
+    }
+
+    /// The records of `results.jsonl`, read only: the first of each index, and the indices in
+    /// file order. An unterminated last line is left out.
+    public func readRecords() throws -> (records: [Int: Record], order: [Int]) {
+        let data: Data
+        do { data = try Data(contentsOf: resultsURL) } catch { throw ClassifierError("\(resultsURL.path): cannot read (no results yet?)") }
+        var records: [Int: Record] = [:]
+        var order: [Int] = []
+        for (r, _) in try Self.parseResults(data, path: resultsURL.path) where records[r.index] == nil {
+            records[r.index] = r
+            order.append(r.index)
+        }
+        return (records, order)
+    }
+
+    /// The records of `results.jsonl` text, each with its line's bytes (newline included), in
+    /// file order; an unterminated last line (a run killed mid-write) is left out. A line that
+    /// does not decode is an error naming `path` and the line number.
+    public static func parseResults(_ data: Data, path: String) throws -> [(record: Record, line: Data)] {
+        let complete = data.last == 0x0A ? data : data.prefix((data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex)
+        var out: [(record: Record, line: Data)] = []
+        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+            var bytes = Data(line)
+            do {
+                let record = try Record.parse(bytes)
+                bytes.append(0x0A)
+                out.append((record, bytes))
+            } catch {
+                throw ClassifierError("\(path): line \(n + 1) is not a \(Record.recordName) (\(error))")
+            }
+        }
+        return out
+    }
+
+    /// Produces the record of each of `indices` not yet finished, appending its line as soon as
+    /// it is produced (`sync`: also forcing it to disk) and reporting it to `finished` with the
+    /// records so far; returns the records of `indices` in order.
+    public func complete(_ indices: [Int], sync: Bool = false, produce: (Int) throws -> Record,
+                         finished: (Record, [Int: Record]) throws -> Void = { _, _ in }) throws -> [Record] {
+        var done = try completedRecords()
+        if !FileManager.default.fileExists(atPath: resultsURL.path) {
+            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: resultsURL)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        for i in indices where done[i] == nil {
+            let record = try produce(i)
+            try handle.write(contentsOf: try record.line())
+            if sync { try? handle.synchronize() }
+            done[i] = record
+            try finished(record, done)
+        }
+        return indices.compactMap { done[$0] }
+    }
+
+    /// The class names `summary.json` records (`class_names`), if any.
+    public func recordedClassNames() -> [String]? {
+        guard let data = try? Data(contentsOf: summaryURL),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return object["class_names"] as? [String]
+    }
+
+    /// Writes `summary.json` (pretty, sorted, snake_case keys, atomically).
+    public func writeSummary<T: Encodable>(_ summary: T) throws {
+        try RunFiles.writeJSON(summary, to: summaryURL)
+    }
 }
 
-extension EvaluationSettings: RunSettings {}
+/// The joined shards of a merge (`RunFolder.merge`): what each kind of run needs to write its own
+/// summary.
+public struct MergedShards<Settings: RunSettings, Record: RunRecord, Info: Decodable> {
+    public let settings: Settings
+    /// Every shard's records, sorted by index.
+    public let records: [Record]
+    /// Records per input folder, in the order given.
+    public let counts: [Int]
+    /// Indices below the largest merged index that no shard has (a shard missing or unfinished).
+    public let missing: [Int]
+    /// The parts of each shard's `summary.json` (shards without one are skipped), in order.
+    public let summaries: [Info]
+    /// The merged folder; the caller writes its summary.
+    public let folder: RunFolder<Settings, Record>
+}
+
+extension RunFolder {
+    /// Joins shard folders of equal settings into the new run folder `out`, for every kind
+    /// alike: `settings.json` copied (with `kind`), `results.jsonl` = every shard's complete
+    /// lines, byte for byte, sorted by index; the caller writes the summary from the returned
+    /// parts (`Info`: what it reuses of each shard's `summary.json`). Refused: no folders, a
+    /// folder without `settings.json` or of another kind, settings that differ (naming both
+    /// folders and the differences), an index in two shards (naming both), an `out` that already
+    /// holds a run. An unterminated last line (a shard killed mid-write) is left out, as a resume
+    /// would. Gaps are reported in `missing`, not refused: merging part of a sharded run is allowed.
+    public static func merge<Info: Decodable>(_ shards: [URL], into out: URL, summary: Info.Type) throws -> MergedShards<Settings, Record, Info> {
+        guard !shards.isEmpty else { throw ClassifierError("merge: no run folders given") }
+        let fm = FileManager.default
+        var first: Settings?
+        var lines: [(index: Int, line: Data, record: Record)] = []
+        var owner: [Int: URL] = [:]
+        var counts: [Int] = []
+        var summaries: [Info] = []
+        for dir in shards {
+            let shard = RunFolder(dir)
+            guard fm.fileExists(atPath: shard.settingsURL.path) else { throw ClassifierError("\(dir.path): no settings.json (not a run folder)") }
+            let s = try shard.readSettings()
+            if let first {
+                let diff = try s.differences(from: first)
+                guard diff.isEmpty else {
+                    throw ClassifierError("\(shards[0].path) and \(dir.path) have different settings "
+                        + "(\(diff.joined(separator: "; "))); only runs of equal settings can be merged")
+                }
+            } else {
+                first = s
+            }
+            let data = fm.fileExists(atPath: shard.resultsURL.path) ? try Data(contentsOf: shard.resultsURL) : Data()
+            let parsed = try parseResults(data, path: shard.resultsURL.path)
+            for (r, line) in parsed {
+                if let other = owner[r.index] {
+                    throw ClassifierError("image \(r.index) is in both \(other.path) and \(dir.path); shards must not overlap")
+                }
+                owner[r.index] = dir
+                lines.append((r.index, line, r))
+            }
+            counts.append(parsed.count)
+            if fm.fileExists(atPath: shard.summaryURL.path) {
+                do { summaries.append(try RunFiles.decoder.decode(Info.self, from: try Data(contentsOf: shard.summaryURL))) } catch {
+                    throw ClassifierError("\(shard.summaryURL.path): unreadable summary (\(error))")
+                }
+            }
+        }
+        lines.sort { $0.index < $1.index }
+
+        // The output folder: a new run, never an existing one (nor one of the inputs).
+        let merged = RunFolder(out)
+        for url in [merged.settingsURL, merged.resultsURL, merged.summaryURL] where fm.fileExists(atPath: url.path) {
+            throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another \(Setting.runFolder))")
+        }
+        do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
+            throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")
+        }
+        try first!.folderData().write(to: merged.settingsURL, options: .atomic)
+        var joined = Data()
+        for l in lines { joined.append(l.line) }
+        try joined.write(to: merged.resultsURL, options: .atomic)
+        let present = Set(owner.keys)
+        let missing = (0..<((lines.last?.index ?? -1) + 1)).filter { !present.contains($0) }
+        return MergedShards(settings: first!, records: lines.map(\.record), counts: counts, missing: missing,
+                            summaries: summaries, folder: merged)
+    }
+}
+
+/// An evaluation run folder (`eval`, `replay`): `EvaluationSettings` and `ImageRecord`s.
+public typealias EvaluationFolder = RunFolder<EvaluationSettings, ImageRecord>
+/// A robustness run folder (`robust`): `RobustnessSettings` and `RobustRecord`s.
+public typealias RobustnessFolder = RunFolder<RobustnessSettings, RobustRecord>
+
+extension EvaluationSettings: RunSettings {
+    public var kind: RunKind { replayOf == nil ? .eval : .replay }
+    public static var kinds: Set<RunKind> { [.eval, .replay] }
+}
+
+extension RobustnessSettings {
+    public var kind: RunKind { .robust }
+    public static var kinds: Set<RunKind> { [.robust] }
+}
+
+extension ImageRecord: RunRecord {
+    public static var recordName: String { "result record" }
+}
+
+extension RobustRecord: RunRecord {
+    public static var recordName: String { "robustness record" }
+}

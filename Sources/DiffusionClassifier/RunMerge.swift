@@ -24,15 +24,14 @@ extension EvaluationRun {
     /// "0", "1", ...); its `limit` is the shards' common limit (nil if they differ), its `shard` nil.
     /// Gaps are reported in `missing`, not refused: merging part of a sharded run is allowed.
     public static func merge(_ shards: [URL], into out: URL) throws -> MergeReport {
-        let m = try RunFolder.mergeShards(shards, into: out, settings: EvaluationSettings.self, summary: ShardSummaryInfo.self,
-                                          parse: parseResults, index: \.index)
+        let m = try EvaluationFolder.merge(shards, into: out, summary: ShardSummaryInfo.self)
         let first = m.summaries.first
         let limits = Set(m.summaries.map { $0.limit ?? -1 })
         let limit = limits.count == 1 ? first?.limit : nil
         let names = first?.classNames ?? (0..<m.settings.classes).map(String.init)
         let summary = EvaluationSummary(records: m.records, classNames: names, settings: m.settings,
                                         batchSize: first?.batchSize ?? 0, threads: first?.threads ?? 0, scope: RunScope(limit: limit))
-        try summary.write(to: m.summaryURL)
+        try m.folder.writeSummary(summary)
         return MergeReport(summary: summary, counts: m.counts, missing: m.missing)
     }
 }

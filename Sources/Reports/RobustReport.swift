@@ -121,7 +121,7 @@ public struct RobustReport {
         let colors = ["#2ca02c"] + attackOrder.indices.map { ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"][$0 % 5] } + ["#999999"]
         let rows = runs.map { r -> (name: String, values: [Double]) in
             let n = Double(Swift.max(r.n, 1))
-            let broken = attackOrder.map { a in Double(r.records.filter { $0.brokenBy == a }.count) / n }
+            let broken = attackOrder.map { a in Double(r.records.filter { $0.brokenBy?.rawValue == a }.count) / n }
             return ("\(r.name) (eps \(r.epsText))", [Double(r.robustCount) / n] + broken + [Double(r.n - r.cleanCorrect) / n])
         }
         return Report.section("Where the images went", "Per run, the fraction of its images that stayed robust, that each attack broke first "
@@ -141,13 +141,13 @@ public struct RobustReport {
         for (k, p) in shown.enumerated() {
             let x = gap + Double(k % columns) * colW, y = gap + Double(k / columns) * (cell + captionH + gap)
             let rec = p.record
-            let by = rec.brokenBy ?? ""
+            let by = rec.brokenBy?.rawValue ?? ""
             svg.png(p.clean, x: x, y: y, width: cell, height: cell, title: "#\(rec.index) clean, label \(r.className(rec.label))")
             svg.png(p.adversarial, x: x + cell + 4, y: y, width: cell, height: cell, title: "#\(rec.index) adversarial (\(r.norm) eps \(r.epsText)), broken by \(by)")
             svg.text("#\(rec.index) \(r.className(rec.label))", x: x, y: y + cell + 12, size: 10)
             svg.text("broken by \(by)", x: x, y: y + cell + 24, size: 10, fill: "#d62728")
         }
-        let note = "\(all.count) broken image\(all.count == 1 ? "" : "s") saved with --save-adv"
+        let note = "\(all.count) broken image\(all.count == 1 ? "" : "s") saved by the run"
             + (all.count > shown.count ? ", the first \(shown.count) shown" : "") + "; left clean, right adversarial (\(r.norm) eps \(r.epsText))."
         return Report.section("Clean and adversarial pairs: \(r.name)", note, svg.render())
     }

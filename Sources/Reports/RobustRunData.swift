@@ -6,27 +6,7 @@ import Foundation
 /// class names (`summary.json`'s `class_names` when present) and the clean/adversarial PNG pairs
 /// in `adv/` (`--save-adv`). Statistics are recomputed from the records.
 public struct RobustRunData {
-    public struct AttackLine: Decodable, Equatable {
-        public var name: String
-        public var success: Bool
-        public var forwardCalls: Int
-        public var backwardCalls: Int
-        public var queries: Int
-    }
-
-    public struct Record: Decodable, Equatable {
-        public var index: Int
-        public var label: Int
-        public var cleanPrediction: Int
-        public var cleanCorrect: Bool
-        public var attacks: [AttackLine]
-        /// "robust", "broken" or "misclassified".
-        public var verdict: String
-        public var brokenBy: String?
-        public var unetPasses: Int
-        public var seconds: Double
-        public var robust: Bool { verdict == "robust" }
-    }
+    public typealias Record = RobustRecord
 
     /// A clean/adversarial pair from `adv/INDEX-clean.png` and `adv/INDEX.png` (PNG bytes).
     public struct Pair {
@@ -37,15 +17,16 @@ public struct RobustRunData {
 
     public var directory: URL
     public var records: [Record]
+    public var typedSettings: RobustnessSettings
     /// settings.json flattened (sorted keys; nulls left out).
     public var settings: [(key: String, value: String)]
-    public var epsilon: Double
-    public var epsText: String
-    public var norm: String
+    public var epsilon: Double { typedSettings.epsilon }
+    public var epsText: String { typedSettings.epsText }
+    public var norm: String { typedSettings.norm.rawValue }
     /// Attack names in the order they ran (settings' `attacks`).
-    public var attackNames: [String]
+    public var attackNames: [String] { typedSettings.attacks.map(\.rawValue) }
     /// The LM options of RDC, nil for the plain diffusion classifier.
-    public var lm: String?
+    public var lm: String? { typedSettings.lm?.description }
     public var classNames: [String]
     /// Settings other than the budget (norm, epsilon), canonical JSON: runs with the same key are
     /// one defence under one attack setting, at different budgets.
@@ -53,63 +34,40 @@ public struct RobustRunData {
 
     public var name: String { directory.standardizedFileURL.lastPathComponent }
 
-    /// Whether `directory/settings.json` is a robustness run's (it has `attacks` and `eps_text`).
-    public static func isRobustFolder(_ directory: URL) -> Bool {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent("settings.json")),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return object["attacks"] != nil && object["eps_text"] != nil
-    }
+    /// Whether `directory` is a robustness run folder (`RunKind.of`).
+    public static func isRobustFolder(_ directory: URL) -> Bool { RunKind.of(directory) == .robust }
 
     /// Reads `directory`; needs `settings.json` of a robustness run and `results.jsonl` with at
     /// least one record. Errors name the folder or file.
     public static func load(_ directory: URL) throws -> RobustRunData {
-        let fm = FileManager.default
         var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: directory.path, isDirectory: &isDir), isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir), isDir.boolValue else {
             throw ClassifierError("\(directory.path): not a run folder")
         }
-        let settingsURL = directory.appendingPathComponent("settings.json")
-        guard let data = try? Data(contentsOf: settingsURL), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ClassifierError("\(settingsURL.path): missing or not a JSON object")
-        }
-        guard let attacks = object["attacks"] as? [String], let epsText = object["eps_text"] as? String,
-              let epsilon = (object["epsilon"] as? NSNumber)?.doubleValue else {
-            throw ClassifierError("\(settingsURL.path): not a robustness run's settings (no attacks / eps_text / epsilon)")
-        }
-        let resultsURL = directory.appendingPathComponent("results.jsonl")
+        let folder = RobustnessFolder(directory)
+        let settings = try folder.readSettings()
         let text: Data
-        do { text = try Data(contentsOf: resultsURL) } catch {
-            throw ClassifierError("\(resultsURL.path): cannot read (\(error.localizedDescription))")
+        do { text = try Data(contentsOf: folder.resultsURL) } catch {
+            throw ClassifierError("\(folder.resultsURL.path): cannot read (\(error.localizedDescription))")
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        var body = text
-        if let last = body.last, last != 0x0A { body = body.prefix((body.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0) }
-        var records: [Record] = []
-        for (n, line) in body.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
-            do { records.append(try decoder.decode(Record.self, from: Data(line))) } catch {
-                throw ClassifierError("\(resultsURL.path): line \(n + 1) is not a robustness record (\(error))")
-            }
-        }
-        guard !records.isEmpty else { throw ClassifierError("\(resultsURL.path): no records to report on") }
+        var records = try RobustnessFolder.parseResults(text, path: folder.resultsURL.path).map(\.record)
+        guard !records.isEmpty else { throw ClassifierError("\(folder.resultsURL.path): no records to report on") }
         records.sort { $0.index < $1.index }
-        var family = object
+        let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: folder.settingsURL)) as? [String: Any]) ?? [:]
+        var family = (try? JSONSerialization.jsonObject(with: settings.encoded()) as? [String: Any]) ?? [:]
         family["eps_text"] = nil
         family["epsilon"] = nil
         family["norm"] = nil
         let familyData = (try? JSONSerialization.data(withJSONObject: family, options: [.sortedKeys])) ?? Data()
         var names: [String]?
-        if let s = try? Data(contentsOf: directory.appendingPathComponent("summary.json")),
-           let o = try? JSONSerialization.jsonObject(with: s) as? [String: Any] {
+        if let s = try? Data(contentsOf: folder.summaryURL), let o = try? JSONSerialization.jsonObject(with: s) as? [String: Any] {
             names = o["class_names"] as? [String]
         }
         let k = records.map { Swift.max($0.label, $0.cleanPrediction) + 1 }.max() ?? 0
         if names == nil || names!.count < k { names = (0..<k).map { i in names.flatMap { i < $0.count ? $0[i] : nil } ?? "class \(i)" } }
-        return RobustRunData(directory: directory, records: records,
+        return RobustRunData(directory: directory, records: records, typedSettings: settings,
                              settings: object.keys.sorted().compactMap { key in RunData.describe(object[key]!).map { (key, $0) } },
-                             epsilon: epsilon, epsText: epsText, norm: object["norm"] as? String ?? "linf", attackNames: attacks,
-                             lm: object["lm"] as? String, classNames: names!,
-                             familyKey: String(decoding: familyData, as: UTF8.self))
+                             classNames: names!, familyKey: String(decoding: familyData, as: UTF8.self))
     }
 
     public var n: Int { records.count }
@@ -124,7 +82,7 @@ public struct RobustRunData {
 
     /// Images broken by each attack, in the order the attacks ran.
     public var breaks: [(name: String, count: Int)] {
-        attackNames.map { a in (a, records.filter { $0.brokenBy == a }.count) }
+        attackNames.map { a in (a, records.filter { $0.brokenBy?.rawValue == a }.count) }
     }
 
     /// Over images correct clean (the ones attacked).

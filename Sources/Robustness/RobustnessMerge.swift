@@ -21,21 +21,13 @@ extension RobustnessRun {
     /// index in two shards, a folder without `settings.json`, an `out` that already holds a run.
     /// Gaps are reported in `missing`, not refused.
     public static func merge(_ shards: [URL], into out: URL) throws -> RobustMergeReport {
-        let m = try RunFolder.mergeShards(shards, into: out, settings: RobustnessSettings.self, summary: ShardInfo.self,
-                                          parse: parseResults, index: \.index)
+        let m = try RobustnessFolder.merge(shards, into: out, summary: ShardInfo.self)
         let first = m.summaries.first
         let limits = Set(m.summaries.map { $0.limit ?? -1 })
         let summary = RobustSummary(records: m.records, settings: m.settings, limit: limits.count == 1 ? first?.limit : nil,
                                     shard: nil, threads: first?.threads ?? 0, classNames: first?.classNames)
-        try summary.write(to: m.summaryURL)
+        try m.folder.writeSummary(summary)
         return RobustMergeReport(summary: summary, counts: m.counts, missing: m.missing)
-    }
-
-    /// Whether `directory`'s `settings.json` is a robustness run's (it has `attacks`).
-    public static func isRobustnessFolder(_ directory: URL) -> Bool {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent("settings.json")),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return object["attacks"] != nil && object["eps_text"] != nil
     }
 }
 

@@ -54,54 +54,59 @@ public final class CountingPredictor: ConditionalNoisePredictor {
     }
 }
 
-/// A robustness run folder, like `EvaluationRun`: `settings.json`, `results.jsonl` (a line per
-/// image, flushed as each finishes), `summary.json`, optionally `adv/INDEX.png` (broken images),
-/// `adv/INDEX-clean.png` (their clean originals) and `adv/pairs.png` (clean/adversarial pairs). Reruns with equal settings skip finished
-/// indices; different settings are refused, naming the differences.
+/// A robustness run into its run folder (`RobustnessFolder`, see `RunFolder` for opening,
+/// resuming and merging): one `RobustRecord` line per image (flushed to disk as each finishes),
+/// `summary.json`, optionally `adv/INDEX.png` (broken images), `adv/INDEX-clean.png` (their
+/// clean originals) and `adv/pairs.png` (clean/adversarial pairs).
 ///
 /// Per image (index i): the evaluation randomness is `RandomGenerator(seed).derived(i).nextUInt64()`
 /// and the attacks draw from `RandomGenerator(seed).derived(i).derived(1)`, so a line depends only
 /// on the settings, the image and its index.
 public final class RobustnessRun {
-    public let directory: URL
+    public let folder: RobustnessFolder
     public let settings: RobustnessSettings
-    public var settingsURL: URL { directory.appendingPathComponent("settings.json") }
-    public var resultsURL: URL { directory.appendingPathComponent("results.jsonl") }
-    public var summaryURL: URL { directory.appendingPathComponent("summary.json") }
+    public var directory: URL { folder.directory }
+    public var settingsURL: URL { folder.settingsURL }
+    public var resultsURL: URL { folder.resultsURL }
+    public var summaryURL: URL { folder.summaryURL }
     public var advDirectory: URL { directory.appendingPathComponent("adv") }
 
     public init(directory: URL, settings: RobustnessSettings) throws {
-        self.directory = directory
+        folder = RobustnessFolder(directory)
         self.settings = settings
-        try RunFolder.open(directory, settings: settings, settingsURL: settingsURL, resultsURL: resultsURL)
+        try folder.open(settings: settings)
     }
 
     /// Records already written, by index (an unterminated last line is cut off).
-    public func completedRecords() throws -> [Int: RobustRecord] {
-        var out: [Int: RobustRecord] = [:]
-        for (r, _) in try Self.parseResults(try RunFolder.completeLines(resultsURL), path: resultsURL.path) { out[r.index] = r }
-        return out
-    }
+    public func completedRecords() throws -> [Int: RobustRecord] { try folder.completedRecords() }
 
     /// The records of `results.jsonl` text with each one's line (newline included); an
     /// unterminated last line is left out. Errors name `path` and the line.
     public static func parseResults(_ data: Data, path: String) throws -> [(record: RobustRecord, line: Data)] {
-        try RunFolder.parseLines(data, path: path, kind: "robustness record", decode: RobustRecord.parse)
+        try RobustnessFolder.parseResults(data, path: path)
     }
 
-    /// The classifier the settings describe over `model` (classes 0..<classes; null class =
-    /// the model's last class embedding), counting U-Net items in the returned predictor.
+    /// The classifier the settings describe over `model` (any family: its conditions, its
+    /// unconditional model for RDC, its encoder), counting U-Net items in the returned predictor.
+    public static func makeClassifier(settings: RobustnessSettings, model: ClassifierModel,
+                                      batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
+        try settings.validate(classes: model.classCount)
+        let counter = CountingPredictor(model.predictor)
+        let head = DiffusionLogits(model: counter, schedule: model.schedule, conditions: model.conditions,
+                                   timesteps: TimestepGrid.grid(T: model.schedule.numTrainTimesteps, maxN: settings.timestepCount),
+                                   batchSize: batchSize, encoder: model.encoder)
+        guard let lm = settings.lm else { return (head, counter) }
+        guard let unconditional = model.unconditional else {
+            throw ClassifierError(.lm, "needs a null class (the unconditional model): \(model.summary) has none beyond its \(model.classCount) classes")
+        }
+        return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: unconditional), counter)
+    }
+
+    /// `makeClassifier` over a class-conditional `UNet2DModel` (classes 0..<classes; null class =
+    /// its last class embedding).
     public static func makeClassifier(settings: RobustnessSettings, model: UNet2DModel, schedule: NoiseSchedule,
                                       classes: Int, batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
-        try settings.validate(classes: classes)
-        let counter = CountingPredictor(model)
-        let head = DiffusionLogits(model: counter, schedule: schedule, conditions: Array(0..<classes),
-                                   timesteps: TimestepGrid.grid(T: schedule.numTrainTimesteps, maxN: settings.timestepCount), batchSize: batchSize)
-        guard let lm = settings.lm else { return (head, counter) }
-        guard let embeds = model.config.numClassEmbeds, embeds > classes else {
-            throw ClassifierError(.lm, "needs a null class: the model has \(model.config.numClassEmbeds ?? 0) class embeddings for \(classes) classes")
-        }
-        return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: embeds - 1), counter)
+        try makeClassifier(settings: settings, model: ClassifierModel(unet: model, schedule: schedule, classes: classes), batchSize: batchSize)
     }
 
     /// Attacks every index of `indices` not yet done (images [1, C, H, W] in [0, 1]), a line per
@@ -110,16 +115,10 @@ public final class RobustnessRun {
                     classifier: DifferentiableClassifier,
                     counter: CountingPredictor, image: (Int) throws -> Tensor, saveAdversarial: Bool = false,
                     progress: (RobustRecord, Int, Int) -> Void = { _, _, _ in }) throws -> RobustSummary {
-        var done = try completedRecords()
-        if !FileManager.default.fileExists(atPath: resultsURL.path) {
-            _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: resultsURL)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
         if saveAdversarial { try FileManager.default.createDirectory(at: advDirectory, withIntermediateDirectories: true) }
         var shape: [Int] = []
-        for i in indices where done[i] == nil {
+        var pending: (x: Tensor, adversarial: Tensor)?
+        let records = try folder.complete(indices, sync: true, produce: { i in
             let t0 = Date()
             let x = try image(i)
             shape = Array(x.shape.dropFirst())
@@ -135,28 +134,24 @@ public final class RobustnessRun {
                                    queries: s.queries))
             }
             let brokenBy = o.brokenBy.map { settings.attacks[$0] }
-            let record = RobustRecord(index: i, label: labels[i], cleanPrediction: o.cleanPrediction, cleanCorrect: o.cleanCorrect,
-                                      attacks: lines, verdict: !o.cleanCorrect ? .misclassified : (brokenBy == nil ? .robust : .broken),
-                                      brokenBy: brokenBy, unetPasses: counter.passes - before,
-                                      seconds: Date().timeIntervalSince(t0))
-            try handle.write(contentsOf: try record.line())
-            try? handle.synchronize()
-            done[i] = record
-            if saveAdversarial, brokenBy != nil {
-                let adv = report.adversarial.scalars
-                try Self.png(adv, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(i).png"))
-                try Self.png(x.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(i)-clean.png"))
+            pending = brokenBy == nil ? nil : (x, report.adversarial)
+            return RobustRecord(index: i, label: labels[i], cleanPrediction: o.cleanPrediction, cleanCorrect: o.cleanCorrect,
+                                attacks: lines, verdict: !o.cleanCorrect ? .misclassified : (brokenBy == nil ? .robust : .broken),
+                                brokenBy: brokenBy, unetPasses: counter.passes - before, seconds: Date().timeIntervalSince(t0))
+        }, finished: { record, done in
+            if saveAdversarial, let (x, adversarial) = pending {
+                try Self.png(adversarial.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index).png"))
+                try Self.png(x.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index)-clean.png"))
             }
             progress(record, indices.filter { done[$0] != nil }.count, indices.count)
-        }
+        })
         if saveAdversarial {
-            let broken = indices.filter { done[$0]?.brokenBy != nil }
+            let broken = records.filter { $0.brokenBy != nil }.map(\.index)
             if shape.isEmpty, let first = broken.first { shape = Array(try image(first).shape.dropFirst()) }
             try writePairs(indices: broken, shape: shape)
         }
-        let summary = RobustSummary(records: indices.compactMap { done[$0] }, settings: settings, limit: limit, shard: shard,
-                                    classNames: classNames)
-        try summary.write(to: summaryURL)
+        let summary = RobustSummary(records: records, settings: settings, limit: limit, shard: shard, classNames: classNames)
+        try folder.writeSummary(summary)
         return summary
     }
 

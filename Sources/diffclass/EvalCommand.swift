@@ -40,8 +40,8 @@ func runEval(_ args: inout Arguments) throws {
     let scope = RunScope(limit: limit, shard: shard)
     let indices = scope.indices(datasetCount: ds.count)
     if let reuse {
-        classifier.reusedErrors = try loadReusedErrors(reuse, settings: settings, weights: classifier.weights, indices: indices,
-                                                       labels: ds.labels)
+        classifier.reusedErrors = try RecordedErrors.load(from: URL(fileURLWithPath: reuse), for: settings, weights: classifier.weights,
+                                                          indices: indices, labels: ds.labels)
     }
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     if let reuse {
@@ -62,21 +62,4 @@ func runEval(_ args: inout Arguments) throws {
                  100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
                  summary.meanCalls, out))
     if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }
-}
-
-/// `eval --reuse RUN`: RUN's recorded errors for the images of this run, after checking that
-/// they are this run's errors (same model, data, seed, loss, weighting; recorded with
-/// --save-errors --noise-by timestep) and that each reused image has this run's label.
-func loadReusedErrors(_ path: String, settings: EvaluationSettings, weights: [Double], indices: [Int],
-                      labels: [Int]) throws -> [Int: RecordedErrors] {
-    let source = try RecordedRun.settings(path)
-    try Replay.checkReuse(source: source, target: settings, sourcePath: path)
-    let (records, _) = try RecordedRun.records(path)
-    var found: [Int: RecordedErrors] = [:]
-    for i in indices {
-        guard let r = records[i] else { continue }
-        guard r.label == labels[i] else { throw UsageError("--reuse: \(path) has label \(r.label) for image \(i), the dataset says \(labels[i])") }
-        found[i] = try RecordedErrors(record: r, weights: weights)
-    }
-    return found
 }

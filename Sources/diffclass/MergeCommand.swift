@@ -9,7 +9,7 @@ func runMerge(_ args: inout Arguments) throws {
     try args.finish(command: "merge")
     let inputs = args.positional
     guard !inputs.isEmpty else { throw UsageError("merge needs run folders: diffclass merge RUN_A RUN_B ... --out RUN") }
-    if let first = inputs.first, RobustnessRun.isRobustnessFolder(URL(fileURLWithPath: first)) {
+    if let first = inputs.first, RunKind.of(URL(fileURLWithPath: first)) == .robust {
         let report = try RobustnessRun.merge(inputs.map { URL(fileURLWithPath: $0) }, into: URL(fileURLWithPath: out))
         for (dir, n) in zip(inputs, report.counts) { print("\(dir): \(n) images") }
         printMissing(report.missing)

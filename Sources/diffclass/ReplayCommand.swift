@@ -18,7 +18,8 @@ func runReplay(_ args: inout Arguments) throws {
     try args.finish(command: "replay")
 
     let sourceURL = URL(fileURLWithPath: source)
-    let sourceSettings = try RecordedRun.settings(source)
+    let recorded = EvaluationFolder(sourceURL)
+    let sourceSettings = try recorded.readSettings()
     if !seedGiven { flags.seed = sourceSettings.seed }
     if flags.noiseBy == nil { flags.noiseBy = NoiseNumbering.timestep.rawValue }
     guard flags.noiseBy == NoiseNumbering.timestep.rawValue else { throw UsageError("--noise-by: a replay uses the recorded noise, numbered by timestep") }
@@ -33,11 +34,11 @@ func runReplay(_ args: inout Arguments) throws {
     let strategy = settings.method.strategy
     let T = schedule.numTrainTimesteps
 
-    let (records, order) = try RecordedRun.records(source)
+    let (records, order) = try recorded.readRecords()
     guard !order.isEmpty else { throw UsageError("\(source)/results.jsonl: no results to replay") }
     var labels = [Int](repeating: -1, count: (order.max() ?? 0) + 1)
     for (i, r) in records { labels[i] = r.label }
-    let classNames = replayClassNames(sourceURL, settings: sourceSettings)
+    let classNames = replayClassNames(recorded, settings: sourceSettings)
 
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     print("replay: \(order.count) images of \(source), \(settings.method.summary) -> \(out)")
@@ -52,39 +53,8 @@ func runReplay(_ args: inout Arguments) throws {
 }
 
 /// The source run's class names (its summary.json), else the dataset's, else "0", "1", ...
-private func replayClassNames(_ run: URL, settings: EvaluationSettings) -> [String] {
-    if let data = try? Data(contentsOf: run.appendingPathComponent("summary.json")),
-       let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-       let names = object["class_names"] as? [String], names.count == settings.classes {
-        return names
-    }
+private func replayClassNames(_ run: EvaluationFolder, settings: EvaluationSettings) -> [String] {
+    if let names = run.recordedClassNames(), names.count == settings.classes { return names }
     if settings.dataset == "fashion-mnist", FashionMNIST.classNames.count == settings.classes { return FashionMNIST.classNames }
     return (0..<settings.classes).map(String.init)
-}
-
-/// A recorded eval run folder read back (`replay --run`, `eval --reuse`).
-enum RecordedRun {
-    /// RUN/settings.json.
-    static func settings(_ path: String) throws -> EvaluationSettings {
-        let url = URL(fileURLWithPath: path).appendingPathComponent("settings.json")
-        guard FileManager.default.fileExists(atPath: url.path) else { throw UsageError("\(path): no settings.json (not an eval run folder)") }
-        do { return try EvaluationSettings.decode(try Data(contentsOf: url)) } catch {
-            throw UsageError("\(url.path): cannot read the run's settings (\(cliMessage(error)))")
-        }
-    }
-
-    /// RUN/results.jsonl's complete lines: the first record of each index, and the indices in
-    /// file order.
-    static func records(_ path: String) throws -> (records: [Int: ImageRecord], order: [Int]) {
-        let url = URL(fileURLWithPath: path).appendingPathComponent("results.jsonl")
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw UsageError("\(url.path): cannot read (no results yet?)") }
-        var records: [Int: ImageRecord] = [:]
-        var order: [Int] = []
-        for (r, _) in try EvaluationRun.parseResults(data, path: url.path) where records[r.index] == nil {
-            records[r.index] = r
-            order.append(r.index)
-        }
-        return (records, order)
-    }
 }

@@ -3,11 +3,14 @@ import Diffusion
 import DiffusionClassifier
 import Foundation
 import Robustness
+import StableDiffusion
 import TensorEngine
 
 /// `diffclass robust`: AutoAttack-style robust accuracy of the diffusion classifier (or RDC with
-/// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`). `--shard I/N`
-/// takes the indices i % N == I of the first `--limit` images; `diffclass merge` joins the shards.
+/// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`). The model is
+/// a class-conditional diffusers folder or a Stable Diffusion pipeline folder (then the data is
+/// an image folder, classes are prompts as for `zeroshot`). `--shard I/N` takes the indices
+/// i % N == I of the first `--limit` images; `diffclass merge` joins the shards.
 func runRobust(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("robust needs --model DIR") }
     guard let out = args.string("out") else { throw UsageError("robust needs --out RUN") }
@@ -27,28 +30,64 @@ func runRobust(_ args: inout Arguments) throws {
     let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
     let batchSize = try args.int("batch-size", range: 1...65536) ?? 64
     let saveAdv = args.flag("save-adv")
-    try args.finish(command: "robust")
 
-    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "robust")
-    let imageSize = model.config.sampleSize?[0] ?? 28
-    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: imageSize, channels: model.config.inChannels)
-    let classes = ds.classNames.count
-    guard let embeds = model.config.numClassEmbeds, embeds >= classes else {
-        throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
+    func settings(dataset: String) throws -> RobustnessSettings {
+        try RobustnessSettings(model: URL(fileURLWithPath: modelPath).standardizedFileURL.path, dataset: dataset, split: splitName,
+                               norm: norm, epsText: eps, attacks: attacks, iterations: iterations, squareQueries: squareQueries,
+                               eotDraws: eot, timestepCount: timesteps, lm: lm, seed: seed)
     }
-    let settings = try RobustnessSettings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, norm: norm,
-                                          epsText: eps, attacks: attacks, iterations: iterations, squareQueries: squareQueries,
-                                          eotDraws: eot, timestepCount: timesteps, lm: lm, seed: seed)
-    let (classifier, counter) = try RobustnessRun.makeClassifier(settings: settings, model: model, schedule: schedule,
-                                                                 classes: classes, batchSize: batchSize)
-    let indices = RunScope(limit: limit, shard: shard).indices(datasetCount: ds.count)
+    // Per model family: the classifier's model, the settings, and the images ([1, C, H, W] in [0, 1]).
+    let model: ClassifierModel, runSettings: RobustnessSettings
+    let labels: [Int], classNames: [String], datasetName: String, count: Int
+    let image: (Int) throws -> Tensor
+    if ZeroShotSetup.isPipelineFolder(modelPath) {
+        guard let data else { throw UsageError("robust with a Stable Diffusion pipeline needs --data IMAGE_FOLDER") }
+        if dataset != nil { throw UsageError("--dataset: robust with a Stable Diffusion pipeline reads --data IMAGE_FOLDER") }
+        let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
+        let folder = URL(fileURLWithPath: data)
+        let listing = try ImageFolder.files(folder)
+        let names = try ZeroShotSetup.readLabels(&args, fallback: listing.classNames)
+        guard names.count == listing.classNames.count else {
+            throw UsageError("--labels: \(names.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
+        }
+        let storage = try ZeroShotSetup.readWeightStorage(&args)
+        try args.finish(command: "robust")
+        let zeroShot = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: names, template: template, imageSize: imageSize,
+                                         weightStorage: storage)
+        model = zeroShot.classifierModel(unconditional: lm != nil)
+        datasetName = folder.standardizedFileURL.lastPathComponent
+        var s = try settings(dataset: datasetName)
+        s.prompts = zeroShot.prompts
+        s.imageSize = imageSize
+        s.weightStorage = storage
+        runSettings = s
+        labels = listing.labels
+        classNames = names
+        count = listing.files.count
+        image = { (try StableDiffusionImageInput.load(listing.files[$0], size: imageSize) + 1) * 0.5 }
+    } else {
+        try args.finish(command: "robust")
+        let (unet, schedule, _) = try loadModelAndSchedule(modelPath, command: "robust")
+        let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: unet.config.sampleSize?[0] ?? 28,
+                                         channels: unet.config.inChannels)
+        model = try ClassifierModel(unet: unet, schedule: schedule, classes: ds.classNames.count)
+        datasetName = ds.name
+        runSettings = try settings(dataset: ds.name)
+        labels = ds.labels
+        classNames = ds.classNames
+        count = ds.count
+        image = { (ds.images([$0]) + 1) * 0.5 }
+    }
+    let (classifier, counter) = try RobustnessRun.makeClassifier(settings: runSettings, model: model, batchSize: batchSize)
+    let indices = RunScope(limit: limit, shard: shard).indices(datasetCount: count)
     let shardText = shard.map { "\($0.index)/\($0.count)" }
-    let run = try RobustnessRun(directory: URL(fileURLWithPath: out), settings: settings)
-    print("robust: \(indices.count) images of \(ds.name) \(splitName)\(shardText.map { " (shard \($0))" } ?? ""), \(settings.norm.rawValue) eps \(eps), attacks \(attacks.map(\.rawValue).joined(separator: ",")), "
-        + "\(iterations) iterations, T \(timesteps), \(settings.lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
+    let run = try RobustnessRun(directory: URL(fileURLWithPath: out), settings: runSettings)
+    print("robust: \(indices.count) images of \(datasetName) \(splitName)\(shardText.map { " (shard \($0))" } ?? ""), \(norm.rawValue) eps \(eps), "
+        + "attacks \(attacks.map(\.rawValue).joined(separator: ",")), \(iterations) iterations, T \(timesteps), "
+        + "\(runSettings.lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
     fflush(stdout)
-    let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, limit: limit, shard: shardText, classifier: classifier, counter: counter,
-                              image: { (ds.images([$0]) + 1) * 0.5 }, saveAdversarial: saveAdv) { r, done, total in
+    let summary = try run.run(indices: indices, labels: labels, classNames: classNames, limit: limit, shard: shardText, classifier: classifier,
+                              counter: counter, image: image, saveAdversarial: saveAdv) { r, done, total in
         print(String(format: "%d/%d  #%d label %d clean %d  %@  %.0f U-Net passes  %.1f s", done, total, r.index, r.label,
                      r.cleanPrediction, r.verdict.rawValue + (r.brokenBy.map { " by \($0.rawValue)" } ?? ""), Double(r.unetPasses), r.seconds))
         fflush(stdout)

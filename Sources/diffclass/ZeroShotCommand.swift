@@ -2,6 +2,7 @@ import Datasets
 import Diffusion
 import DiffusionClassifier
 import NeuralNetworks
+import StableDiffusion
 import Foundation
 import TensorEngine
 
@@ -36,17 +37,17 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     guard let modelPath = args.string("model") else { throw UsageError("zeroshot needs --model SD_DIR (a diffusers pipeline folder)") }
     let json = args.flag("json")
     let top = try args.int("top", range: 1...100_000) ?? 3
-    let template = args.string("template") ?? ZeroShotSetup.defaultTemplate
-    let imageSize = try args.int("image-size", range: 8...4096) ?? 512
+    let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
     let labels = try ZeroShotSetup.readLabels(&args)
     let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
-    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotSetup.defaultBatchSize)
+    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotModel.defaultBatchSize)
     try args.finish(command: "zeroshot")
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("zeroshot needs image files: diffclass zeroshot --model SD_DIR --labels a,b IMAGE...") }
 
-    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize, weightStorage: weightStorage)
-    let settings = try setup.settings(flags, modelPath: modelPath, dataset: "files", split: "none")
+    let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
+                                  weightStorage: weightStorage)
+    let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: "files", split: "none")
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     if !json {
         print("zeroshot: \(files.count) files, \(labels.count) classes, prompts like '\(setup.prompts[0])', \(imageSize)px, "
@@ -82,8 +83,7 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     let splitName = args.string("split") ?? "test"
     let limit = try args.int("limit", range: 1...Int.max)
     let shard = try args.string("shard").map { try RunScope.parseShard($0) }
-    let template = args.string("template") ?? ZeroShotSetup.defaultTemplate
-    let imageSize = try args.int("image-size", range: 8...4096) ?? 512
+    let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
     let folder = URL(fileURLWithPath: data)
     let listing = try ImageFolder.files(folder)
     let labels = try ZeroShotSetup.readLabels(&args, fallback: listing.classNames)
@@ -91,11 +91,13 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
         throw UsageError("--labels: \(labels.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
     }
     let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
-    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotSetup.defaultBatchSize)
+    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotModel.defaultBatchSize)
     try args.finish(command: "eval")
 
-    let setup = try ZeroShotSetup(modelPath: modelPath, labels: labels, template: template, imageSize: imageSize, weightStorage: weightStorage)
-    let settings = try setup.settings(flags, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent, split: splitName)
+    let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
+                                  weightStorage: weightStorage)
+    let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
+                                              split: splitName)
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     let scope = RunScope(limit: limit, shard: shard)
     let indices = scope.indices(datasetCount: listing.files.count)

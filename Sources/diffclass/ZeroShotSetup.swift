@@ -6,25 +6,11 @@ import NeuralNetworks
 import StableDiffusion
 import TensorEngine
 
-/// What `zeroshot` and `eval` on a Stable Diffusion pipeline folder share: the pipeline, the class
-/// labels and prompts, and the image size (the public code's 512 by default).
-struct ZeroShotSetup {
-    static let defaultTemplate = "a photo of a {}."
-    /// Pairs per U-Net call without `--batch-size` (a 512x512 SD U-Net batch of 8 needs a few GB).
-    static let defaultBatchSize = 8
-
-    let pipeline: StableDiffusionPipeline
-    let labels: [String]
-    let prompts: [String]
-    let imageSize: Int
-    let weightStorage: WeightStorage
-    let model: PromptConditionedUNet
-
-    /// True when `path` looks like a diffusers pipeline folder (has `text_encoder/` and `unet/`).
-    static func isPipelineFolder(_ path: String) -> Bool {
-        let fm = FileManager.default, url = URL(fileURLWithPath: path)
-        return fm.fileExists(atPath: url.appendingPathComponent("text_encoder").path) && fm.fileExists(atPath: url.appendingPathComponent("unet").path)
-    }
+/// The flags `zeroshot`, and `eval` and `robust` on a Stable Diffusion pipeline folder, share:
+/// the labels (`--labels`, `--labels-file`), `--template`, `--image-size`, `--weights-dtype`;
+/// the model itself is the library's `ZeroShotModel`.
+enum ZeroShotSetup {
+    static func isPipelineFolder(_ path: String) -> Bool { ZeroShotModel.isPipelineFolder(URL(fileURLWithPath: path)) }
 
     /// Labels from `--labels a,b,c` or `--labels-file F` (one per line, blank lines skipped), or
     /// `fallback` (e.g. an image folder's class names) when neither is given.
@@ -61,35 +47,27 @@ struct ZeroShotSetup {
         return storage
     }
 
-    /// Loads the pipeline (weights kept as `weightStorage`) and encodes one prompt per label.
-    init(modelPath: String, labels: [String], template: String, imageSize: Int, weightStorage: WeightStorage) throws {
-        pipeline = try StableDiffusionPipeline.load(from: URL(fileURLWithPath: modelPath), weightStorage: weightStorage)
-        self.weightStorage = weightStorage
-        self.labels = labels
-        do { prompts = try StableDiffusionPipeline.prompts(labels: labels, template: template) } catch {
-            throw UsageError("--template: '\(template)' must contain exactly one {}")
-        }
-        let factor = 1 << (pipeline.vae.config.blockOutChannels.count - 1)
-        let unetFactor = 1 << (pipeline.unet.config.blockOutChannels.count - 1)
-        guard imageSize % (factor * unetFactor) == 0 else {
-            throw UsageError("--image-size: \(imageSize) must be a multiple of \(factor * unetFactor) for this pipeline")
-        }
-        self.imageSize = imageSize
-        model = pipeline.conditionedModel(embeddings: pipeline.promptEmbeddings(prompts: prompts))
+    /// `--template` (default the public code's) and `--image-size` (default 512).
+    static func readTemplateAndSize(_ args: inout Arguments) throws -> (template: String, imageSize: Int) {
+        (args.string("template") ?? ZeroShotModel.defaultTemplate,
+         try args.int("image-size", range: 8...4096) ?? ZeroShotModel.defaultImageSize)
     }
 
-    /// The settings of a run, with the prompts and image size recorded.
-    func settings(_ flags: MethodFlags, modelPath: String, dataset: String, split: String) throws -> EvaluationSettings {
+    /// The settings of a run, with the prompts, image size and weight storage recorded.
+    static func settings(_ flags: MethodFlags, model: ZeroShotModel, modelPath: String, dataset: String,
+                         split: String) throws -> EvaluationSettings {
         var s = try flags.settings(model: URL(fileURLWithPath: modelPath).standardizedFileURL.path, dataset: dataset, split: split,
-                                   classes: labels.count, schedule: pipeline.schedule)
-        s.prompts = prompts
-        s.imageSize = imageSize
-        s.weightStorage = weightStorage
+                                   classes: model.labels.count, schedule: model.pipeline.schedule)
+        s.prompts = model.prompts
+        s.imageSize = model.imageSize
+        s.weightStorage = model.weightStorage
         return s
     }
+}
 
+extension ZeroShotModel {
     /// An image file's VAE latents [1, 4, size/8, size/8] (public-code preprocessing).
     func latents(_ url: URL) throws -> Tensor {
-        pipeline.latents(try StableDiffusionImageInput.load(url, size: imageSize))
+        latents(try StableDiffusionImageInput.load(url, size: imageSize))
     }
 }

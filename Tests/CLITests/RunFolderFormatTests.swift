@@ -191,4 +191,46 @@ extension CLITests {
         }
         return x.count == y.count ? nil : "\(x.count) tokens vs \(y.count)"
     }
+
+    /// Folders written before settings.json recorded `kind` resume, merge and report: the kind
+    /// is read from their keys and their settings.json is left as it is.
+    func testFoldersWrittenBeforeKindStillResume() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? fm.removeItem(at: dir) }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        /// Drops the `"kind"` line, as settings.json was written before.
+        func makeOld(_ run: String) throws -> String {
+            let url = URL(fileURLWithPath: path(run) + "/settings.json")
+            let text = try String(contentsOf: url, encoding: .utf8)
+            let old = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("\"kind\"") }.joined(separator: "\n")
+            XCTAssertNotEqual(old, text, run)
+            try Data(old.utf8).write(to: url)
+            return old
+        }
+        let eval = ["eval", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "2"]
+        let robust = ["robust", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "2", "--seed", "3",
+                      "--attacks", "apgd-ce", "--iterations", "1", "--eps", "1/255"]
+        for (name, command) in [("e", eval), ("r", robust)] {
+            for shard in ["0/2", "1/2"] {
+                let out = "\(name)\(shard.prefix(1))"
+                XCTAssertEqual(try run(command + ["--shard", shard, "--limit", "2", "--out", path(out)]).status, 0)
+                let old = try makeOld(out)
+                let resumed = try run(command + ["--shard", shard, "--out", path(out)])
+                XCTAssertEqual(resumed.status, 0, resumed.err)
+                XCTAssertEqual(try String(contentsOfFile: path(out) + "/settings.json", encoding: .utf8), old, "\(out) settings.json rewritten")
+                XCTAssertEqual(try String(contentsOfFile: path(out) + "/results.jsonl", encoding: .utf8).split(separator: "\n").count, 2, out)
+            }
+            let merged = try run(["merge", path("\(name)0"), path("\(name)1"), "--out", path("\(name)-all")])
+            XCTAssertEqual(merged.status, 0, merged.err)
+            XCTAssertTrue(merged.out.contains("merged 4 images"), merged.out)
+            let report = try run(["report", path("\(name)-all"), "--compare", path("\(name)0")])
+            XCTAssertEqual(report.status, 0, report.err)
+        }
+        // Another kind in the folder: refused, naming the kind.
+        let wrong = try run(robust + ["--out", path("e0")])
+        XCTAssertEqual(wrong.status, 2)
+        XCTAssertTrue(wrong.err.contains("kind eval"), wrong.err)
+    }
 }

@@ -110,4 +110,37 @@ extension CLITests {
         XCTAssertEqual(changed.status, 2)
         XCTAssertTrue(changed.err.contains("settings.json"), changed.err)
     }
+
+    /// `robust --model SD_DIR`: the attacks run on the pipeline (through the VAE), RDC with the
+    /// empty prompt as its unconditional model; the prompts and image size are in settings.json,
+    /// a rerun resumes and a changed template is refused.
+    func testRobustOnStableDiffusionPipeline() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let dir = fm.temporaryDirectory.appendingPathComponent("zsr-\(UUID().uuidString)")
+        defer { try? fm.removeItem(at: dir) }
+        for cls in ["cat", "dog"] {
+            try fm.createDirectory(at: dir.appendingPathComponent("data/\(cls)"), withIntermediateDirectories: true)
+            try fm.copyItem(at: image, to: dir.appendingPathComponent("data/\(cls)/x.png"))
+        }
+        let out = dir.appendingPathComponent("run").path
+        let args = ["robust", "--model", pipeline.path, "--data", dir.appendingPathComponent("data").path, "--image-size", "16",
+                    "--n-timesteps", "2", "--attacks", "apgd-ce", "--iterations", "1", "--eps", "8/255", "--lm", "steps=1",
+                    "--out", out]
+        let first = try run(args)
+        XCTAssertEqual(first.status, 0, first.err)
+        let lines = try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8)
+        XCTAssertEqual(lines.split(separator: "\n").count, 2)
+        let settings = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/settings.json"))) as! [String: Any]
+        XCTAssertEqual(settings["prompts"] as? [String], ["a photo of a cat.", "a photo of a dog."])
+        XCTAssertEqual(settings["image_size"] as? Int, 16)
+        XCTAssertEqual(settings["kind"] as? String, "robust")
+        XCTAssertNotNil(settings["lm"] as? String)
+        let again = try run(args)
+        XCTAssertEqual(again.status, 0, again.err)
+        XCTAssertEqual(try String(contentsOfFile: out + "/results.jsonl", encoding: .utf8), lines)
+        let changed = try run(args + ["--template", "a {} photo"])
+        XCTAssertEqual(changed.status, 2)
+        XCTAssertTrue(changed.err.contains("settings.json") && changed.err.contains("prompts"), changed.err)
+    }
 }

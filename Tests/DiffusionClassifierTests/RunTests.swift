@@ -53,6 +53,26 @@ final class RunTests: XCTestCase {
         XCTAssertEqual(try lines("full").count, 7)
     }
 
+    /// settings.json records the folder's kind; the summary embeds the settings without it; the
+    /// kind of a folder written before the key existed is read from its keys.
+    func testFolderKindIsRecorded() throws {
+        try run("k", scope: RunScope(limit: 1))
+        let folder = tmp.appendingPathComponent("k")
+        let settings = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("settings.json"))) as! [String: Any]
+        XCTAssertEqual(settings["kind"] as? String, "eval")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("summary.json"))) as! [String: Any]
+        XCTAssertNil((summary["settings"] as! [String: Any])["kind"])
+        XCTAssertEqual(RunKind.of(folder), .eval)
+        var old = settings
+        old["kind"] = nil
+        XCTAssertEqual(RunKind.of(settings: old), .eval)
+        old["replay_of"] = "/x"
+        XCTAssertEqual(RunKind.of(settings: old), .replay)
+        XCTAssertEqual(RunKind.of(settings: ["attacks": ["pgd"], "eps_text": "0.1"]), .robust)
+        XCTAssertNil(RunKind.of(settings: ["foo": 1]))
+        XCTAssertThrowsError(try RobustnessFolder(folder).readSettings()) { XCTAssertTrue("\($0)".contains("kind eval"), "\($0)") }
+    }
+
     func testShardsMergedEqualFullRun() throws {
         try run("full", scope: RunScope())
         try run("s0", scope: RunScope(shard: (0, 3)))

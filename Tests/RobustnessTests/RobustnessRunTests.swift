@@ -201,7 +201,7 @@ final class RobustnessRunTests: XCTestCase {
         XCTAssertThrowsError(try RobustnessRun.merge([root.appendingPathComponent("s0")], into: root.appendingPathComponent("merged"))) {
             XCTAssertTrue("\($0)".contains("exists"), "\($0)")
         }
-        XCTAssertTrue(RobustnessRun.isRobustnessFolder(root.appendingPathComponent("s0")))
+        XCTAssertEqual(RunKind.of(root.appendingPathComponent("s0")), .robust)
     }
 
     func testEpsilonParsing() throws {
