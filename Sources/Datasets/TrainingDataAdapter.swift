@@ -36,3 +36,13 @@ public enum DatasetLocator {
         }
     }
 }
+
+extension ImageDataset {
+    /// Refuses images the model does not take (channels, and height and width when the config
+    /// gives `sample_size`); the message names `model`.
+    public func checkFits(_ config: UNet2DConfig, model: String) throws {
+        guard channels == config.inChannels, config.sampleSize.map({ $0 == [height, width] }) ?? true else {
+            throw DatasetError(file: model, "the model takes \(config.inChannels)x\(config.sampleSize ?? []) images, \(name) has \(channels)x\(height)x\(width)")
+        }
+    }
+}

@@ -53,3 +53,17 @@ extension UNet2DModel {
         try Safetensors.write(stateDict(), metadata: meta, to: folder.appendingPathComponent(DiffusersFolder.weightsName))
     }
 }
+
+extension UNet2DModel {
+    /// A model folder with its noise schedule: the U-Net (`load(from:)`) and
+    /// `scheduler/scheduler_config.json`, which must exist (classifying needs the schedule the
+    /// model was trained with).
+    public static func loadWithSchedule(from folder: URL) throws -> (model: UNet2DModel, schedule: NoiseSchedule) {
+        let model = try UNet2DModel.load(from: folder)
+        let schedulerURL = folder.appendingPathComponent(DiffusersFolder.schedulerPath)
+        guard FileManager.default.fileExists(atPath: schedulerURL.path) else {
+            throw ConfigError(file: schedulerURL.path, "missing (the model's scheduler config is needed to classify with it)")
+        }
+        return (model, NoiseSchedule(try SchedulerConfig.load(schedulerURL)))
+    }
+}

@@ -1,7 +1,23 @@
 import Datasets
+import Diffusion
 import DiffusionClassifier
 import Foundation
 import TensorEngine
+
+/// `diffclass analyze`: the paper's timestep findings on a model.
+struct AnalyzeCommand: Command {
+    let name = "analyze"
+    let summary = "the paper's timestep findings on a model"
+    let usage = """
+    usage: diffclass analyze --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [--limit N (50)] [--seed S]
+                             [--split test|train] [--points N (20)] [--counts 1,2,5,10,20,50] [--batch-size N]
+
+    Accuracy from one timestep against t, and against the number of timesteps with shared vs
+    independent noise; writes RUN/analysis.json (then run diffclass report RUN).
+    """
+    let valuedFlags: Set<String> = ["model", "out", "dataset", "data", "split", "limit", "seed", "batch-size", "points", "counts"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runAnalyze(&args); return 0 }
+}
 
 /// `diffclass analyze`: the paper's timestep findings on a model (see `TimestepAnalysis`):
 /// accuracy from a single timestep against t, and accuracy against the number of timesteps
@@ -22,13 +38,12 @@ func runAnalyze(_ args: inout Arguments) throws {
     let counts = countsText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw UsageError("--counts: '\(countsText)' is not a list of positive integers") }
 
-    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "analyze")
+    let modelURL = URL(fileURLWithPath: modelPath)
+    let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
     let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
                                      channels: model.config.inChannels)
     let classes = ds.classNames.count
-    guard let embeds = model.config.numClassEmbeds, embeds >= classes else {
-        throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
-    }
+    _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
     var analysis: TimestepAnalysis
     analysis = try TimestepAnalysis(T: schedule.numTrainTimesteps, points: points, counts: counts.map { $0! }, seed: seed)
     analysis.batchSize = batchSize

@@ -32,9 +32,11 @@ struct Arguments {
     private(set) var positional: [String] = []
     private var used: Set<String> = []
     private var order: [String] = []
+    private let valued: Set<String>
 
     /// `valued` names the flags that take a value; any other `--name` is a switch.
     init(_ args: [String], valued: Set<String>) throws {
+        self.valued = valued
         var i = 0
         while i < args.count {
             let a = args[i]
@@ -65,9 +67,19 @@ struct Arguments {
         }
     }
 
-    mutating func string(_ name: String) -> String? { used.insert(name); return options[name] }
+    /// A valued flag's value; `name` must be one of the command's valued flags.
+    mutating func string(_ name: String) -> String? {
+        precondition(valued.contains(name), "Arguments: --\(name) is read as a value but not declared in the command's valuedFlags")
+        used.insert(name)
+        return options[name]
+    }
 
-    mutating func flag(_ name: String) -> Bool { used.insert(name); return switches.contains(name) }
+    /// A switch; `name` must not be one of the command's valued flags.
+    mutating func flag(_ name: String) -> Bool {
+        precondition(!valued.contains(name), "Arguments: --\(name) is read as a switch but declared in the command's valuedFlags")
+        used.insert(name)
+        return switches.contains(name)
+    }
 
     mutating func int(_ name: String, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
         guard let s = string(name) else { return nil }
@@ -88,7 +100,7 @@ struct Arguments {
     /// Throws on any flag that was given but never read.
     func finish(command: String) throws {
         for name in order where !used.contains(name) {
-            throw UsageError("unknown option --\(name) for '\(command)' (see 'diffclass help')")
+            throw UsageError("unknown option --\(name) for '\(command)' (see 'diffclass help \(command)')")
         }
     }
 }

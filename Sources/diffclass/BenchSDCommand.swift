@@ -4,6 +4,24 @@ import NeuralNetworks
 import StableDiffusion
 import TensorEngine
 
+/// `diffclass bench-sd`: the cost of a Stable Diffusion-sized U-Net or zero-shot classification.
+struct BenchSDCommand: Command {
+    let name = "bench-sd"
+    let summary = "U-Net calls per second (or one zero-shot classification) of random-weight SD models"
+    let usage = """
+    usage: diffclass bench-sd --config unet/config.json [--batch N] [--latent 64] [--calls N] [--no-warmup]
+                              [--weights-dtype fp32|fp16|bf16]
+           diffclass bench-sd --pipeline DIR [--prompts 2] [--pairs 2] [--image-size 512] [--weights-dtype D]
+
+    --config: U-Net calls per second of a random-weight UNet2DConditionModel (allocates its weights,
+    3.5 GB for SD 2.0-base). --pipeline DIR (text_encoder/, unet/, vae/ configs, e.g.
+    Tests/StableDiffusionTests/Fixtures/configs/sd2base): one random-weight zero-shot classification,
+    seconds per stage and peak RSS.
+    """
+    let valuedFlags: Set<String> = ["pipeline", "config", "batch", "latent", "calls", "weights-dtype", "prompts", "pairs", "image-size"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runBenchSD(&args); return 0 }
+}
+
 /// `diffclass bench-sd --config UNET_CONFIG.json [--batch N] [--latent N] [--calls N] [--weights-dtype D]`:
 /// U-Net calls per second of a random-weight `UNet2DConditionModel` built from a diffusers
 /// `unet/config.json` (e.g. SD 2.0-base's, `Tests/StableDiffusionTests/Fixtures/configs/

@@ -1,6 +1,21 @@
 import DiffusionClassifier
 import Foundation
 
+/// `diffclass calibrate`: the posterior temperature fitted on an eval run.
+struct CalibrateCommand: Command {
+    let name = "calibrate"
+    let summary = "fit the posterior temperature tau on an eval run"
+    let usage = """
+    usage: diffclass calibrate --run RUN --out CAL.json
+
+    Fits the posterior temperature tau (p = softmax(-tau * mean error)) by NLL on an eval run folder
+    (run eval on held-out images first, e.g. --split train --limit 1000); writes tau, NLL and ECE
+    (15 bins) before (tau = 1) and after. 'diffclass eval --calibration CAL.json' then uses it.
+    """
+    let valuedFlags: Set<String> = ["run", "out"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runCalibrate(&args); return 0 }
+}
+
 /// `diffclass calibrate --run RUN --out CAL.json`: fits the posterior temperature tau on an
 /// evaluation run's mean errors (see `Calibration`); `eval --calibration CAL.json` then uses it.
 func runCalibrate(_ args: inout Arguments) throws {

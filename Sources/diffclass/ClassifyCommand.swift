@@ -4,6 +4,23 @@ import DiffusionClassifier
 import Foundation
 import TensorEngine
 
+/// `diffclass classify`: labels for image files.
+struct ClassifyCommand: Command {
+    let name = "classify"
+    let summary = "label PNG/JPEG files (resized to the model's size)"
+    let usage = """
+    usage: diffclass classify --model DIR [--labels a,b,c] [--top K] [--json] [method options] IMAGE...
+
+    Each file is resized to the model's sample size and classified as image index 0. --json: one
+    object per image (path, prediction, class_name, probabilities, mean_errors, calls). A file that
+    cannot be read is named on stderr (exit status 1); the others are still classified.
+
+    \(MethodFlags.usage)
+    """
+    let valuedFlags = MethodFlags.valuedFlags.union(["model", "labels", "top"])
+    func run(_ args: inout Arguments) throws -> Int32 { try runClassify(&args) }
+}
+
 /// One image's answer for `classify --json` (snake_case keys, sorted).
 private struct ImageAnswer: Encodable {
     let path: String
@@ -32,7 +49,8 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("classify needs image files: diffclass classify --model DIR IMAGE...") }
 
-    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "classify")
+    let modelURL = URL(fileURLWithPath: modelPath)
+    let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
     guard let embeds = model.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
     let size = model.config.sampleSize ?? [28, 28]
     let channels = model.config.inChannels

@@ -3,7 +3,34 @@ import Diffusion
 import DiffusionClassifier
 import Foundation
 import NeuralNetworks
+import StableDiffusion
 import TensorEngine
+
+/// `diffclass eval`: the diffusion classifier over a dataset split, into a resumable run folder.
+struct EvalCommand: Command {
+    let name = "eval"
+    let summary = "classify a dataset split with a diffusion model (Li et al. 2023) into a resumable run folder"
+    let usage = """
+    usage: diffclass eval --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [options] [method options]
+           diffclass eval --model SD_DIR --data IMAGE_FOLDER --out RUN [zero-shot options] [options] [method options]
+
+    Writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json; rerunning with
+    the same settings resumes. With a Stable Diffusion pipeline folder, the image folder's classes
+    (one subfolder each) are classified zero-shot from prompts, as 'diffclass zeroshot' does.
+
+    options:
+      [--split test|train] [--limit N] [--shard I/N] (indices i % N == I of the first --limit)
+      [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
+        --save-errors for the same images and seed; the U-Net runs only for the rest)
+
+    \(MethodFlags.usage)
+
+    \(ZeroShotSetup.usage)
+    """
+    let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags)
+        .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
+    func run(_ args: inout Arguments) throws -> Int32 { try runEval(&args); return 0 }
+}
 
 /// `diffclass eval`: the diffusion classifier over a dataset split, into a resumable run folder.
 func runEval(_ args: inout Arguments) throws {
@@ -19,18 +46,13 @@ func runEval(_ args: inout Arguments) throws {
     let flags = try MethodFlags(&args)
     try args.finish(command: "eval")
 
-    let (model, schedule, modelURL) = try loadModelAndSchedule(modelPath, command: "eval")
-
-    // The data.
-    let imageSize = model.config.sampleSize?[0] ?? 28
-    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: imageSize, channels: model.config.inChannels)
+    let modelURL = URL(fileURLWithPath: modelPath)
+    let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
+    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
+                                     channels: model.config.inChannels)
+    try ds.checkFits(model.config, model: modelPath)
     let classes = ds.classNames.count
-    guard let embeds = model.config.numClassEmbeds, embeds >= classes else {
-        throw UsageError("\(modelPath): the model has \(model.config.numClassEmbeds.map(String.init) ?? "no") class embeddings, \(ds.name) has \(classes) classes")
-    }
-    guard ds.channels == model.config.inChannels, model.config.sampleSize.map({ $0 == [ds.height, ds.width] }) ?? true else {
-        throw UsageError("\(modelPath): the model takes \(model.config.inChannels)x\(model.config.sampleSize ?? []) images, \(ds.name) has \(ds.channels)x\(ds.height)x\(ds.width)")
-    }
+    _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
 
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
                                       schedule: schedule)
@@ -53,13 +75,53 @@ func runEval(_ args: inout Arguments) throws {
         + "\(Engine.threads) threads -> \(out)")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, scope: scope, batchSize: batchSize,
-                              image: { ds.images([$0]) }, classify: { try classifier.classify($0, imageIndex: $1) }) { p in
-        print(String(format: "%d/%d  acc %.2f%%  calls/image %.0f  %.3f images/s", p.done, p.total, 100 * p.accuracy,
-                     p.meanCalls, p.imagesPerSecond))
-        fflush(stdout)
-    }
+                              image: { ds.images([$0]) }, classify: { try classifier.classify($0, imageIndex: $1) }, progress: printProgress)
+    printSummary(summary, out: out)
+    if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }
+}
+
+/// `diffclass eval --model SD_DIR --data IMAGE_FOLDER [--labels ... | --labels-file F] [--template T]
+/// [--image-size N] --out RUN`: a folder dataset (one subfolder per class; labels default to the
+/// subfolder names) through the zero-shot path, into a resumable run folder as `eval` writes.
+/// The prompts and image size are part of `settings.json`.
+func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
+    guard let out = args.string("out") else { throw UsageError("eval needs --out RUN") }
+    let splitName = args.string("split") ?? "test"
+    let limit = try args.int("limit", range: 1...Int.max)
+    let shard = try args.string("shard").map { try RunScope.parseShard($0) }
+    let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
+    let (folder, listing, labels) = try ZeroShotSetup.readImageFolder(&args, command: "eval")
+    let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
+    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotModel.defaultBatchSize)
+    try args.finish(command: "eval")
+
+    let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
+                                  weightStorage: weightStorage)
+    let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
+                                              split: splitName)
+    let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
+    let scope = RunScope(limit: limit, shard: shard)
+    let indices = scope.indices(datasetCount: listing.files.count)
+    let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
+        + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
+        + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(Engine.threads) threads -> \(out)")
+    fflush(stdout)
+    let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,
+                              image: { try setup.latents(listing.files[$0]) },
+                              classify: { try classifier.classify($0, imageIndex: $1) }, progress: printProgress)
+    printSummary(summary, out: out)
+}
+
+/// One line per finished image.
+func printProgress(_ p: EvaluationProgress) {
+    print(String(format: "%d/%d  acc %.2f%%  calls/image %.0f  %.3f images/s", p.done, p.total, 100 * p.accuracy, p.meanCalls, p.imagesPerSecond))
+    fflush(stdout)
+}
+
+/// The run's summary line.
+func printSummary(_ summary: EvaluationSummary, out: String) {
     print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.0f calls/image; wrote %@/summary.json",
                  100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
                  summary.meanCalls, out))
-    if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }
 }

@@ -2,6 +2,20 @@ import Datasets
 import Diffusion
 import Foundation
 
+/// `diffclass loss`: a model's held-out denoising loss.
+struct LossCommand: Command {
+    let name = "loss"
+    let summary = "held-out denoising loss of a model"
+    let usage = """
+    usage: diffclass loss --model DIR (--dataset fashion-mnist | --data DIR) [--split test|train] [--limit N] [--seed S]
+
+    The DDPM training loss (MSE to the schedule's target, uniform timesteps) on the first --limit
+    images (2000) of a split, with seeded timesteps and noise.
+    """
+    let valuedFlags: Set<String> = ["model", "dataset", "data", "split", "limit", "seed"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runLoss(&args); return 0 }
+}
+
 func runLoss(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("loss needs --model DIR") }
     let dataset = args.string("dataset"), data = args.string("data")

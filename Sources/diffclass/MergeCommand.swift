@@ -2,6 +2,20 @@ import DiffusionClassifier
 import Foundation
 import Robustness
 
+/// `diffclass merge`: shard run folders joined into one.
+struct MergeCommand: Command {
+    let name = "merge"
+    let summary = "join shard run folders into one"
+    let usage = """
+    usage: diffclass merge RUN_A RUN_B ... --out RUN
+
+    Joins run folders of equal settings (eval, replay or robust; shards made with --shard I/N):
+    results.jsonl sorted by index, summary.json recomputed. Indices missing from every shard are listed.
+    """
+    let valuedFlags: Set<String> = ["out"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runMerge(&args); return 0 }
+}
+
 /// `diffclass merge RUN_A RUN_B ... --out RUN`: joins shard run folders (see `EvaluationRun.merge`;
 /// robustness run folders: `RobustnessRun.merge`).
 func runMerge(_ args: inout Arguments) throws {

@@ -7,6 +7,26 @@ import Foundation
 /// `--tau`/`--calibration`, `--noise`, `--seed`, `--batch-size`. Read them before `finish()`;
 /// `settings(...)` checks them against the model's schedule and builds `EvaluationSettings`.
 struct MethodFlags {
+    static let valuedFlags: Set<String> = ["seed", "batch-size", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting", "tau",
+                                           "calibration", "noise", "min-scores", "max-scores", "p-value", "test-every", "noise-by", "gap",
+                                           "max-probes"]
+    static let usage = """
+    method options:
+      timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)
+               | --n-timesteps N [--timesteps grid|grid:B|uniform|stratified] | --timesteps T1,T2,...
+                 (grid:B: the N-point stage sub-grid of the B-point grid, e.g. grid:500 with N = 50 is stage
+                 one of --stages 5:50,1:500; the t-test and leader-gap rules shuffle it per image)
+               | --ttest [--max-scores N (2000)] [--min-scores N (20)] [--p-value P (2e-3)] [--test-every N (1)]
+                 [--max-probes N] [--timesteps ... (uniform)]
+               | --leader-gap [--gap Z (2)] [--max-scores N (50)] [--min-scores N (5)] [--test-every N (1)]
+                 [--max-probes N] (ours: drop a class once its gap to the leader is Z pooled standard errors)
+      [--t-range A:B] [--seed S] [--batch-size N] [--loss l2|l1|huber] [--weighting uniform|exp|exp:K|elbo]
+      [--tau X | --calibration CAL.json] [--noise FILE]
+      [--noise-by probe|timestep] (eps numbered by probe order, the public code's, or by timestep: then every
+        strategy on a grid sees the same eps at each t and can be replayed)
+      [--save-errors] (each results line also holds every per-probe error, for 'diffclass replay' and --reuse)
+    """
+
     var seed: UInt64, batchSize: Int
     var stages: String?, nTimesteps: Int?, ttest: Bool, timesteps: String?, tRange: String?
     var loss: String, weighting: String, tau: Double?, calibrationPath: String?, noise: String?
@@ -114,15 +134,4 @@ struct MethodFlags {
         if let calibration, let calibrationPath { try calibration.check(against: settings, file: calibrationPath) }
         return settings
     }
-}
-
-/// Loads a diffusers model folder and its `scheduler/scheduler_config.json` (required).
-func loadModelAndSchedule(_ path: String, command: String) throws -> (UNet2DModel, NoiseSchedule, URL) {
-    let modelURL = URL(fileURLWithPath: path)
-    let model = try UNet2DModel.load(from: modelURL)
-    let schedulerURL = modelURL.appendingPathComponent(DiffusersFolder.schedulerPath)
-    guard FileManager.default.fileExists(atPath: schedulerURL.path) else {
-        throw UsageError("\(schedulerURL.path): missing (\(command) needs the model's scheduler config)")
-    }
-    return (model, NoiseSchedule(try SchedulerConfig.load(schedulerURL)), modelURL)
 }

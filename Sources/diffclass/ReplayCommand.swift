@@ -4,6 +4,23 @@ import DiffusionClassifier
 import Foundation
 import TensorEngine
 
+/// `diffclass replay`: a strategy run over a recorded run's per-probe errors.
+struct ReplayCommand: Command {
+    let name = "replay"
+    let summary = "run a strategy over the per-probe errors of a recorded run, with no U-Net calls"
+    let usage = """
+    usage: diffclass replay --run SRC --out RUN [method options]
+
+    SRC is an eval run made with --save-errors --noise-by timestep; the method options are eval's, on
+    the recorded timesteps (e.g. --leader-gap, or --stages on a sub-grid). Exact: equals the online
+    eval with the same flags and --noise-by timestep. The seed defaults to the recorded run's.
+
+    \(MethodFlags.usage)
+    """
+    let valuedFlags = MethodFlags.valuedFlags.union(["run", "out"])
+    func run(_ args: inout Arguments) throws -> Int32 { try runReplay(&args); return 0 }
+}
+
 /// `diffclass replay --run SRC [method flags] --out RUN`: runs a strategy (grid subset, stages,
 /// t-test, the leader-gap rule) over the per-probe errors a recorded run saved
 /// (`eval --save-errors --noise-by timestep`), with no U-Net calls, into an ordinary run folder

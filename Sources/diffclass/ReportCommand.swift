@@ -2,6 +2,22 @@ import DiffusionClassifier
 import Foundation
 import Reports
 
+/// `diffclass report`: a self-contained HTML report of run folders.
+struct ReportCommand: Command {
+    let name = "report"
+    let summary = "write a self-contained HTML report (inline SVG) of a run folder"
+    let usage = """
+    usage: diffclass report RUN [--compare RUN2,RUN3] [--out FILE]
+
+    Eval runs: accuracy ± stderr, confusion matrix, per-class accuracy, reliability diagram and ECE,
+    accuracy against U-Net calls (one point per run; --compare adds runs), analysis.json charts if
+    present. Robustness runs: clean and robust accuracy, robust accuracy against epsilon (--compare
+    adds runs), breaks per attack, saved adversarial pairs. Default output RUN/report.html.
+    """
+    let valuedFlags: Set<String> = ["compare", "out"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runReport(&args); return 0 }
+}
+
 /// `diffclass report RUN [--compare RUN2,RUN3] [--out FILE]`: writes a self-contained HTML
 /// report of an eval (and/or analyze) run folder, or of robustness run folders (`RobustReport`),
 /// by default `RUN/report.html`.

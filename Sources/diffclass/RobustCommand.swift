@@ -6,6 +6,35 @@ import Robustness
 import StableDiffusion
 import TensorEngine
 
+/// `diffclass robust`: robust accuracy under attacks, into a resumable run folder.
+struct RobustCommand: Command {
+    let name = "robust"
+    let summary = "robust accuracy of the diffusion classifier (or RDC with --lm) under attacks, AutoAttack-style"
+    let usage = """
+    usage: diffclass robust --model DIR (--dataset fashion-mnist | --data DIR) --eps 8/255 --out RUN [options]
+           diffclass robust --model SD_DIR --data IMAGE_FOLDER --eps 8/255 --out RUN [zero-shot options] [options]
+
+    Per image: the clean prediction, then the attacks in order until one succeeds. Writes
+    RUN/settings.json, RUN/results.jsonl (a line per image), RUN/summary.json (clean and robust
+    accuracy ± stderr, breaks per attack, U-Net passes and seconds per attacked image); rerunning with
+    the same settings resumes. With a Stable Diffusion pipeline the attacks differentiate through the
+    VAE, and RDC's unconditional model is the empty prompt.
+
+    options:
+      [--split test|train] [--limit N] [--shard I/N] (indices i % N == I of the first --limit)
+      [--norm linf|l2] [--attacks apgd-ce,apgd-t,apgd-dlr,pgd,square (default apgd-ce,apgd-t)]
+      [--iterations N (100)] [--square-queries N (5000)] [--eot N (1)] [--n-timesteps T (10)]
+      [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|bpda,...] [--seed S] [--batch-size N (64)]
+      [--save-adv] (RUN/adv/INDEX.png, INDEX-clean.png and adv/pairs.png of the broken images)
+
+    \(ZeroShotSetup.usage)
+    """
+    let valuedFlags = ZeroShotSetup.valuedFlags.union(["model", "out", "dataset", "data", "split", "limit", "shard", "norm", "eps",
+                                                       "attacks", "iterations", "square-queries", "eot", "n-timesteps", "lm", "seed",
+                                                       "batch-size"])
+    func run(_ args: inout Arguments) throws -> Int32 { try runRobust(&args); return 0 }
+}
+
 /// `diffclass robust`: AutoAttack-style robust accuracy of the diffusion classifier (or RDC with
 /// `--lm`) over a dataset split, into a resumable run folder (see `RobustnessRun`). The model is
 /// a class-conditional diffusers folder or a Stable Diffusion pipeline folder (then the data is
@@ -14,7 +43,6 @@ import TensorEngine
 func runRobust(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("robust needs --model DIR") }
     guard let out = args.string("out") else { throw UsageError("robust needs --out RUN") }
-    let dataset = args.string("dataset"), data = args.string("data")
     let splitName = args.string("split") ?? "test"
     guard let split = ImageDataset.Split(rawValue: splitName) else { throw UsageError("--split: '\(splitName)' is not train or test") }
     let limit = try args.int("limit", range: 1...Int.max)
@@ -41,15 +69,8 @@ func runRobust(_ args: inout Arguments) throws {
     let labels: [Int], classNames: [String], datasetName: String, count: Int
     let image: (Int) throws -> Tensor
     if ZeroShotSetup.isPipelineFolder(modelPath) {
-        guard let data else { throw UsageError("robust with a Stable Diffusion pipeline needs --data IMAGE_FOLDER") }
-        if dataset != nil { throw UsageError("--dataset: robust with a Stable Diffusion pipeline reads --data IMAGE_FOLDER") }
         let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
-        let folder = URL(fileURLWithPath: data)
-        let listing = try ImageFolder.files(folder)
-        let names = try ZeroShotSetup.readLabels(&args, fallback: listing.classNames)
-        guard names.count == listing.classNames.count else {
-            throw UsageError("--labels: \(names.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
-        }
+        let (folder, listing, names) = try ZeroShotSetup.readImageFolder(&args, command: "robust")
         let storage = try ZeroShotSetup.readWeightStorage(&args)
         try args.finish(command: "robust")
         let zeroShot = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: names, template: template, imageSize: imageSize,
@@ -66,8 +87,9 @@ func runRobust(_ args: inout Arguments) throws {
         count = listing.files.count
         image = { (try StableDiffusionImageInput.load(listing.files[$0], size: imageSize) + 1) * 0.5 }
     } else {
+        let dataset = args.string("dataset"), data = args.string("data")
         try args.finish(command: "robust")
-        let (unet, schedule, _) = try loadModelAndSchedule(modelPath, command: "robust")
+        let (unet, schedule) = try UNet2DModel.loadWithSchedule(from: URL(fileURLWithPath: modelPath))
         let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: unet.config.sampleSize?[0] ?? 28,
                                          channels: unet.config.inChannels)
         model = try ClassifierModel(unet: unet, schedule: schedule, classes: ds.classNames.count)

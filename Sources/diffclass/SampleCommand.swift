@@ -2,6 +2,23 @@ import Datasets
 import Diffusion
 import Foundation
 
+/// `diffclass sample`: a PNG grid of samples from a class-conditional model.
+struct SampleCommand: Command {
+    let name = "sample"
+    let summary = "draw samples from a class-conditional model into a PNG grid"
+    let usage = """
+    usage: diffclass sample --model DIR --out FILE.png [--class K|all] [--n N] [--steps N] [--sampler ddim|ddpm]
+                            [--guidance W] [--seed S] [--ddim-eps clipped|model]
+
+    Draws --n samples of class K (or of every class with 'all', one row per class) with DDIM or DDPM
+    and classifier-free guidance W, into one PNG grid. --ddim-eps (DDIM): eps recomputed from the
+    clipped x0 (clipped, the default, as diffusers' use_clipped_model_output=True) or the network's eps
+    (model, diffusers' default, which degrades with more steps when x0 is clipped often, e.g. under guidance).
+    """
+    let valuedFlags: Set<String> = ["model", "out", "class", "n", "steps", "guidance", "seed", "sampler", "ddim-eps"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runSample(&args); return 0 }
+}
+
 func runSample(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("sample needs --model DIR") }
     guard let out = args.string("out") else { throw UsageError("sample needs --out FILE.png") }

@@ -1,6 +1,23 @@
 import Cluster
 import Foundation
 
+/// `diffclass status`: the shards of a submitted run.
+struct StatusCommand: Command {
+    let name = "status"
+    let summary = "which shards of a submitted run are complete, and the command that resubmits the rest"
+    let usage = """
+    usage: diffclass status RUN [--no-queue] [--shards N --images M]
+
+    Which shards of a run made by 'diffclass submit' are complete, incomplete or missing (from their
+    results.jsonl), whether the merge ran, for Slurm which tasks are still queued or running
+    (squeue, unless --no-queue), and the command that resubmits only the incomplete shards and the
+    merge. --shards/--images check a folder without RUN/shards/plan.json. Exit status 0 when every
+    shard is complete, 1 when not.
+    """
+    let valuedFlags: Set<String> = ["shards", "images"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runStatus(&args) }
+}
+
 /// `diffclass status RUN [--shards N --images M] [--no-queue]`: which shards of a sharded run
 /// (made by `diffclass submit`) are complete, incomplete or missing, from their results.jsonl;
 /// whether the merge ran; for Slurm, which tasks are still queued or running (`squeue --me`,

@@ -2,6 +2,14 @@ import Cluster
 import Datasets
 import Foundation
 
+/// `diffclass submit`: an eval or robust run as shards on a cluster, then their merge.
+struct SubmitCommand: RawArgumentsCommand {
+    let name = "submit"
+    let summary = "run eval or robust as N shards on Slurm (a job array, then a merge job) or Kubernetes (an Indexed Job)"
+    var usage: String { submitUsage }
+    func run(raw: [String]) throws -> Int32 { try runSubmit(raw) }
+}
+
 let submitUsage = """
 usage: diffclass submit slurm --shards N [options] -- eval|robust ... --out RUN
        diffclass submit k8s --shards N --image IMAGE [options] -- eval|robust ... --out RUN

@@ -3,6 +3,30 @@ import Diffusion
 import Foundation
 import NeuralNetworks
 
+/// `diffclass train`: a class-conditional diffusion U-Net, resumable from its checkpoint.
+struct TrainCommand: Command {
+    let name = "train"
+    let summary = "train a class-conditional diffusion U-Net"
+    let usage = """
+    usage: diffclass train (--dataset fashion-mnist | --data DIR) --out DIR [options]
+
+    Trains a class-conditional diffusion U-Net (the null class is the last class embedding) and saves
+    a diffusers folder with a checkpoint; SIGINT/SIGTERM stop after the current step and checkpoint.
+
+    options:
+      [--steps N] [--batch-size N] [--lr X] [--warmup N] [--ema-decay X] [--label-dropout P] [--grad-clip X]
+      [--weight-decay X] [--checkpoint-every N] [--seed S] [--config config.json]
+      [--schedule linear|scaled_linear|squaredcos_cap_v2] [--prediction epsilon|v_prediction|sample] [--limit N]
+      [--lr-schedule constant|cosine] (cosine: from --lr to 0 at --steps, after warm-up)
+      [--init-from MODEL_DIR] (start from a diffusers folder's weights, model and EMA; fresh optimizer)
+      [--resume] (continue the checkpoint in --out)
+    """
+    let valuedFlags: Set<String> = ["out", "dataset", "data", "steps", "batch-size", "lr", "warmup", "weight-decay", "ema-decay",
+                                    "grad-clip", "label-dropout", "checkpoint-every", "seed", "config", "schedule", "prediction", "limit",
+                                    "lr-schedule", "init-from"]
+    func run(_ args: inout Arguments) throws -> Int32 { try runTrain(&args); return 0 }
+}
+
 /// Set by SIGINT/SIGTERM: the trainer stops after the current step and checkpoints.
 nonisolated(unsafe) var stopRequested: Int32 = 0
 

@@ -6,6 +6,26 @@ import StableDiffusion
 import Foundation
 import TensorEngine
 
+/// `diffclass zeroshot`: zero-shot labels for image files with a Stable Diffusion pipeline.
+struct ZeroShotCommand: Command {
+    let name = "zeroshot"
+    let summary = "zero-shot classification with a Stable Diffusion pipeline folder (diffusers layout)"
+    let usage = """
+    usage: diffclass zeroshot --model SD_DIR (--labels a,b,c | --labels-file FILE) [--top K] [--json]
+                              [zero-shot options] [method options; --batch-size default 8] IMAGE...
+
+    Images: PIL bicubic resize + centre crop, [-1, 1], VAE posterior mean * scaling factor; class k is
+    conditioned on the template filled with label k; no classifier-free guidance. --json adds per
+    class the timesteps scored and the error at each.
+
+    \(ZeroShotSetup.usage)
+
+    \(MethodFlags.usage)
+    """
+    let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(["model", "top"])
+    func run(_ args: inout Arguments) throws -> Int32 { try runZeroShot(&args) }
+}
+
 /// One class's raw errors in `zeroshot --json`: the timesteps it was scored at, in scoring order,
 /// and the unweighted eps-space error at each.
 private struct ClassErrors: Encodable {
@@ -70,50 +90,4 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
             return rankedLine(file: file, names: labels, c, top: top)
         }
     }
-}
-
-/// `diffclass eval --model SD_DIR --data IMAGE_FOLDER [--labels ... | --labels-file F] [--template T]
-/// [--image-size N] --out RUN`: a folder dataset (one subfolder per class; labels default to the
-/// subfolder names) through the zero-shot path, into a resumable run folder as `eval` writes.
-/// The prompts and image size are part of `settings.json`.
-func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
-    guard let out = args.string("out") else { throw UsageError("eval needs --out RUN") }
-    guard let data = args.string("data") else { throw UsageError("eval with a Stable Diffusion pipeline needs --data IMAGE_FOLDER") }
-    if args.string("dataset") != nil { throw UsageError("--dataset: eval with a Stable Diffusion pipeline reads --data IMAGE_FOLDER") }
-    let splitName = args.string("split") ?? "test"
-    let limit = try args.int("limit", range: 1...Int.max)
-    let shard = try args.string("shard").map { try RunScope.parseShard($0) }
-    let (template, imageSize) = try ZeroShotSetup.readTemplateAndSize(&args)
-    let folder = URL(fileURLWithPath: data)
-    let listing = try ImageFolder.files(folder)
-    let labels = try ZeroShotSetup.readLabels(&args, fallback: listing.classNames)
-    guard labels.count == listing.classNames.count else {
-        throw UsageError("--labels: \(labels.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
-    }
-    let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
-    let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotModel.defaultBatchSize)
-    try args.finish(command: "eval")
-
-    let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
-                                  weightStorage: weightStorage)
-    let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
-                                              split: splitName)
-    let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
-    let scope = RunScope(limit: limit, shard: shard)
-    let indices = scope.indices(datasetCount: listing.files.count)
-    let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
-    print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
-        + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
-        + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(Engine.threads) threads -> \(out)")
-    fflush(stdout)
-    let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,
-                              image: { try setup.latents(listing.files[$0]) },
-                              classify: { try classifier.classify($0, imageIndex: $1) }) { p in
-        print(String(format: "%d/%d  acc %.2f%%  calls/image %.0f  %.3f images/s", p.done, p.total, 100 * p.accuracy,
-                     p.meanCalls, p.imagesPerSecond))
-        fflush(stdout)
-    }
-    print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.0f calls/image; wrote %@/summary.json",
-                 100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
-                 summary.meanCalls, out))
 }

@@ -10,6 +10,15 @@ import TensorEngine
 /// the labels (`--labels`, `--labels-file`), `--template`, `--image-size`, `--weights-dtype`;
 /// the model itself is the library's `ZeroShotModel`.
 enum ZeroShotSetup {
+    static let valuedFlags: Set<String> = ["labels", "labels-file", "template", "image-size", "weights-dtype"]
+    static let usage = """
+    zero-shot options (a Stable Diffusion pipeline folder):
+      --labels a,b,c | --labels-file FILE (one per line; default for an image folder: its class folders)
+      [--template "a photo of a {}."] [--image-size 512]
+      [--weights-dtype fp32|fp16|bf16] (16-bit storage of Linear/Conv2d/Embedding weights: half the memory,
+        computed in Float32; F16 checkpoints give the same results as fp32)
+    """
+
     static func isPipelineFolder(_ path: String) -> Bool { ZeroShotModel.isPipelineFolder(URL(fileURLWithPath: path)) }
 
     /// Labels from `--labels a,b,c` or `--labels-file F` (one per line, blank lines skipped), or
@@ -51,6 +60,21 @@ enum ZeroShotSetup {
     static func readTemplateAndSize(_ args: inout Arguments) throws -> (template: String, imageSize: Int) {
         (args.string("template") ?? ZeroShotModel.defaultTemplate,
          try args.int("image-size", range: 8...4096) ?? ZeroShotModel.defaultImageSize)
+    }
+
+    /// The image folder a pipeline run reads (`--data`; `--dataset` is refused) and its labels
+    /// (`--labels`/`--labels-file`, by default the class folders' names, one per folder).
+    static func readImageFolder(_ args: inout Arguments, command: String) throws
+        -> (folder: URL, listing: (files: [URL], labels: [Int], classNames: [String]), labels: [String]) {
+        guard let data = args.string("data") else { throw UsageError("\(command) with a Stable Diffusion pipeline needs --data IMAGE_FOLDER") }
+        if args.string("dataset") != nil { throw UsageError("--dataset: \(command) with a Stable Diffusion pipeline reads --data IMAGE_FOLDER") }
+        let folder = URL(fileURLWithPath: data)
+        let listing = try ImageFolder.files(folder)
+        let labels = try readLabels(&args, fallback: listing.classNames)
+        guard labels.count == listing.classNames.count else {
+            throw UsageError("--labels: \(labels.count) labels for the \(listing.classNames.count) class folders of \(data) (\(listing.classNames.joined(separator: ", ")))")
+        }
+        return (folder, listing, labels)
     }
 
     /// The settings of a run, with the prompts, image size and weight storage recorded.

@@ -37,6 +37,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.err.contains("unknown command 'frobnicate'"), bad.err)
     }
 
+    /// Each command owns its usage and flags: `help CMD` and `CMD --help` print its usage (exit
+    /// 0), `help` lists every command with its summary, and a flag another command takes a value
+    /// for is unknown here.
+    func testPerCommandHelpAndFlags() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let list = try run(["help"])
+        XCTAssertEqual(list.status, 0)
+        for command in ["bench", "train", "sample", "loss", "eval", "replay", "classify", "zeroshot", "bench-sd", "calibrate", "robust",
+                        "merge", "report", "analyze", "selfcheck"] {
+            XCTAssertTrue(list.out.contains("\n  \(command) "), "\(command) not listed: \(list.out)")
+            let help = try run(["help", command]), flag = try run([command, "--help"])
+            XCTAssertEqual(help.status, 0, command)
+            XCTAssertEqual(flag.status, 0, command)
+            XCTAssertTrue(help.out.hasPrefix("usage: diffclass \(command)"), help.out)
+            XCTAssertEqual(help.out, flag.out, command)
+            XCTAssertTrue(help.out.contains("--threads"), command)
+        }
+        XCTAssertTrue(try run(["help", "eval"]).out.contains("--leader-gap"))
+        XCTAssertFalse(try run(["help", "train"]).out.contains("--leader-gap"))
+        let unknown = try run(["help", "frobnicate"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.err.contains("unknown command 'frobnicate'"), unknown.err)
+        // --gap takes a value for eval, not for train: there it is an unknown switch.
+        let gap = try run(["train", "--dataset", "fashion-mnist", "--out", "/nonexistent/x", "--gap", "2"])
+        XCTAssertEqual(gap.status, 2)
+        XCTAssertTrue(gap.err.contains("unknown option --gap for 'train'"), gap.err)
+    }
+
     /// OpenBLAS falls back to its generic "Prescott" kernels on CPUs it does not know; diffclass
     /// then relaunches itself with the best family for the CPU, unless the user chose one.
     func testBLASKernelsAreUpgradedFromTheFallbackOnly() throws {
