@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "NeuralNetworks", targets: ["NeuralNetworks"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "DiffusionClassifier", targets: ["DiffusionClassifier"]),
+        .library(name: "Images", targets: ["Images"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Reports", targets: ["Reports"]),
         .library(name: "StableDiffusion", targets: ["StableDiffusion"]),
@@ -42,43 +43,47 @@ let package = Package(
         .target(name: "TensorEngine", dependencies: ["CEngineSupport"]),
         // Layer 2: neural-network layers, optimizers, safetensors, diffusers configs.
         .target(name: "NeuralNetworks", dependencies: ["TensorEngine"]),
+        // Layer 2: images: PNG/JPEG decoding and encoding, resizing (bilinear, PIL bicubic), sample grids.
+        .target(name: "Images", dependencies: ["TensorEngine", "CImageSupport"]),
         // Layer 3: noise schedules, diffusers-compatible U-Nets, training and sampling.
-        .target(name: "Diffusion", dependencies: ["NeuralNetworks"]),
+        .target(name: "Diffusion", dependencies: ["TensorEngine", "NeuralNetworks"]),
         // Layer 3: diffusers' DiTTransformer2DModel (DiT, the class-conditional latent transformer).
-        .target(name: "DiT", dependencies: ["Diffusion", "NeuralNetworks", "TensorEngine"]),
+        .target(name: "DiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 4: diffusion models as classifiers (scoring, timestep schedules, elimination, evaluation runs).
-        .target(name: "DiffusionClassifier", dependencies: ["Diffusion"]),
+        .target(name: "DiffusionClassifier", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
-        .target(name: "Datasets", dependencies: ["NeuralNetworks", "Diffusion", "CImageSupport"]),
+        .target(name: "Datasets", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "CImageSupport"]),
         // Layer 5: self-contained HTML reports (inline SVG) of evaluation and analysis run folders.
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
         // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
-        .target(name: "StableDiffusion", dependencies: ["Diffusion", "DiffusionClassifier"]),
+        .target(name: "StableDiffusion", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier"]),
         // Layer 5: diffusers DiTPipeline folders for classification (DiT + VAE + schedule + class names).
-        .target(name: "LatentDiT", dependencies: ["DiT", "StableDiffusion", "Diffusion"]),
+        .target(name: "LatentDiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "StableDiffusion"]),
         // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,
-        // robustness evaluation (a point is robust only if every attack fails), a small CNN for tests.
-        .target(name: "Robustness", dependencies: ["DiffusionClassifier", "Datasets"]),
+        // robustness evaluation (a point is robust only if every attack fails), robustness runs.
+        .target(name: "Robustness", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier"]),
+        // Tests only: a small discriminative CNN, its training and accuracy, for the attack tests.
+        .target(name: "RobustnessTestSupport", dependencies: ["TensorEngine", "NeuralNetworks", "DiffusionClassifier", "Robustness"]),
         // Layer 5: sharded runs on clusters: Slurm job arrays and Kubernetes Indexed Jobs (scripts, manifests,
         // shard plans), the merge step, and the status of a sharded run folder.
         .target(name: "Cluster", dependencies: ["DiffusionClassifier"]),
         // Layer 3: NVlabs/edm's networks (SongUNet, DhariwalUNet) in EDM/VP/VE preconditioning, their folders.
-        .target(name: "EDM", dependencies: ["Diffusion", "NeuralNetworks", "TensorEngine"]),
+        .target(name: "EDM", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "Robustness", "StableDiffusion", "Benchmarks", "Cluster"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "StableDiffusion", "Robustness", "Cluster", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
-        .testTarget(name: "NeuralNetworksTests", dependencies: ["NeuralNetworks", "TensorEngine"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], exclude: ["Fixtures"]),
-        .testTarget(name: "DiffusionClassifierTests", dependencies: ["DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], exclude: ["Fixtures"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "DiffusionClassifier"]),
-        .testTarget(name: "StableDiffusionTests", dependencies: ["StableDiffusion", "Diffusion", "NeuralNetworks", "DiffusionClassifier", "Datasets"], exclude: ["Fixtures"]),
-        .testTarget(name: "DiTTests", dependencies: ["DiT", "LatentDiT", "StableDiffusion", "DiffusionClassifier", "Diffusion", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
-        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "DiffusionClassifier", "Datasets", "NeuralNetworks", "TensorEngine"]),
+        .testTarget(name: "NeuralNetworksTests", dependencies: ["TensorEngine", "NeuralNetworks"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"], exclude: ["Fixtures"]),
+        .testTarget(name: "DiffusionClassifierTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier"], exclude: ["Fixtures"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["TensorEngine", "Images", "Datasets"], exclude: ["Fixtures"]),
+        .testTarget(name: "ReportsTests", dependencies: ["DiffusionClassifier", "Reports"]),
+        .testTarget(name: "StableDiffusionTests", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "StableDiffusion"], exclude: ["Fixtures"]),
+        .testTarget(name: "DiTTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "DiffusionClassifier", "StableDiffusion", "LatentDiT"], exclude: ["Fixtures"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Robustness", "RobustnessTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
-        .testTarget(name: "EDMTests", dependencies: ["EDM", "NeuralNetworks", "TensorEngine"], exclude: ["Fixtures"]),
+        .testTarget(name: "EDMTests", dependencies: ["TensorEngine", "NeuralNetworks", "EDM"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
     ],

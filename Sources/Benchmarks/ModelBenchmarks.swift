@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// U-Net cases: training throughput (forward + backward + AdamW, batch 128) and inference
 /// forward passes of the shipped Fashion-MNIST architecture. The PyTorch side builds diffusers'

@@ -1,5 +1,7 @@
 import Foundation
+import Images
 import NeuralNetworks
+import TensorEngine
 
 /// Labelled images held as bytes ([N, H, W, C] interleaved) with class names; batches come out
 /// as NCHW Float tensors in [-1, 1] (x / 127.5 - 1), the range diffusion models are trained on.

@@ -1,6 +1,7 @@
-import Foundation
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
 
 extension ImageDataset: TrainingData {
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// diffusers' `get_2d_sincos_pos_embed(embed_dim, (height, width), base_size=baseSize,
 /// interpolation_scale=interpolationScale)` as a [1, height * width, embedDim] tensor: token

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// diffusers' `DiTTransformer2DModel` (Peebles & Xie's DiT, the class-conditional latent
 /// transformer) with the same module tree, so checkpoint keys are diffusers' keys

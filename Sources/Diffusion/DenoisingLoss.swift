@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// The DDPM training objective measured on held-out data: mean squared error to the schedule's
 /// target, at timesteps and noise drawn from `seed` (the same for every model, so losses of two

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// Reading and writing diffusers' model folders: `config.json`, `diffusion_pytorch_model.safetensors`
 /// and, for a pipeline-style folder, `scheduler/scheduler_config.json`.

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// Ancestral DDPM and deterministic DDIM sampling for class-conditional models, with
 /// classifier-free guidance against the null class.

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// Labelled images for training: a batch as ([n, C, H, W] in [-1, 1], class ids [n] as Float).
 public protocol TrainingData {

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// A noise predictor eps_theta(x_t, t, c): what the classifiers and samplers need of a model.
 public protocol ConditionalNoisePredictor: AnyObject {

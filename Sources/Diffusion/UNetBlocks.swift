@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// Sinusoidal timestep embedding; matches diffusers' `get_timestep_embedding` (max_period 10000,
 /// scale 1): frequencies exp(-ln(10000) i / (half - freq_shift)), [sin, cos] or, flipped, [cos, sin],

@@ -1,5 +1,5 @@
-import NeuralNetworks
 import Foundation
+import NeuralNetworks
 
 /// Temperature scaling of the classifier's posterior (Guo et al. 2017, applied to
 /// p = softmax(-tau * mean error), see `Posterior`): fit the one parameter tau on held-out

@@ -1,6 +1,6 @@
-import NeuralNetworks
 import Diffusion
 import Foundation
+import NeuralNetworks
 import TensorEngine
 
 /// Settings of the classifier that do not change which probes are scored.

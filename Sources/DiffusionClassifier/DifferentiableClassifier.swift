@@ -1,5 +1,6 @@
 import Diffusion
 import NeuralNetworks
+import TensorEngine
 
 /// A classifier whose logits are differentiable with respect to its input image, so attacks can
 /// take d loss / d x exactly through the whole pipeline (RDC's likelihood maximization included).

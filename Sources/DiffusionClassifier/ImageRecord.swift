@@ -1,5 +1,5 @@
-import NeuralNetworks
 import Foundation
+import NeuralNetworks
 
 /// One line of `RUN/results.jsonl`: one image's outcome.
 public struct ImageRecord: Codable, Equatable, Sendable {

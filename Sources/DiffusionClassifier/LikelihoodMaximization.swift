@@ -1,6 +1,6 @@
-import NeuralNetworks
-import Foundation
 import Diffusion
+import Foundation
+import NeuralNetworks
 import TensorEngine
 
 /// RDC's likelihood maximization (LM): before classifying, move the input a little towards

@@ -1,5 +1,5 @@
-import NeuralNetworks
 import Foundation
+import NeuralNetworks
 
 /// A `ProbeScorer` whose errors come from a recorded run (`eval --save-errors`): the error of
 /// (class, t) is the recorded one at timestep t. A run recorded with `--noise-by timestep` gives

@@ -1,6 +1,6 @@
-import NeuralNetworks
 import Diffusion
 import Foundation
+import NeuralNetworks
 import TensorEngine
 
 /// `RUN/analysis.json`: the paper's two findings measured on one model (`diffclass analyze`).

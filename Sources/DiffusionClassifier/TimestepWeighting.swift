@@ -1,6 +1,6 @@
-import NeuralNetworks
-import Foundation
 import Diffusion
+import Foundation
+import NeuralNetworks
 
 /// Weights w(t) applied to each eps-space error before a class's errors are averaged (and
 /// before paired differences are tested). Every weighting is scaled so that its mean over

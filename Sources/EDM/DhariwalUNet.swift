@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// EDM's `DhariwalUNet` keyword arguments, with EDM's names (in `EDMConfig`) and defaults.
 public struct DhariwalUNetOptions: Equatable, Sendable {

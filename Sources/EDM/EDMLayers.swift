@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 // The layers of NVlabs/edm's `training/networks.py` (Linear, Conv2d with FIR up/down-sampling,
 // GroupNorm, the two noise embeddings), with EDM's parameter and buffer names and shapes, so a

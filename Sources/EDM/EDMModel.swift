@@ -1,6 +1,7 @@
-import Foundation
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// An EDM denoiser: one of EDM's preconditionings (`EDMPrecond`, `VPPrecond`, `VEPrecond`) around
 /// its network (`SongUNet` or `DhariwalUNet`, the child `model`), so the checkpoint keys are

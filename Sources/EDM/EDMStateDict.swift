@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 // A module tree's state dict as EDM's `state_dict()` has it: parameters and buffers by dotted key.
 

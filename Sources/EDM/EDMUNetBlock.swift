@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// Dropout for a training forward pass: when a network is called with one, dropout (and, in the
 /// networks, label dropout) draw from `generator`; without one (inference) they are the identity,

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// The network under a preconditioning: F(x, c_noise, class, augment). `SongUNet` and
 /// `DhariwalUNet` are EDM's two.

@@ -3,6 +3,7 @@ import Diffusion
 import Foundation
 import NeuralNetworks
 import StableDiffusion
+import TensorEngine
 
 /// The parts of a diffusers `DiTPipeline` folder that classification uses: `model_index.json`
 /// (its `id2label`: the class names), `transformer/` (a `DiTTransformer2DModel`, or the

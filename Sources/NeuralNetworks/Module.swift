@@ -1,4 +1,5 @@
 import Foundation
+import TensorEngine
 
 /// Errors from loading or matching parameters by key.
 public enum ParameterLoadingError: Error, CustomStringConvertible, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import TensorEngine
 
 /// Errors restoring optimizer or EMA state from a checkpoint.
 public struct OptimizerStateError: Error, CustomStringConvertible {

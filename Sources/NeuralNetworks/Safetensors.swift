@@ -1,4 +1,5 @@
 import Foundation
+import TensorEngine
 
 /// The safetensors checkpoint format (huggingface/safetensors): an 8-byte little-endian header
 /// length N, N bytes of UTF-8 JSON describing each tensor (`{"dtype", "shape", "data_offsets"}`,

@@ -1,7 +1,7 @@
-import Datasets
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import Images
 import NeuralNetworks
 import TensorEngine
 
@@ -140,8 +140,8 @@ public final class RobustnessRun {
                                 brokenBy: brokenBy, unetPasses: counter.passes - before, seconds: Date().timeIntervalSince(t0))
         }, finished: { record, done in
             if saveAdversarial, let (x, adversarial) = pending {
-                try Self.png(adversarial.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index).png"))
-                try Self.png(x.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index)-clean.png"))
+                try Image(unitPixels: adversarial.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index).png"))
+                try Image(unitPixels: x.scalars, shape: shape).writePNG(to: advDirectory.appendingPathComponent("\(record.index)-clean.png"))
             }
             progress(record, indices.filter { done[$0] != nil }.count, indices.count)
         })
@@ -167,25 +167,9 @@ public final class RobustnessRun {
             guard urls.allSatisfy({ FileManager.default.fileExists(atPath: $0.path) }) else { continue }
             let images = try urls.map { try Image.read($0, channels: c) }
             guard images.allSatisfy({ $0.width == w && $0.height == h }) else { continue }
-            for img in images {
-                var chw = [Float](repeating: 0, count: c * h * w)
-                for ch in 0..<c { for y in 0..<h { for x in 0..<w {
-                    chw[(ch * h + y) * w + x] = Float(img.pixels[(y * w + x) * c + ch]) / 127.5 - 1
-                } } }
-                pairs.append(chw)
-            }
+            pairs += images.map(\.signedPixels)
         }
         guard !pairs.isEmpty else { return }
         try Image.grid(pairs, channels: c, height: h, width: w, columns: 2).writePNG(to: advDirectory.appendingPathComponent("pairs.png"))
-    }
-
-    /// One CHW image in [0, 1] as an 8-bit image.
-    static func png(_ x: [Float], shape: [Int]) -> Image {
-        let (c, h, w) = (shape[0], shape[1], shape[2])
-        var pixels = [UInt8](repeating: 0, count: c * h * w)
-        for ch in 0..<c { for y in 0..<h { for xx in 0..<w {
-            pixels[(y * w + xx) * c + ch] = UInt8(Swift.max(0, Swift.min(255, (x[(ch * h + y) * w + xx] * 255).rounded())))
-        } } }
-        return Image(width: w, height: h, channels: c, pixels: pixels)
     }
 }

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// diffusers' `AutoencoderKL` (the Stable Diffusion VAE) with the same module tree, so checkpoint
 /// keys are diffusers' (`encoder.down_blocks.0.resnets.0.conv1.weight`, `quant_conv.weight`,

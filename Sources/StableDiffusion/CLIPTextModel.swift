@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// transformers' `CLIPTextModel` with the same module tree, so checkpoint keys are transformers'
 /// (`text_model.embeddings.token_embedding.weight`, `text_model.encoder.layers.N.self_attn.q_proj.weight`,

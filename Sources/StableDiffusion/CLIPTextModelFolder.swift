@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 extension CLIPTextModel {
     public static let weightsName = "model.safetensors"

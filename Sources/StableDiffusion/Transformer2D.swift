@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// diffusers' `Attention` as BasicTransformerBlock builds it: to_q [inner, dim], to_k / to_v
 /// [inner, context dim] without biases, to_out.0 with a bias; multi-head attention of the

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// CrossAttnDownBlock2D / DownBlock2D: resnets (each followed by a Transformer2DModel for the
 /// cross-attention kind), then an optional `downsamplers.0` (3x3 stride-2 convolution, key

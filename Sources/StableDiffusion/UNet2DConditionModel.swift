@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// diffusers' `UNet2DConditionModel` (the Stable Diffusion 1.x / 2.x latent U-Net) with the same
 /// module tree, so checkpoint keys are diffusers' (`down_blocks.0.attentions.1.transformer_blocks.0.attn2.to_k.weight`,

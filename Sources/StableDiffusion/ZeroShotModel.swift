@@ -1,6 +1,7 @@
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import Images
 import NeuralNetworks
 import TensorEngine
 
@@ -69,6 +70,13 @@ public final class ZeroShotModel {
 
     /// VAE latents [N, 4, size/8, size/8] of images [N, 3, size, size] in [-1, 1].
     public func latents(_ images: Tensor) -> Tensor { pipeline.latents(images) }
+
+    /// An image file as the public code prepares it ([1, 3, size, size] in [-1, 1]:
+    /// `StableDiffusionImageInput`). Errors name the file.
+    public func image(_ url: URL) throws -> Tensor { try StableDiffusionImageInput.load(url, size: imageSize) }
+
+    /// An image file's VAE latents [1, 4, size/8, size/8].
+    public func latents(_ url: URL) throws -> Tensor { latents(try image(url)) }
 
     /// The model for the classifiers: class k conditioned on prompt k, the VAE as the encoder;
     /// with `unconditional`, also the empty prompt as the unconditional model (condition K,

@@ -2,6 +2,7 @@ import Datasets
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import Images
 import TensorEngine
 
 /// `diffclass classify`: labels for image files.

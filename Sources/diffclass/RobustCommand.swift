@@ -85,7 +85,7 @@ func runRobust(_ args: inout Arguments) throws {
         labels = listing.labels
         classNames = names
         count = listing.files.count
-        image = { (try StableDiffusionImageInput.load(listing.files[$0], size: imageSize) + 1) * 0.5 }
+        image = { (try zeroShot.image(listing.files[$0]) + 1) * 0.5 }
     } else {
         let dataset = args.string("dataset"), data = args.string("data")
         try args.finish(command: "robust")

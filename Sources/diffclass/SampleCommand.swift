@@ -1,6 +1,7 @@
 import Datasets
 import Diffusion
 import Foundation
+import Images
 
 /// `diffclass sample`: a PNG grid of samples from a class-conditional model.
 struct SampleCommand: Command {

@@ -2,6 +2,7 @@ import Datasets
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// `diffclass train`: a class-conditional diffusion U-Net, resumable from its checkpoint.
 struct TrainCommand: Command {

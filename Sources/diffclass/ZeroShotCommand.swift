@@ -1,9 +1,9 @@
 import Datasets
 import Diffusion
 import DiffusionClassifier
+import Foundation
 import NeuralNetworks
 import StableDiffusion
-import Foundation
 import TensorEngine
 
 /// `diffclass zeroshot`: zero-shot labels for image files with a Stable Diffusion pipeline.

@@ -88,10 +88,3 @@ enum ZeroShotSetup {
         return s
     }
 }
-
-extension ZeroShotModel {
-    /// An image file's VAE latents [1, 4, size/8, size/8] (public-code preprocessing).
-    func latents(_ url: URL) throws -> Tensor {
-        latents(try StableDiffusionImageInput.load(url, size: imageSize))
-    }
-}

@@ -1,6 +1,8 @@
-import Foundation
-import XCTest
 import Datasets
+import Foundation
+import Images
+import TensorEngine
+import XCTest
 
 func fixture(_ name: String) -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)

@@ -2,6 +2,7 @@ import DiT
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 import XCTest
 
 /// Config parsing (diffusers' keys, both class names published DiT folders use) and strict

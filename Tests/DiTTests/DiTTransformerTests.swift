@@ -2,6 +2,7 @@ import DiT
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 import XCTest
 
 func fixtureURL(_ name: String) -> URL {

@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// DDIM sampling against diffusers' DDIMScheduler on the unet_a fixture model, from the same
 /// initial noise (tools/make_diffusion_fixtures.py sampler): the whole loop, with guidance

@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// The shipped model (models/fashion-mnist) gives diffusers' output (fixture written by
 /// tools/check_shipped_model.py, which also checks that diffusers loads the folder).

@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// A few random "images" with labels, for training tests.
 struct RandomImages: TrainingData {

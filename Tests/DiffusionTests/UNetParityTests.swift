@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import Diffusion
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// Parity with diffusers' UNet2DModel on the random-weight folders written by
 /// tools/make_diffusion_fixtures.py: forward within 1e-4 relative, gradients within 1e-3.

@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import EDM
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// D(x; sigma, y) differentiated with respect to x against central finite differences (in
 /// float32, of L = sum(D * R) with a fixed random R), on tiny networks with every parameter

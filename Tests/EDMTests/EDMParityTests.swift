@@ -1,7 +1,8 @@
-import Foundation
-import XCTest
 import EDM
+import Foundation
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// Fixtures written by tools/make_edm_fixtures.py from NVlabs/edm's own code.
 func fixtureURL(_ name: String) -> URL {

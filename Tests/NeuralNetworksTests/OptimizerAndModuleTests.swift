@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 final class OptimizerAndModuleTests: XCTestCase {
     /// Values from torch.optim.AdamW(lr=0.1, weight_decay=0.01) on the same gradients.

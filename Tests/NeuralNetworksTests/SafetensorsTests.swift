@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 @testable import NeuralNetworks
+import TensorEngine
+import XCTest
 
 final class SafetensorsTests: XCTestCase {
     private var directory: URL!

@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import NeuralNetworks
+import TensorEngine
+import XCTest
 
 /// 16-bit weight storage: Linear, Conv2d and Embedding keep F16/BF16 weights and compute in
 /// Float32; results equal a Float32 layer whose weights were rounded first; bytes shrink;

@@ -1,8 +1,9 @@
-import XCTest
 import Datasets
 import DiffusionClassifier
-import TensorEngine
 @testable import Robustness
+import RobustnessTestSupport
+import TensorEngine
+import XCTest
 
 /// Trains SmallCNN once on 3,000 Fashion-MNIST training images and attacks 200 test images.
 /// Numbers are printed (grep "[robustness]") for the report.

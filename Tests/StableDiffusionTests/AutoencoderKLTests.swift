@@ -1,8 +1,9 @@
-import Foundation
-import XCTest
-import StableDiffusion
 import Diffusion
+import Foundation
 import NeuralNetworks
+import StableDiffusion
+import TensorEngine
+import XCTest
 
 /// Parity with diffusers' AutoencoderKL on the tiny random-weight folder written by
 /// `tools/make_sd_fixtures.py unet` (block_out_channels [8, 16], 4 groups, 16x16 RGB): scaled

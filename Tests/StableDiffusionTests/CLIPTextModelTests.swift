@@ -1,8 +1,9 @@
-import Foundation
-import XCTest
-import StableDiffusion
 import Diffusion
+import Foundation
 import NeuralNetworks
+import StableDiffusion
+import TensorEngine
+import XCTest
 
 /// Parity with transformers' CLIPTextModel on the random-weight folders written by
 /// tools/make_sd_fixtures.py (sd1: quick_gelu, 2 layers; sd2: gelu, 3 layers): within 1e-4 relative.

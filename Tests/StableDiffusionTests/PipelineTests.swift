@@ -2,6 +2,7 @@ import Datasets
 import Diffusion
 import DiffusionClassifier
 import Foundation
+import Images
 import NeuralNetworks
 import StableDiffusion
 import TensorEngine

@@ -1,8 +1,9 @@
-import Foundation
-import XCTest
-import StableDiffusion
 import Diffusion
+import Foundation
 import NeuralNetworks
+import StableDiffusion
+import TensorEngine
+import XCTest
 
 func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
     XCTAssertEqual(a.shape, b.shape)

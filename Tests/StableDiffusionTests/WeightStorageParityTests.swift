@@ -1,8 +1,10 @@
 import Datasets
 import Diffusion
 import Foundation
+import Images
 import NeuralNetworks
 import StableDiffusion
+import TensorEngine
 import XCTest
 
 /// `--weights-dtype` on the tiny fixtures. The U-Net and VAE fixtures store F16 weights, so fp16

@@ -2,7 +2,8 @@ import CImageSupport
 import Foundation
 
 /// A data file or image that could not be read; names the file and the problem.
-public struct DatasetError: Error, CustomStringConvertible {
+/// An image file that cannot be read, decoded, encoded or written (names the file).
+public struct ImageError: Error, CustomStringConvertible {
     public let file: String
     public let message: String
     public init(file: String, _ message: String) { self.file = file; self.message = message }
@@ -27,7 +28,7 @@ public struct Image: Equatable {
     public static func read(_ url: URL, channels: Int) throws -> Image {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw DatasetError(file: url.path, "cannot read: \(error.localizedDescription)")
+            throw ImageError(file: url.path, "cannot read: \(error.localizedDescription)")
         }
         return try decode(data, channels: channels, name: url.path)
     }
@@ -36,7 +37,7 @@ public struct Image: Equatable {
         let bytes = [UInt8](data)
         let isPNG = bytes.starts(with: [0x89, 0x50, 0x4E, 0x47])
         let isJPEG = bytes.starts(with: [0xFF, 0xD8, 0xFF])
-        guard isPNG || isJPEG else { throw DatasetError(file: name, "not a PNG or JPEG file") }
+        guard isPNG || isJPEG else { throw ImageError(file: name, "not a PNG or JPEG file") }
         var out: UnsafeMutablePointer<UInt8>?
         var w: Int32 = 0, h: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
@@ -45,7 +46,7 @@ public struct Image: Equatable {
                   : cis_decode_jpeg(b.baseAddress, b.count, Int32(channels), &out, &w, &h, &err, err.count)
         }
         guard status == 0, let out else {
-            throw DatasetError(file: name, "cannot decode \(isPNG ? "PNG" : "JPEG"): \(String(cString: err))")
+            throw ImageError(file: name, "cannot decode \(isPNG ? "PNG" : "JPEG"): \(String(cString: err))")
         }
         defer { cis_free(out) }
         let n = Int(w) * Int(h) * channels
@@ -60,16 +61,16 @@ public struct Image: Equatable {
         let status = pixels.withUnsafeBufferPointer { p in
             cis_encode_png(p.baseAddress, Int32(width), Int32(height), Int32(channels), &out, &length, &err, err.count)
         }
-        guard status == 0, let out else { throw DatasetError(file: "<png>", "cannot encode PNG: \(String(cString: err))") }
+        guard status == 0, let out else { throw ImageError(file: "<png>", "cannot encode PNG: \(String(cString: err))") }
         defer { cis_free(out) }
         return Data(bytes: out, count: length)
     }
 
     /// Writes a PNG atomically.
     public func writePNG(to url: URL) throws {
-        do { try pngData().write(to: url, options: .atomic) } catch let e as DatasetError {
-            throw DatasetError(file: url.path, e.message)
-        } catch { throw DatasetError(file: url.path, "cannot write: \(error.localizedDescription)") }
+        do { try pngData().write(to: url, options: .atomic) } catch let e as ImageError {
+            throw ImageError(file: url.path, e.message)
+        } catch { throw ImageError(file: url.path, "cannot write: \(error.localizedDescription)") }
     }
 
     /// Bilinear resize (half-pixel centres, as PIL/torchvision without antialiasing).
@@ -110,5 +111,26 @@ extension Image {
             } } }
         }
         return Image(width: gw, height: gh, channels: channels, pixels: pixels)
+    }
+}
+
+extension Image {
+    /// One image [C, H, W] (`shape`) with values in [0, 1], as 8-bit (rounded, clamped).
+    public init(unitPixels x: [Float], shape: [Int]) {
+        let (c, h, w) = (shape[0], shape[1], shape[2])
+        var pixels = [UInt8](repeating: 0, count: c * h * w)
+        for ch in 0..<c { for y in 0..<h { for xx in 0..<w {
+            pixels[(y * w + xx) * c + ch] = UInt8(Swift.max(0, Swift.min(255, (x[(ch * h + y) * w + xx] * 255).rounded())))
+        } } }
+        self.init(width: w, height: h, channels: c, pixels: pixels)
+    }
+
+    /// The image as CHW values in [-1, 1] (byte / 127.5 - 1), as `grid` takes them.
+    public var signedPixels: [Float] {
+        var chw = [Float](repeating: 0, count: channels * height * width)
+        for ch in 0..<channels { for y in 0..<height { for x in 0..<width {
+            chw[(ch * height + y) * width + x] = Float(pixels[(y * width + x) * channels + ch]) / 127.5 - 1
+        } } }
+        return chw
     }
 }

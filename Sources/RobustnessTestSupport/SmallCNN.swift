@@ -1,6 +1,10 @@
 import DiffusionClassifier
 import NeuralNetworks
+import Robustness
 import TensorEngine
+
+// Test scaffolding for the attack tests: a small discriminative classifier, its training and
+// its accuracy. Not part of the library.
 
 /// A small discriminative CNN for attack tests: conv 3x3 (C -> c1) + ReLU + avgPool 2,
 /// conv 3x3 (c1 -> c2) + ReLU + avgPool 2, linear to K. Inputs [N, C, H, W] in [0, 1]
@@ -57,7 +61,7 @@ public func trainClassifier(_ model: Module, forward: (Tensor) -> Tensor, images
         var total: Float = 0, batches = 0
         for start in stride(from: 0, to: n, by: batchSize) {
             let idx = Array(order[start..<min(start + batchSize, n)])
-            let batch = Tensor(shape: [idx.count] + shape, x.rows(idx, size: size))
+            let batch = Tensor(shape: [idx.count] + shape, rows(x, idx, size: size))
             model.zeroGrad()
             let loss = Autograd.withGrad { crossEntropy(forward(batch), labels: idx.map { labels[$0] }) }
             loss.backward()
@@ -80,9 +84,26 @@ public func accuracy(of classifier: DifferentiableClassifier, images: Tensor, la
     for start in stride(from: 0, to: labels.count, by: batchSize) {
         let idx = Array(start..<min(start + batchSize, labels.count))
         let z = Autograd.noGrad {
-            classifier.logits(Tensor(shape: [idx.count] + shape, x.rows(idx, size: size)), randomness: randomness).scalars
+            classifier.logits(Tensor(shape: [idx.count] + shape, rows(x, idx, size: size)), randomness: randomness).scalars
         }
-        for (j, p) in predictions(z, classCount: classifier.classCount).enumerated() where p == labels[idx[j]] { correct += 1 }
+        for (j, p) in firstArgmax(z, classCount: classifier.classCount).enumerated() where p == labels[idx[j]] { correct += 1 }
     }
     return Double(correct) / Double(max(labels.count, 1))
+}
+
+/// The rows `indices` (each `size` values) of `x`, concatenated.
+func rows(_ x: [Float], _ indices: [Int], size: Int) -> [Float] {
+    var out = [Float]()
+    out.reserveCapacity(indices.count * size)
+    for r in indices { out.append(contentsOf: x[(r * size)..<((r + 1) * size)]) }
+    return out
+}
+
+/// argmax of each row of logits [N, K], the first maximum winning (as torch.max and the attacks).
+public func firstArgmax(_ z: [Float], classCount k: Int) -> [Int] {
+    stride(from: 0, to: z.count, by: k).map { s in
+        var best = 0
+        for j in 1..<k where z[s + j] > z[s + best] { best = j }
+        return best
+    }
 }
