@@ -58,7 +58,7 @@ let package = Package(
         // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
         .target(name: "StableDiffusion", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier"]),
         // Layer 5: diffusers DiTPipeline folders for classification (DiT + VAE + schedule + class names).
-        .target(name: "LatentDiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "StableDiffusion"]),
+        .target(name: "LatentDiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "DiffusionClassifier", "StableDiffusion"]),
         // Layer 5: adversarial attacks (PGD, APGD-CE/DLR/T, Square, EOT) against any DifferentiableClassifier,
         // robustness evaluation (a point is robust only if every attack fails), robustness runs.
         .target(name: "Robustness", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier"]),

@@ -1,5 +1,6 @@
 import DiT
 import Diffusion
+import DiffusionClassifier
 import Foundation
 import NeuralNetworks
 import StableDiffusion
@@ -190,5 +191,16 @@ public final class DiTPipeline {
 
     static func listed(_ items: [String]) -> String {
         items.count <= 12 ? items.joined(separator: ", ") : items.prefix(12).joined(separator: ", ") + ", ... (\(items.count - 12) more)"
+    }
+}
+
+extension DiTPipeline {
+    /// The pipeline for the classifiers (`ClassifierModel`): class k is label id k (all of
+    /// `classIDs` by default), the unconditional model the transformer's null class, and the
+    /// VAE the encoder, so evaluation, the differentiable classifier, RDC and robustness runs
+    /// take a DiT as they take a pixel-space U-Net.
+    public func classifierModel(classes: [Int]? = nil) -> ClassifierModel {
+        ClassifierModel(predictor: transformer, schedule: schedule, conditions: classes ?? classIDs, unconditional: transformer.nullClass,
+                        encoder: LatentSpace(vae: vae), summary: "a DiT pipeline with \(classNames.count) classes")
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import LatentDiT
 import NeuralNetworks
 import StableDiffusion
+import TensorEngine
 import XCTest
 
 /// A DiTPipeline folder saved by diffusers (`tools/make_dit_fixtures.py pipeline`: tiny DiT with
@@ -54,6 +55,28 @@ final class DiTPipelineTests: XCTestCase {
             }
         }
         XCTAssertEqual(result.prediction, means.indices.min { means[$0] < means[$1] }!)
+    }
+
+    /// The pipeline as a `ClassifierModel`: a robustness run's classifier (and RDC, with the
+    /// null class as its unconditional model) differentiates through the transformer and the VAE.
+    func testClassifierModelPlugsIntoTheDifferentiableClassifier() throws {
+        let pipe = try DiTPipeline.load(from: fixtureURL("pipeline"))
+        let model = pipe.classifierModel()
+        XCTAssertEqual(model.conditions, [0, 1, 2, 3])
+        XCTAssertEqual(model.unconditional, pipe.transformer.nullClass)
+        var lm = LikelihoodMaximization()
+        lm.steps = 1
+        let head = DiffusionLogits(model: model.predictor, schedule: model.schedule, conditions: model.conditions, timesteps: [200, 700],
+                                   batchSize: 4, encoder: model.encoder)
+        let rdc = RobustDiffusionClassifier(head: head, lm: lm, unconditional: model.unconditional!)
+        var g = RandomGenerator(seed: 2)
+        let x = Tensor.uniform([1, 3, pipe.imageSize, pipe.imageSize], low: 0.1, high: 0.9, generator: &g)
+        for classifier in [head, rdc] as [DifferentiableClassifier] {
+            let (value, grads) = valueAndGradient(at: [x]) { classifier.logits($0[0], randomness: 5).sliced(axis: 1, 0..<1).sum() }
+            XCTAssertTrue(value.item.isFinite)
+            XCTAssertEqual(grads[0].shape, x.shape)
+            XCTAssertGreaterThan(grads[0].abs().sum().item, 0)
+        }
     }
 
     /// A copy of the fixture pipeline (parts linked) whose model_index.json is `index`.
