@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "RobustnessTestSupport", dependencies: ["TensorEngine", "NeuralNetworks", "DiffusionClassifier", "Robustness"]),
         // Layer 5: sharded runs on clusters: Slurm job arrays and Kubernetes Indexed Jobs (scripts, manifests,
         // shard plans), the merge step, and the status of a sharded run folder.
-        .target(name: "Cluster", dependencies: ["DiffusionClassifier"]),
+        .target(name: "Cluster", dependencies: ["NeuralNetworks", "DiffusionClassifier"]),
         // Layer 3: NVlabs/edm's networks (SongUNet, DhariwalUNet) in EDM/VP/VE preconditioning, their folders.
         .target(name: "EDM", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "StableDiffusionTests", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "StableDiffusion"], exclude: ["Fixtures"]),
         .testTarget(name: "DiTTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "DiffusionClassifier", "StableDiffusion", "LatentDiT"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Robustness", "RobustnessTestSupport"]),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
+        .testTarget(name: "ClusterTests", dependencies: ["NeuralNetworks", "Cluster"]),
         .testTarget(name: "EDMTests", dependencies: ["TensorEngine", "NeuralNetworks", "EDM"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),

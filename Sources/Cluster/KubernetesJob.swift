@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 
 /// What `submit k8s` puts in the manifests besides the shards.
 public struct KubernetesOptions: Equatable, Sendable {
@@ -40,34 +41,34 @@ public struct KubernetesOptions: Equatable, Sendable {
 
     /// Parses `--volume CLAIM:/mount/path`.
     public static func parseVolume(_ text: String) throws -> (claim: String, mountPath: String) {
-        guard let colon = text.firstIndex(of: ":") else { throw ClusterError("--volume: '\(text)' is not CLAIM:/mount/path") }
+        guard let colon = text.firstIndex(of: ":") else { throw ClusterError("\(Setting.volume): '\(text)' is not CLAIM:/mount/path") }
         let claim = String(text[..<colon]), path = String(text[text.index(after: colon)...])
         guard KubernetesOptions.isDNSName(claim, max: 253) else {
-            throw ClusterError("--volume: '\(claim)' is not a PersistentVolumeClaim name (lowercase letters, digits, '-', '.')")
+            throw ClusterError("\(Setting.volume): '\(claim)' is not a PersistentVolumeClaim name (lowercase letters, digits, '-', '.')")
         }
-        guard path.hasPrefix("/") else { throw ClusterError("--volume: the mount path '\(path)' must be absolute") }
+        guard path.hasPrefix("/") else { throw ClusterError("\(Setting.volume): the mount path '\(path)' must be absolute") }
         return (claim, path)
     }
 
     /// Checks every option, naming the flag.
     public func validate() throws {
-        guard !image.isEmpty, !image.contains(where: { $0.isWhitespace }) else { throw ClusterError("--image: '\(image)' is not a container image reference") }
+        guard !image.isEmpty, !image.contains(where: { $0.isWhitespace }) else { throw ClusterError("\(Setting.image): '\(image)' is not a container image reference") }
         if let ns = namespace, !KubernetesOptions.isDNSName(ns, max: 63) || ns.contains(".") {
-            throw ClusterError("--namespace: '\(ns)' is not a namespace name (lowercase letters, digits, '-')")
+            throw ClusterError("\(Setting.namespace): '\(ns)' is not a namespace name (lowercase letters, digits, '-')")
         }
-        if let p = parallelism, p < 1 { throw ClusterError("--parallelism expects a positive integer, got \(p)") }
+        if let p = parallelism, p < 1 { throw ClusterError("\(Setting.parallelism) expects a positive integer, got \(p)") }
         if let c = cpu, c.range(of: #"^([0-9]+(\.[0-9]+)?|[0-9]+m)$"#, options: .regularExpression) == nil {
-            throw ClusterError("--cpu: '\(c)' is not a Kubernetes CPU quantity (e.g. 4, 0.5, 500m)")
+            throw ClusterError("\(Setting.cpu): '\(c)' is not a Kubernetes CPU quantity (e.g. 4, 0.5, 500m)")
         }
         if let m = memory, m.range(of: #"^[0-9]+(\.[0-9]+)?([KMGTPE]i?|k)?$"#, options: .regularExpression) == nil {
-            throw ClusterError("--memory: '\(m)' is not a Kubernetes memory quantity (e.g. 8Gi, 512Mi)")
+            throw ClusterError("\(Setting.memory): '\(m)' is not a Kubernetes memory quantity (e.g. 8Gi, 512Mi)")
         }
         if let sa = serviceAccount, !KubernetesOptions.isDNSName(sa, max: 253) {
-            throw ClusterError("--service-account: '\(sa)' is not a service account name")
+            throw ClusterError("\(Setting.serviceAccount): '\(sa)' is not a service account name")
         }
-        if let wd = workingDirectory, !wd.hasPrefix("/") { throw ClusterError("--working-dir: '\(wd)' must be an absolute path in the pods") }
-        guard backoffLimit >= 0 else { throw ClusterError("--backoff-limit expects a non-negative integer") }
-        if Set(volumes.map(\.claim)).count != volumes.count { throw ClusterError("--volume: a claim is given twice") }
+        if let wd = workingDirectory, !wd.hasPrefix("/") { throw ClusterError("\(Setting.workingDir): '\(wd)' must be an absolute path in the pods") }
+        guard backoffLimit >= 0 else { throw ClusterError("\(Setting.backoffLimit) expects a non-negative integer") }
+        if Set(volumes.map(\.claim)).count != volumes.count { throw ClusterError("\(Setting.volume): a claim is given twice") }
     }
 
     /// A DNS-1123 subdomain (or label, with no dots), as Kubernetes names objects.
@@ -92,9 +93,9 @@ public struct KubernetesJob: Sendable {
     public init(plan: ShardPlan, options: KubernetesOptions) throws {
         try options.validate()
         guard KubernetesOptions.isDNSName(plan.jobName, max: 50), !plan.jobName.contains(".") else {
-            throw ClusterError("--job-name: '\(plan.jobName)' is not a Kubernetes Job name (lowercase letters, digits, '-', at most 50: the pods add -INDEX-XXXXX)")
+            throw ClusterError("\(Setting.jobName): '\(plan.jobName)' is not a Kubernetes Job name (lowercase letters, digits, '-', at most 50: the pods add -INDEX-XXXXX)")
         }
-        try Quoting.checkPath(plan.run, what: "--out", allowBackslash: true)
+        try Quoting.checkPath(plan.run, what: "\(Setting.runFolder)", allowBackslash: true)
         self.plan = plan
         self.options = options
     }

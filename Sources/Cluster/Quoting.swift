@@ -1,10 +1,34 @@
 import Foundation
+import NeuralNetworks
 
 /// A cluster-submission error: bad options (naming the flag), an unusable run folder, a scheduler
 /// command that failed. The CLI prints it and exits 2.
-public struct ClusterError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
+public struct ClusterError: SettingNamingError {
+    public let text: ErrorText
+    public init(_ text: ErrorText) { self.text = text }
+}
+
+/// The submission options named in errors (see `Setting`).
+extension Setting {
+    public static let shards = Setting("shards")
+    public static let jobName = Setting("job_name")
+    /// The diffclass binary the nodes run.
+    public static let diffclassPath = Setting("diffclass")
+    public static let partition = Setting("partition")
+    public static let time = Setting("time")
+    public static let mergeTime = Setting("merge_time")
+    public static let cpusPerTask = Setting("cpus_per_task")
+    public static let mem = Setting("mem")
+    public static let sbatchLine = Setting("sbatch_line")
+    public static let image = Setting("image")
+    public static let namespace = Setting("namespace")
+    public static let parallelism = Setting("parallelism")
+    public static let cpu = Setting("cpu")
+    public static let memory = Setting("memory")
+    public static let volume = Setting("volume")
+    public static let workingDir = Setting("working_dir")
+    public static let backoffLimit = Setting("backoff_limit")
+    public static let serviceAccount = Setting("service_account")
 }
 
 /// Quoting for the texts generated scripts and manifests hold. Every path and argument of the
@@ -60,7 +84,7 @@ public enum Quoting {
 
     /// Refuses a path no generated script can carry: one with a newline or other control
     /// character, or (for Slurm's `--output` patterns) a backslash. `what` names the flag.
-    public static func checkPath(_ path: String, what: String, allowBackslash: Bool = false) throws {
+    public static func checkPath(_ path: String, what: ErrorText, allowBackslash: Bool = false) throws {
         if path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
             throw ClusterError("\(what): '\(path.debugDescription)' holds a newline or control character; use another path")
         }

@@ -1,5 +1,6 @@
 import DiffusionClassifier
 import Foundation
+import NeuralNetworks
 
 /// What a sharded run is (`RUN/shards/plan.json`): the command each shard runs, the number of
 /// shards, the number of images under the limit, and how the scheduler runs it. Written by
@@ -25,10 +26,10 @@ public struct ShardPlan: Codable, Equatable, Sendable {
 
     public init(scheduler: String, command: ShardedCommand, run: String, shards: Int, images: Int, workingDirectory: String?,
                 diffclass: String, jobName: String, namespace: String? = nil) throws {
-        guard images >= 1 else { throw ClusterError("submit: the run has no images (the split is empty or --limit is 0)") }
-        guard shards >= 1 else { throw ClusterError("--shards expects a positive integer, got \(shards)") }
+        guard images >= 1 else { throw ClusterError("submit: the run has no images (the split is empty or the limit is 0)") }
+        guard shards >= 1 else { throw ClusterError("\(Setting.shards) expects a positive integer, got \(shards)") }
         guard shards <= images else {
-            throw ClusterError("--shards \(shards): more shards than the run's \(images) images (every shard needs at least one)")
+            throw ClusterError("\(Setting.shards) \(shards): more shards than the run's \(images) images (every shard needs at least one)")
         }
         self.scheduler = scheduler
         self.command = command
@@ -97,15 +98,15 @@ public struct ShardPlan: Codable, Equatable, Sendable {
             let diff = shardDifferences(from: old)
             guard diff.isEmpty else {
                 throw ClusterError("\(layout.planURL.path): this run was submitted with other shards (\(diff.joined(separator: "; "))); "
-                    + "submit the same command and --shards to continue it, or use another --out")
+                    + "submit the same command and \(Setting.shards) to continue it, or use another \(Setting.runFolder)")
             }
             return old
         }
         if fm.fileExists(atPath: layout.mergedSettings.path) || fm.fileExists(atPath: layout.mergedResults.path) {
-            throw ClusterError("\(layout.run.path) holds a run that submit did not make (settings.json or results.jsonl without shards/plan.json); use another --out")
+            throw ClusterError("\(layout.run.path) holds a run that submit did not make (settings.json or results.jsonl without shards/plan.json); use another \(Setting.runFolder)")
         }
         if fm.fileExists(atPath: layout.shardsDirectory.path) {
-            throw ClusterError("\(layout.shardsDirectory.path) exists without plan.json; use another --out")
+            throw ClusterError("\(layout.shardsDirectory.path) exists without plan.json; use another \(Setting.runFolder)")
         }
         return nil
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 
 /// How far one shard is, from its `results.jsonl` alone (so it holds whatever the scheduler says,
 /// and after the scheduler has forgotten the job).
@@ -66,8 +67,8 @@ public struct ShardedRunStatus: Sendable {
             var seen = Set<Int>()
             for (line, index) in try indices(url) {
                 guard owned.contains(index) else {
-                    throw ClusterError("\(url.path): line \(line) is image \(index), which is not shard \(i)'s of \(shards) over \(images) images; "
-                        + "this folder holds another run's results")
+                    throw ClusterError(ErrorText("\(url.path): line \(line) is image \(index), which is not shard \(i)'s of \(shards) over \(images) images; "
+                        + "this folder holds another run's results"))
                 }
                 seen.insert(index)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 
 /// What `submit slurm` asks of Slurm besides the array: each is an `#SBATCH` line when set.
 public struct SlurmOptions: Equatable, Sendable {
@@ -33,26 +34,26 @@ public struct SlurmOptions: Equatable, Sendable {
     /// (one sbatch option each, no newline, not one `submit` writes itself).
     public func validate() throws {
         if let p = partition, p.isEmpty || !p.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.,-".contains($0)) }) {
-            throw ClusterError("--partition: '\(p)' is not a partition name (or a comma-separated list of them)")
+            throw ClusterError("\(Setting.partition): '\(p)' is not a partition name (or a comma-separated list of them)")
         }
-        for (flag, value) in [("--time", time), ("--merge-time", mergeTime)] {
+        for (flag, value) in [(Setting.time, time), (Setting.mergeTime, mergeTime)] {
             if let t = value, !SlurmOptions.isTime(t) {
                 throw ClusterError("\(flag): '\(t)' is not a Slurm time (minutes, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED)")
             }
         }
-        if let c = cpusPerTask, !(1...4096).contains(c) { throw ClusterError("--cpus-per-task expects an integer in 1...4096, got '\(c)'") }
+        if let c = cpusPerTask, !(1...4096).contains(c) { throw ClusterError("\(Setting.cpusPerTask) expects an integer in 1...4096, got '\(c)'") }
         if let m = mem, m.range(of: #"^[0-9]+[KMGTkmgt]?$"#, options: .regularExpression) == nil {
-            throw ClusterError("--mem: '\(m)' is not a Slurm memory size (e.g. 4000, 16G, 512M)")
+            throw ClusterError("\(Setting.mem): '\(m)' is not a Slurm memory size (e.g. 4000, 16G, 512M)")
         }
         if let n = jobName, n.isEmpty || Quoting.jobName(n) != n {
-            throw ClusterError("--job-name: '\(n)' is not a job name (letters, digits, '_', '.', '-')")
+            throw ClusterError("\(Setting.jobName): '\(n)' is not a job name (letters, digits, '_', '.', '-')")
         }
         for line in extraLines {
             let option = try SlurmOptions.extraOption(line)
             let name = option.hasPrefix("--") ? String(option.dropFirst(2).prefix { $0 != "=" && $0 != " " }) : nil
             let short = option.hasPrefix("--") ? nil : String(option.dropFirst().prefix(1))
             for (long, letter) in SlurmOptions.reserved where name == long || (short != nil && short == letter) {
-                throw ClusterError("--sbatch-line '\(line)': submit writes --\(long) itself"
+                throw ClusterError("\(Setting.sbatchLine) '\(line)': submit writes --\(long) itself"
                     + (["job-name", "cpus-per-task", "partition", "time", "mem"].contains(long) ? "; use submit's --\(long)" : ""))
             }
         }
@@ -60,11 +61,11 @@ public struct SlurmOptions: Equatable, Sendable {
 
     /// An `--sbatch-line` without a leading "#SBATCH": one option such as "--qos=low" or "-A proj".
     public static func extraOption(_ line: String) throws -> String {
-        if line.contains(where: { $0.isNewline }) { throw ClusterError("--sbatch-line: '\(line.debugDescription)' holds a newline; give one option per --sbatch-line") }
+        if line.contains(where: { $0.isNewline }) { throw ClusterError("\(Setting.sbatchLine): '\(line.debugDescription)' holds a newline; give one option per \(Setting.sbatchLine)") }
         var text = line.trimmingCharacters(in: .whitespaces)
         if text.hasPrefix("#SBATCH") { text = String(text.dropFirst("#SBATCH".count)).trimmingCharacters(in: .whitespaces) }
         guard text.hasPrefix("-"), text.count > 1 else {
-            throw ClusterError("--sbatch-line: '\(line)' is not an sbatch option (e.g. --sbatch-line --qos=low)")
+            throw ClusterError("\(Setting.sbatchLine): '\(line)' is not an sbatch option (e.g. \(Setting.sbatchLine) --qos=low)")
         }
         return text
     }
@@ -106,8 +107,8 @@ public struct SlurmJob: Sendable {
 
     public init(plan: ShardPlan, options: SlurmOptions) throws {
         try options.validate()
-        try Quoting.checkPath(plan.run, what: "--out")
-        try Quoting.checkPath(plan.diffclass, what: "--diffclass", allowBackslash: true)
+        try Quoting.checkPath(plan.run, what: "\(Setting.runFolder)")
+        try Quoting.checkPath(plan.diffclass, what: "\(Setting.diffclassPath)", allowBackslash: true)
         if let wd = plan.workingDirectory { try Quoting.checkPath(wd, what: "the working directory", allowBackslash: true) }
         self.plan = plan
         self.options = options

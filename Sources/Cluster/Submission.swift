@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 
 /// Runs a scheduler command (sbatch, squeue). A protocol so tests can answer for Slurm.
 public protocol CommandRunner {
@@ -70,15 +71,15 @@ extension SlurmJob {
         let arrayCommand = submitShardsCommand()
         let a = try runner.run(arrayCommand)
         guard a.status == 0 else {
-            throw ClusterError("\(Quoting.shell(arrayCommand)) failed (exit \(a.status)): \(a.err.trimmingCharacters(in: .whitespacesAndNewlines)); "
-                + "nothing was submitted; the scripts are in \(layout.slurmDirectory.path) (submit them with: \(submitCommandLine()))")
+            throw ClusterError(ErrorText("\(Quoting.shell(arrayCommand)) failed (exit \(a.status)): \(a.err.trimmingCharacters(in: .whitespacesAndNewlines)); "
+                + "nothing was submitted; the scripts are in \(layout.slurmDirectory.path) (submit them with: \(submitCommandLine()))"))
         }
         let arrayID = try SlurmJob.parseJobID(a.out)
         let mergeCommand = submitMergeCommand(after: arrayID)
         let m = try runner.run(mergeCommand)
         guard m.status == 0, let mergeID = try? SlurmJob.parseJobID(m.out) else {
-            throw ClusterError("the shards went in as job \(arrayID), but \(Quoting.shell(mergeCommand)) failed (exit \(m.status)): "
-                + "\(m.err.trimmingCharacters(in: .whitespacesAndNewlines)); submit the merge with that command once it can run")
+            throw ClusterError(ErrorText("the shards went in as job \(arrayID), but \(Quoting.shell(mergeCommand)) failed (exit \(m.status)): "
+                + "\(m.err.trimmingCharacters(in: .whitespacesAndNewlines)); submit the merge with that command once it can run"))
         }
         let stamp = ISO8601DateFormatter().string(from: Date())
         let line = "\(stamp) array \(arrayID) (shards 0-\(plan.shards - 1)), merge \(mergeID) after it\n"

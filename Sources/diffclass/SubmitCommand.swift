@@ -176,7 +176,7 @@ private func countImages(_ c: ShardedCommand) throws -> Int {
             n = try DatasetLocator.load(dataset: c.dataset, data: c.data, split: split).count
         }
     } catch {
-        throw UsageError("submit: cannot count the images of the command's data (\(error)); give --images N if the data is not readable here")
+        throw UsageError("submit: cannot count the images of the command's data (\(cliMessage(error))); give --images N if the data is not readable here")
     }
     return min(n, c.limit ?? n)
 }

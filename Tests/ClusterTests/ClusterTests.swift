@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import NeuralNetworks
 import XCTest
 
 /// Answers sbatch and squeue from a script, recording what was run.
@@ -110,7 +111,7 @@ final class ShardPlanTests: XCTestCase {
         XCTAssertEqual(p.ownedIndices(shard: 0), [0, 3, 6])
         XCTAssertEqual(p.ownedIndices(shard: 1), [1, 4, 7])
         XCTAssertEqual(p.ownedIndices(shard: 2), [2, 5])
-        XCTAssertThrowsError(try plan(run: directory, shards: 9)) { XCTAssertTrue("\($0)".contains("--shards 9"), "\($0)") }
+        XCTAssertThrowsError(try plan(run: directory, shards: 9)) { XCTAssertTrue(flagged($0).contains("--shards 9"), "\($0)") }
     }
 
     func testPlanRoundTripsAndGuardsTheFolder() throws {
@@ -314,7 +315,7 @@ final class SlurmJobTests: XCTestCase {
             (SlurmOptions(extraLines: ["--qos=low\n#SBATCH --x"]), "newline"),
         ]
         for (o, expected) in bad {
-            XCTAssertThrowsError(try o.validate(), expected) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+            XCTAssertThrowsError(try o.validate(), expected) { XCTAssertTrue(flagged($0).contains(expected), "\($0)") }
         }
         for t in ["30", "30:00", "2:00:00", "1-0", "1-12:00", "2-00:00:00", "UNLIMITED"] { XCTAssertNoThrow(try SlurmOptions(time: t).validate(), t) }
         XCTAssertNoThrow(try SlurmOptions(partition: "cpu,gpu_long", mem: "16000", extraLines: ["--gres=gpu:1", "-A proj"]).validate())
@@ -476,12 +477,17 @@ final class KubernetesJobTests: XCTestCase {
             (KubernetesOptions(image: "i", workingDirectory: "rel"), "--working-dir"),
         ]
         for (o, expected) in bad {
-            XCTAssertThrowsError(try KubernetesJob(plan: plan, options: o), expected) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+            XCTAssertThrowsError(try KubernetesJob(plan: plan, options: o), expected) { XCTAssertTrue(flagged($0).contains(expected), "\($0)") }
         }
-        XCTAssertThrowsError(try KubernetesOptions.parseVolume("claim")) { XCTAssertTrue("\($0)".contains("--volume"), "\($0)") }
+        XCTAssertThrowsError(try KubernetesOptions.parseVolume("claim")) { XCTAssertTrue(flagged($0).contains("--volume"), "\($0)") }
         XCTAssertThrowsError(try KubernetesOptions.parseVolume("claim:rel")) { XCTAssertTrue("\($0)".contains("absolute"), "\($0)") }
         var badName = plan
         badName.jobName = "Upper_Case"
-        XCTAssertThrowsError(try KubernetesJob(plan: badName, options: KubernetesOptions(image: "i"))) { XCTAssertTrue("\($0)".contains("--job-name"), "\($0)") }
+        XCTAssertThrowsError(try KubernetesJob(plan: badName, options: KubernetesOptions(image: "i"))) { XCTAssertTrue(flagged($0).contains("--job-name"), "\($0)") }
     }
+}
+
+/// An error as the CLI prints it: the settings it names as flags (`job_name` as `--job-name`).
+func flagged(_ error: Error) -> String {
+    (error as? SettingNamingError)?.text.rendered { "--" + $0.name.replacingOccurrences(of: "_", with: "-") } ?? "\(error)"
 }
