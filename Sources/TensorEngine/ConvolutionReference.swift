@@ -47,7 +47,7 @@ public struct Conv2dGeometry: Equatable, CustomStringConvertible {
 }
 
 /// Direct-loop versions of the image ops, the yardstick for the fast kernels.
-public enum ImageOpsReference {
+extension Reference {
     /// Calls `term(out, in, w)` with the flat indices of output, input and weight elements for every
     /// product in[in] * w[w] that the convolution adds into out[out] (taps outside the input skipped).
     private static func forEachTerm(_ g: Conv2dGeometry, _ term: (Int, Int, Int) -> Void) {

@@ -4,7 +4,7 @@ import Foundation
 /// from the basic recorded ops, so their gradients come from the autodiff of those ops. They are
 /// slow and memory-hungry and exist to check the fast versions (values and gradients) and to
 /// document what they compute; use the `Tensor` methods in models.
-public enum ReferenceOps {
+extension Reference {
     /// exp(x - max) / sum(exp(x - max)) along `axis`.
     public static func softmax(_ x: Tensor, axis: Int = -1) -> Tensor {
         let e = (x - Autograd.noGrad { x.max(axes: [axis], keepDims: true) }).exp()

@@ -1,6 +1,9 @@
-/// Plain reference kernels that the fast (BLAS) paths are checked against, in tests and in
-/// `diffclass selfcheck`, and that `ReferenceBackend` is built from. Deliberately simple: triple
-/// loops with Float64 accumulation.
+/// The plain reference versions of the engine's kernels, one namespace: what the fast paths
+/// are checked against, in tests and in `diffclass selfcheck`, and what `ReferenceBackend` is
+/// built from. Deliberately simple: loops with Float64 accumulation (matmul here, the image ops
+/// in ConvolutionReference.swift, half precision in HalfPrecision.swift), or compositions of the
+/// basic recorded ops (the fused ops in FusedOpsReference.swift, whose gradients come from
+/// autodiff).
 public enum Reference {
     /// `a.matmul(b)` by triple loop, batch dimensions broadcast.
     public static func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {

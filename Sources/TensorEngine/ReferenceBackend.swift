@@ -3,9 +3,9 @@ import Foundation
 /// The second backend: every kernel as the plainest code that computes it, for checking the CPU
 /// backend and for proving that the layers above the engine run on any backend. Elementwise math
 /// in Float64 with libm (no fast exp or tanh), direct index loops for every layout op, triple loops
-/// with Float64 accumulation for products (`Reference.matmul`), the direct-loop image ops of
-/// `ImageOpsReference`, and the fused layers composed from primitives (`ReferenceOps`) with their
-/// gradients from autodiff of those compositions. Single-threaded, allocation-happy and slow
+/// with Float64 accumulation for products (`Reference.matmul`), the direct-loop image ops
+/// (`Reference.conv2d`, ...), and the fused layers composed from primitives (`Reference.groupNorm`,
+/// ...) with their gradients from autodiff of those compositions. Single-threaded, allocation-happy and slow
 /// (the U-Net parity fixtures run in seconds, not milliseconds); never the default.
 ///
 /// It agrees with `CPUBackend` to rounding (the agreement tests bound each op), and bit for bit on
@@ -341,29 +341,29 @@ extension ReferenceBackend {
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: Conv2dGeometry,
                        algorithm: Conv2dAlgorithm) -> Tensor {
-        ImageOpsReference.conv2d(x, weight, bias: bias, geometry)
+        Reference.conv2d(x, weight, bias: bias, geometry)
     }
 
     public func conv2dBackward(gradient: Tensor, input: Tensor, weight: Tensor, geometry: Conv2dGeometry,
                                algorithm: Conv2dAlgorithm, needInput: Bool, needWeight: Bool) -> (input: Tensor?, weight: Tensor?) {
-        (needInput ? ImageOpsReference.conv2dBackwardInput(gradient, weight, geometry) : nil,
-         needWeight ? ImageOpsReference.conv2dBackwardWeight(gradient, input, geometry) : nil)
+        (needInput ? Reference.conv2dBackwardInput(gradient, weight, geometry) : nil,
+         needWeight ? Reference.conv2dBackwardWeight(gradient, input, geometry) : nil)
     }
 
-    public func conv2dBiasGradient(_ gradient: Tensor) -> Tensor { ImageOpsReference.conv2dBackwardBias(gradient) }
+    public func conv2dBiasGradient(_ gradient: Tensor) -> Tensor { Reference.conv2dBackwardBias(gradient) }
 
     public func avgPool2d(_ x: Tensor, kernel: (Int, Int), stride: (Int, Int)) -> Tensor {
-        ImageOpsReference.avgPool2d(x, kernel: kernel, stride: stride)
+        Reference.avgPool2d(x, kernel: kernel, stride: stride)
     }
 
     public func avgPool2dBackward(gradient: Tensor, inputShape: [Int], kernel: (Int, Int), stride: (Int, Int)) -> Tensor {
-        ImageOpsReference.avgPool2dBackward(gradient, inputShape: inputShape, kernel: kernel, stride: stride)
+        Reference.avgPool2dBackward(gradient, inputShape: inputShape, kernel: kernel, stride: stride)
     }
 
-    public func upsampleNearest(_ x: Tensor, scale: (Int, Int)) -> Tensor { ImageOpsReference.upsampleNearest(x, scale: scale) }
+    public func upsampleNearest(_ x: Tensor, scale: (Int, Int)) -> Tensor { Reference.upsampleNearest(x, scale: scale) }
 
     public func upsampleNearestBackward(gradient: Tensor, scale: (Int, Int)) -> Tensor {
-        ImageOpsReference.upsampleNearestBackward(gradient, scale: scale)
+        Reference.upsampleNearestBackward(gradient, scale: scale)
     }
 
     /// Calls term(outputIndex, inputIndex, filterIndex) for every product of a depthwise
@@ -403,8 +403,8 @@ extension ReferenceBackend {
 
 extension ReferenceBackend {
     private static func groupNormComposed(_ xs: [Tensor?], groups: Int, eps: Float, silu: Bool) -> Tensor {
-        silu ? ReferenceOps.groupNormSiLU(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
-             : ReferenceOps.groupNorm(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
+        silu ? Reference.groupNormSiLU(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
+             : Reference.groupNorm(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
     }
 
     public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu: Bool)
@@ -424,7 +424,7 @@ extension ReferenceBackend {
     private static func layerNormComposed(_ xs: [Tensor?], d: Int, eps: Float) -> Tensor {
         let x = xs[0]!
         let rows = d == 0 ? 0 : x.count / d
-        return ReferenceOps.layerNorm(x.reshaped([rows, d]), normalizedShape: [d], weight: xs[1]?.reshaped([d]),
+        return Reference.layerNorm(x.reshaped([rows, d]), normalizedShape: [d], weight: xs[1]?.reshaped([d]),
                                       bias: xs[2]?.reshaped([d]), eps: eps).reshaped(x.shape)
     }
 
@@ -444,7 +444,7 @@ extension ReferenceBackend {
     public func softmax(_ x: Tensor, _ L: ReductionLayout, log: Bool) -> Tensor {
         Autograd.noGrad {
             let v = x.reshaped([L.outer, L.reduced, L.inner])
-            return (log ? ReferenceOps.logSoftmax(v, axis: 1) : ReferenceOps.softmax(v, axis: 1)).reshaped(x.shape)
+            return (log ? Reference.logSoftmax(v, axis: 1) : Reference.softmax(v, axis: 1)).reshaped(x.shape)
         }
     }
 
@@ -466,7 +466,7 @@ extension ReferenceBackend {
     }
 
     private static func attentionComposed(_ xs: [Tensor?], scale: Float, causal: Bool) -> Tensor {
-        ReferenceOps.scaledDotProductAttention(query: xs[0]!, key: xs[1]!, value: xs[2]!, attentionMask: xs[3],
+        Reference.scaledDotProductAttention(query: xs[0]!, key: xs[1]!, value: xs[2]!, attentionMask: xs[3],
                                                causal: causal, scale: scale)
     }
 

@@ -82,7 +82,7 @@ public enum SelfCheck {
         })
         let x = values([2, 8, 9, 7], seed: 10), cw = values([6, 8, 3, 3], seed: 11), cb = values([6], seed: 12)
         let geometry = Conv2dGeometry(input: x.shape, weight: cw.shape, stride: (1, 1), padding: (1, 1), groups: 1)
-        let convRef = ImageOpsReference.conv2d(x, cw, bias: cb, geometry)
+        let convRef = Reference.conv2d(x, cw, bias: cb, geometry)
         outcomes.append(compare("conv2d Winograd vs reference", x.conv2d(weight: cw, bias: cb, stride: 1, padding: 1, algorithm: .winograd),
                                 convRef, tolerance: 1e-4))
         outcomes.append(compare("conv2d im2col vs reference", x.conv2d(weight: cw, bias: cb, stride: 1, padding: 1, algorithm: .im2col),
@@ -92,10 +92,10 @@ public enum SelfCheck {
         })
         let gw = values([8], seed: 15), gb = values([8], seed: 16)
         outcomes.append(compare("group norm + SiLU vs reference", x.groupNormSiLU(groups: 4, weight: gw, bias: gb),
-                                ReferenceOps.groupNormSiLU(x, groups: 4, weight: gw, bias: gb), tolerance: 1e-5))
+                                Reference.groupNormSiLU(x, groups: 4, weight: gw, bias: gb), tolerance: 1e-5))
         let q = values([2, 3, 70, 16], seed: 17), k = values([2, 3, 70, 16], seed: 18), v = values([2, 3, 70, 16], seed: 19)
         outcomes.append(compare("attention vs reference", Tensor.scaledDotProductAttention(query: q, key: k, value: v, causal: true),
-                                ReferenceOps.scaledDotProductAttention(query: q, key: k, value: v, causal: true), tolerance: 1e-5))
+                                Reference.scaledDotProductAttention(query: q, key: k, value: v, causal: true), tolerance: 1e-5))
         // Random123's known answer for Philox 4x32-10 with counter 0 and key 0.
         let kat = Philox4x32(key: SIMD2(0, 0)).block(counter: SIMD4(0, 0, 0, 0))
         let katOK = kat == SIMD4<UInt32>(0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)

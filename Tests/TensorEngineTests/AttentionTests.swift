@@ -38,7 +38,7 @@ final class AttentionTests: XCTestCase {
     }
 
     func reference(_ c: Case) -> ([Tensor]) -> Tensor {
-        { xs in ReferenceOps.scaledDotProductAttention(query: xs[0], key: xs[1], value: xs[2],
+        { xs in Reference.scaledDotProductAttention(query: xs[0], key: xs[1], value: xs[2],
                                                        attentionMask: xs.count > 3 ? xs[3] : nil,
                                                        causal: c.causal, scale: c.scale) }
     }

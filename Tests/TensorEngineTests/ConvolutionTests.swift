@@ -57,7 +57,7 @@ final class ConvolutionTests: XCTestCase {
     func testForwardMatchesReference() {
         for (i, k) in cases.enumerated() {
             let (x, w, b) = inputs(k, seed: UInt64(10 * i + 1))
-            let expected = ImageOpsReference.conv2d(x, w, bias: b, k.geometry())
+            let expected = Reference.conv2d(x, w, bias: b, k.geometry())
             for alg in algorithms {
                 let y = x.conv2d(weight: w, bias: b, stride: k.stride, padding: k.padding, groups: k.groups, algorithm: alg)
                 let (rtol, atol) = tolerance(alg)
@@ -71,9 +71,9 @@ final class ConvolutionTests: XCTestCase {
             let (x0, w0, b0) = inputs(k, seed: UInt64(10 * i + 3))
             let g = k.geometry()
             let gy = randomTensor(g.outputShape, seed: UInt64(10 * i + 7))
-            let ex = ImageOpsReference.conv2dBackwardInput(gy, w0, g)
-            let ew = ImageOpsReference.conv2dBackwardWeight(gy, x0, g)
-            let eb = ImageOpsReference.conv2dBackwardBias(gy)
+            let ex = Reference.conv2dBackwardInput(gy, w0, g)
+            let ew = Reference.conv2dBackwardWeight(gy, x0, g)
+            let eb = Reference.conv2dBackwardBias(gy)
             for alg in algorithms {
                 let x = Tensor(shape: x0.shape, storage: x0.storage, requiresGrad: true)
                 let w = Tensor(shape: w0.shape, storage: w0.storage, requiresGrad: true)
@@ -107,11 +107,11 @@ final class ConvolutionTests: XCTestCase {
             let w = Tensor(shape: w0.shape, storage: w0.storage, requiresGrad: true)
             let y = x.conv2d(weight: w, bias: b0, stride: k.stride, padding: k.padding, groups: k.groups, algorithm: alg)
             let (rtol, atol) = tolerance(alg)
-            assertClose(y, ImageOpsReference.conv2d(x0, w0, bias: b0, g), rtol: rtol, atol: atol, "forward \(k)")
+            assertClose(y, Reference.conv2d(x0, w0, bias: b0, g), rtol: rtol, atol: atol, "forward \(k)")
             y.backward(gy)
-            assertClose(x.grad!, ImageOpsReference.conv2dBackwardInput(gy, w0, g), rtol: rtol, atol: atol, "input grad \(k)")
+            assertClose(x.grad!, Reference.conv2dBackwardInput(gy, w0, g), rtol: rtol, atol: atol, "input grad \(k)")
             let wscale = Float(g.n * g.ho * g.wo).squareRoot()
-            assertClose(w.grad!, ImageOpsReference.conv2dBackwardWeight(gy, x0, g), rtol: rtol, atol: atol * wscale,
+            assertClose(w.grad!, Reference.conv2dBackwardWeight(gy, x0, g), rtol: rtol, atol: atol * wscale,
                         "weight grad \(k)")
         }
     }
@@ -138,7 +138,7 @@ final class ConvolutionTests: XCTestCase {
         let y = x.conv2d(weight: w, stride: 2, padding: 1)
         XCTAssertEqual(y.shape, [1, 4, 3, 3])
         let g = Conv2dGeometry(input: x.shape, weight: w.shape, stride: (2, 2), padding: (1, 1), groups: 1)
-        assertClose(y, ImageOpsReference.conv2d(x, w, bias: nil, g), rtol: 1e-5, atol: 1e-5)
+        assertClose(y, Reference.conv2d(x, w, bias: nil, g), rtol: 1e-5, atol: 1e-5)
         // Only the weight needs a gradient.
         let wg = Tensor(shape: w.shape, storage: w.storage, requiresGrad: true)
         x.conv2d(weight: wg, padding: 1).sum().backward()
@@ -188,10 +188,10 @@ final class PoolingTests: XCTestCase {
             let x0 = randomTensor(shape, seed: UInt64(400 + i))
             let x = Tensor(shape: shape, storage: x0.storage, requiresGrad: true)
             let y = x.avgPool2d(kernel: k, stride: s)
-            assertClose(y, ImageOpsReference.avgPool2d(x0, kernel: k, stride: s), rtol: 1e-5, atol: 1e-6, "\(shape) \(k) \(s)")
+            assertClose(y, Reference.avgPool2d(x0, kernel: k, stride: s), rtol: 1e-5, atol: 1e-6, "\(shape) \(k) \(s)")
             let gy = randomTensor(y.shape, seed: UInt64(500 + i))
             y.backward(gy)
-            assertClose(x.grad!, ImageOpsReference.avgPool2dBackward(gy, inputShape: shape, kernel: k, stride: s),
+            assertClose(x.grad!, Reference.avgPool2dBackward(gy, inputShape: shape, kernel: k, stride: s),
                         rtol: 1e-5, atol: 1e-6, "backward \(shape) \(k) \(s)")
         }
         XCTAssertEqual(randomTensor([1, 1, 4, 6], seed: 1).avgPool2d(kernel: 2).shape, [1, 1, 2, 3])
@@ -203,10 +203,10 @@ final class PoolingTests: XCTestCase {
             let x0 = randomTensor(shape, seed: UInt64(600 + i))
             let x = Tensor(shape: shape, storage: x0.storage, requiresGrad: true)
             let y = s == (2, 2) ? x.upsampleNearest2x() : x.upsampleNearest(scale: s)
-            XCTAssertEqual(y.scalars, ImageOpsReference.upsampleNearest(x0, scale: s).scalars, "\(shape) \(s)")
+            XCTAssertEqual(y.scalars, Reference.upsampleNearest(x0, scale: s).scalars, "\(shape) \(s)")
             let gy = randomTensor(y.shape, seed: UInt64(700 + i))
             y.backward(gy)
-            assertClose(x.grad!, ImageOpsReference.upsampleNearestBackward(gy, scale: s), rtol: 1e-5, atol: 1e-6,
+            assertClose(x.grad!, Reference.upsampleNearestBackward(gy, scale: s), rtol: 1e-5, atol: 1e-6,
                         "backward \(shape) \(s)")
         }
         XCTAssertEqual(randomTensor([1, 1, 2, 2], seed: 1).upsampleNearest(scale: 3).shape, [1, 1, 6, 6])

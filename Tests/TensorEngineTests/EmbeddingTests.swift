@@ -12,10 +12,10 @@ final class EmbeddingTests: XCTestCase {
             let idx = ids(shape, vocabulary: v, seed: UInt64(i)), w = randomTensor([v, d], seed: UInt64(50 + i))
             let y = Tensor.embedding(indices: idx, weight: w)
             XCTAssertEqual(y.shape, shape + [d])
-            assertClose(y, ReferenceOps.embedding(indices: idx, weight: w), rtol: 0, atol: 0, "case \(i)")
+            assertClose(y, Reference.embedding(indices: idx, weight: w), rtol: 0, atol: 0, "case \(i)")
             assertSameValueAndGradients([w], rtol: 1e-5, atol: 1e-6, "case \(i)",
                                         fast: { Tensor.embedding(indices: idx, weight: $0[0]) },
-                                        reference: { ReferenceOps.embedding(indices: idx, weight: $0[0]) })
+                                        reference: { Reference.embedding(indices: idx, weight: $0[0]) })
         }
     }
 

@@ -14,12 +14,12 @@ final class NormalizationTests: XCTestCase {
             let x = randomTensor(shape, seed: UInt64(i), scale: 2, shift: 0.5)
             let w = randomTensor([c], seed: UInt64(100 + i)), b = randomTensor([c], seed: UInt64(200 + i))
             assertClose(x.groupNorm(groups: groups, weight: w, bias: b),
-                        ReferenceOps.groupNorm(x, groups: groups, weight: w, bias: b), rtol: 1e-4, atol: 1e-5,
+                        Reference.groupNorm(x, groups: groups, weight: w, bias: b), rtol: 1e-4, atol: 1e-5,
                         "groupNorm \(shape) groups \(groups)")
-            assertClose(x.groupNorm(groups: groups), ReferenceOps.groupNorm(x, groups: groups), rtol: 1e-4, atol: 1e-5,
+            assertClose(x.groupNorm(groups: groups), Reference.groupNorm(x, groups: groups), rtol: 1e-4, atol: 1e-5,
                         "groupNorm without affine \(shape) groups \(groups)")
             assertClose(x.groupNormSiLU(groups: groups, weight: w, bias: b, eps: 1e-6),
-                        ReferenceOps.groupNormSiLU(x, groups: groups, weight: w, bias: b, eps: 1e-6),
+                        Reference.groupNormSiLU(x, groups: groups, weight: w, bias: b, eps: 1e-6),
                         rtol: 1e-4, atol: 1e-5, "groupNormSiLU \(shape) groups \(groups)")
         }
     }
@@ -75,10 +75,10 @@ final class NormalizationTests: XCTestCase {
             let w = randomTensor([c], seed: UInt64(400 + i)), b = randomTensor([c], seed: UInt64(500 + i))
             assertSameValueAndGradients([x, w, b], rtol: 1e-3, atol: 1e-4, "groupNorm \(shape) groups \(groups)",
                                         fast: { $0[0].groupNorm(groups: groups, weight: $0[1], bias: $0[2]) },
-                                        reference: { ReferenceOps.groupNorm($0[0], groups: groups, weight: $0[1], bias: $0[2]) })
+                                        reference: { Reference.groupNorm($0[0], groups: groups, weight: $0[1], bias: $0[2]) })
             assertSameValueAndGradients([x, w, b], rtol: 1e-3, atol: 1e-4, "groupNormSiLU \(shape) groups \(groups)",
                                         fast: { $0[0].groupNormSiLU(groups: groups, weight: $0[1], bias: $0[2]) },
-                                        reference: { ReferenceOps.groupNormSiLU($0[0], groups: groups, weight: $0[1], bias: $0[2]) })
+                                        reference: { Reference.groupNormSiLU($0[0], groups: groups, weight: $0[1], bias: $0[2]) })
         }
     }
 
@@ -87,20 +87,20 @@ final class NormalizationTests: XCTestCase {
             let d = shape.last!
             let x = randomTensor(shape, seed: UInt64(600 + i), scale: 2, shift: 1)
             let w = randomTensor([d], seed: UInt64(700 + i)), b = randomTensor([d], seed: UInt64(800 + i))
-            assertClose(x.layerNorm(weight: w, bias: b), ReferenceOps.layerNorm(x, weight: w, bias: b),
+            assertClose(x.layerNorm(weight: w, bias: b), Reference.layerNorm(x, weight: w, bias: b),
                         rtol: 1e-4, atol: 1e-5, "layerNorm \(shape)")
-            assertClose(x.layerNorm(), ReferenceOps.layerNorm(x), rtol: 1e-4, atol: 1e-5, "layerNorm no affine \(shape)")
-            assertClose(x.layerNorm(weight: w), ReferenceOps.layerNorm(x, weight: w), rtol: 1e-4, atol: 1e-5,
+            assertClose(x.layerNorm(), Reference.layerNorm(x), rtol: 1e-4, atol: 1e-5, "layerNorm no affine \(shape)")
+            assertClose(x.layerNorm(weight: w), Reference.layerNorm(x, weight: w), rtol: 1e-4, atol: 1e-5,
                         "layerNorm weight only \(shape)")
-            assertClose(x.layerNorm(bias: b), ReferenceOps.layerNorm(x, normalizedShape: [d], bias: b), rtol: 1e-4,
+            assertClose(x.layerNorm(bias: b), Reference.layerNorm(x, normalizedShape: [d], bias: b), rtol: 1e-4,
                         atol: 1e-5, "layerNorm bias only \(shape)")
         }
         // Over the last two dimensions.
         let x = randomTensor([2, 3, 4, 5], seed: 11)
         let w = randomTensor([4, 5], seed: 12), b = randomTensor([4, 5], seed: 13)
         assertClose(x.layerNorm(normalizedShape: [4, 5], weight: w, bias: b),
-                    ReferenceOps.layerNorm(x, normalizedShape: [4, 5], weight: w, bias: b), rtol: 1e-4, atol: 1e-5)
-        assertClose(x.layerNorm(normalizedShape: [4, 5]), ReferenceOps.layerNorm(x, normalizedShape: [4, 5]),
+                    Reference.layerNorm(x, normalizedShape: [4, 5], weight: w, bias: b), rtol: 1e-4, atol: 1e-5)
+        assertClose(x.layerNorm(normalizedShape: [4, 5]), Reference.layerNorm(x, normalizedShape: [4, 5]),
                     rtol: 1e-4, atol: 1e-5)
     }
 
@@ -120,7 +120,7 @@ final class NormalizationTests: XCTestCase {
             let w = randomTensor([d], seed: UInt64(950 + i)), b = randomTensor([d], seed: UInt64(990 + i))
             assertSameValueAndGradients([x, w, b], rtol: 1e-3, atol: 1e-4, "layerNorm \(shape)",
                                         fast: { $0[0].layerNorm(weight: $0[1], bias: $0[2]) },
-                                        reference: { ReferenceOps.layerNorm($0[0], weight: $0[1], bias: $0[2]) })
+                                        reference: { Reference.layerNorm($0[0], weight: $0[1], bias: $0[2]) })
         }
     }
 
