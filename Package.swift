@@ -51,11 +51,11 @@ let package = Package(
         .target(name: "DiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
         // Layer 4: diffusion models as classifiers (scoring, timestep schedules, elimination, evaluation runs).
         .target(name: "DiffusionClassifier", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"]),
-        // Layer 5: datasets (IDX, Fashion-MNIST, image folders) and images (PNG/JPEG).
+        // Layer 5: datasets (IDX, Fashion-MNIST, image folders of PNG/JPEG files).
         .target(name: "Datasets", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "CImageSupport"]),
-        // Layer 5: self-contained HTML reports (inline SVG) of evaluation and analysis run folders.
+        // Layer 5: self-contained HTML reports (inline SVG) of evaluation, analysis and robustness run folders.
         .target(name: "Reports", dependencies: ["DiffusionClassifier"]),
-        // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder) for zero-shot classification.
+        // Layer 5: Stable Diffusion pieces (CLIP tokenizer and text encoder, U-Net, VAE) and the pipeline as a zero-shot classifier model.
         .target(name: "StableDiffusion", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier"]),
         // Layer 5: diffusers DiTPipeline folders for classification (DiT + VAE + schedule + class names).
         .target(name: "LatentDiT", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "DiffusionClassifier", "StableDiffusion"]),
