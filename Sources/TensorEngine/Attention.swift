@@ -37,7 +37,7 @@ extension Tensor {
         let (out, saved) = backend.attention(query: query, key: key, value: value, mask: attentionMask, shape: shape,
                                              scale: alpha, causal: causal, keepForBackward: record)
         guard record else { return out }
-        return out.recorded("scaled_dot_product_attention", inputs) { [unowned out] g in
+        return out.recorded("scaled_dot_product_attention", inputs, backward: { [unowned out] g in
             let needs = AttentionGradientNeeds(query: query.requiresGrad, key: key.requiresGrad, value: value.requiresGrad,
                                                mask: attentionMask?.requiresGrad ?? false)
             let r = backend.attentionBackward(gradient: g, query: query, key: key, value: value, mask: attentionMask,
@@ -45,7 +45,16 @@ extension Tensor {
             var grads: [Tensor?] = [r.query, r.key, r.value]
             if attentionMask != nil { grads.append(r.mask) }
             return grads
-        }
+        }, differentiableBackward: { g in
+            // Recomputed as matmul, softmax ops and matmul (the scores materialised) and differentiated.
+            let r = Tensor.recomputedGradients([query, key, value, attentionMask], gradient: g) { xs in
+                ReferenceOps.scaledDotProductAttention(query: xs[0]!, key: xs[1]!, value: xs[2]!, attentionMask: xs[3],
+                                                       causal: causal, scale: alpha)
+            }
+            var grads: [Tensor?] = [r[0], r[1], r[2]]
+            if attentionMask != nil { grads.append(r[3]) }
+            return grads
+        })
     }
 }
 

@@ -20,8 +20,9 @@ extension Tensor {
     /// weight and optional [O] bias, giving [N, O, Ho, Wo] with Ho = (H + 2 padding - kH) / stride + 1.
     /// Matches `torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation=1, groups)`
     /// with zero padding. Not supported: dilation, padding modes other than zeros, "same"/"valid"
-    /// strings, different padding on the two sides of an axis, and second derivatives (the backward
-    /// is not itself recorded).
+    /// strings, different padding on the two sides of an axis, and second derivatives through the
+    /// fast kernels (a create-graph backward records the input and weight gradients as ops of
+    /// their own, each differentiable again).
     /// Differentiable with respect to input, weight and bias.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0,
                        groups: Int = 1, algorithm: Conv2dAlgorithm = .automatic) -> Tensor {
@@ -41,14 +42,21 @@ extension Tensor {
         let out = backend.conv2d(x, weight: weight, bias: bias, geometry: g, algorithm: algorithm)
         var inputs = [x, weight]
         if let bias { inputs.append(bias) }
-        return out.recorded("conv2d", inputs) { gradOut in
+        return out.recorded("conv2d", inputs, backward: { gradOut in
             precondition(gradOut.shape == g.outputShape, "conv2d backward: gradient \(gradOut.shape) for output \(g.outputShape)")
             let (gx, gw) = backend.conv2dBackward(gradient: gradOut, input: x, weight: weight, geometry: g, algorithm: algorithm,
                                                   needInput: x.requiresGrad, needWeight: weight.requiresGrad)
             var grads: [Tensor?] = [gx, gw]
             if let bias { grads.append(bias.requiresGrad ? backend.conv2dBiasGradient(gradOut) : nil) }
             return grads
-        }
+        }, differentiableBackward: { gradOut in
+            // Both gradients are linear in the output gradient and in the other operand.
+            var grads: [Tensor?] = [
+                x.requiresGrad ? gradOut.conv2dInputGradient(weight: weight, input: x, geometry: g, algorithm: algorithm) : nil,
+                weight.requiresGrad ? gradOut.conv2dWeightGradient(input: x, weight: weight, geometry: g, algorithm: algorithm) : nil]
+            if let bias { grads.append(bias.requiresGrad ? gradOut.sum(axes: [0, 2, 3]) : nil) }
+            return grads
+        })
     }
 }
 

@@ -21,8 +21,8 @@ extension Tensor {
         precondition(h + 2 * p >= geo.kh && w + 2 * p >= geo.kw,
                      "depthwiseConv2d: filter \(filter.shape) larger than the padded input \(x.shape) (padding \(p))")
         let out = Engine.backend.depthwiseCorrelate(x, filter: filter, stride: s, padding: p, outputSize: (ho, wo))
-        return out.recorded("depthwise_conv2d", [x]) { g in
-            [Engine.backend.depthwiseScatter(g, filter: filter, stride: s, padding: p, outputSize: (h, w))]
+        return out.recordedComposed("depthwise_conv2d", [x]) { g in
+            [g.depthwiseScattered(filter: filter, stride: s, padding: p, outputSize: (h, w))]
         }
     }
 
@@ -41,8 +41,8 @@ extension Tensor {
         let ho = (h - 1) * s - 2 * p + geo.kh + op, wo = (w - 1) * s - 2 * p + geo.kw + op
         precondition(ho > 0 && wo > 0, "depthwiseConvTranspose2d: padding \(p) leaves no output for input \(x.shape) and filter \(filter.shape)")
         let out = Engine.backend.depthwiseScatter(x, filter: filter, stride: s, padding: p, outputSize: (ho, wo))
-        return out.recorded("depthwise_conv_transpose2d", [x]) { g in
-            [Engine.backend.depthwiseCorrelate(g, filter: filter, stride: s, padding: p, outputSize: (h, w))]
+        return out.recordedComposed("depthwise_conv_transpose2d", [x]) { g in
+            [g.depthwiseCorrelated(filter: filter, stride: s, padding: p, outputSize: (h, w))]
         }
     }
 }

@@ -38,15 +38,15 @@ extension Tensor {
         precondition(p >= 0 && p <= 1, "dropout: probability must be in [0, 1], got \(p)")
         if p == 0 { return self }
         if p == 1 {
-            return Tensor.zeros(shape).recorded("dropout", [self]) { g in [Tensor.zeros(g.shape)] }
+            return Tensor.zeros(shape).recordedComposed("dropout", [self]) { g in [Tensor.zeros(g.shape)] }
         }
         let keep = 1 - p, scale = 1 / (1 - p)
         let snapshot = generator
         let n = count
         generator.skip(blocks: UInt64((n + 3) / 4))
         let out = Engine.backend.dropout(self, generator: snapshot, keep: keep, scale: scale)
-        return out.recorded("dropout", [self]) { g in
-            [Engine.backend.dropout(g, generator: snapshot, keep: keep, scale: scale)]
+        return out.recordedComposed("dropout", [self]) { g in
+            [g.maskedDropout(generator: snapshot, keep: keep, scale: scale)]
         }
     }
 }

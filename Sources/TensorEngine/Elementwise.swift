@@ -10,9 +10,11 @@ extension Tensor {
         let x = self
         let y = Engine.backend.unary(op, x)
         if op.gradientUsesOutput {
-            return y.recorded(name, [x]) { [unowned y] g in [Engine.backend.unaryGradient(op, gradient: g, operand: y)] }
+            return y.recorded(name, [x], backward: { [unowned y] g in [Engine.backend.unaryGradient(op, gradient: g, operand: y)] },
+                              differentiableBackward: { [unowned y] g in [Tensor.unaryGradientOp(op, g, operand: y)] })
         }
-        return y.recorded(name, [x]) { g in [Engine.backend.unaryGradient(op, gradient: g, operand: x)] }
+        return y.recorded(name, [x], backward: { g in [Engine.backend.unaryGradient(op, gradient: g, operand: x)] },
+                          differentiableBackward: { g in [Tensor.unaryGradientOp(op, g, operand: x)] })
     }
 
     /// op(a, b) with broadcasting through the backend (no history).
@@ -22,47 +24,47 @@ extension Tensor {
     }
 
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        elementwise(.add, a, b, name: "add").recorded("add", [a, b]) { g in
+        elementwise(.add, a, b, name: "add").recordedComposed("add", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? g.sumToShape(b.shape) : nil]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        elementwise(.subtract, a, b, name: "sub").recorded("sub", [a, b]) { g in
+        elementwise(.subtract, a, b, name: "sub").recordedComposed("sub", [a, b]) { g in
             [a.requiresGrad ? g.sumToShape(a.shape) : nil, b.requiresGrad ? (-g).sumToShape(b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        elementwise(.multiply, a, b, name: "mul").recorded("mul", [a, b]) { g in
+        elementwise(.multiply, a, b, name: "mul").recordedComposed("mul", [a, b]) { g in
             [a.requiresGrad ? (g * b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * a).sumToShape(b.shape) : nil]
         }
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        elementwise(.divide, a, b, name: "div").recorded("div", [a, b]) { g in
+        elementwise(.divide, a, b, name: "div").recordedComposed("div", [a, b]) { g in
             [a.requiresGrad ? (g / b).sumToShape(a.shape) : nil,
              b.requiresGrad ? (-(g * a) / (b * b)).sumToShape(b.shape) : nil]
         }
     }
 
     public static prefix func - (a: Tensor) -> Tensor {
-        Engine.backend.unary(.negate, a).recorded("neg", [a]) { g in [-g] }
+        Engine.backend.unary(.negate, a).recordedComposed("neg", [a]) { g in [-g] }
     }
 
     // Scalar forms. `a / s` multiplies by 1 / s (one rounding more than dividing; divide by a
     // 0-d tensor, `a / Tensor(s)`, for the exact quotient).
     public static func + (a: Tensor, s: Float) -> Tensor {
-        Engine.backend.unary(.addScalar(s), a).recorded("add_scalar", [a]) { g in [g] }
+        Engine.backend.unary(.addScalar(s), a).recordedComposed("add_scalar", [a]) { g in [g] }
     }
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
     public static func - (s: Float, a: Tensor) -> Tensor {
-        Engine.backend.unary(.subtractFromScalar(s), a).recorded("rsub_scalar", [a]) { g in [-g] }
+        Engine.backend.unary(.subtractFromScalar(s), a).recordedComposed("rsub_scalar", [a]) { g in [-g] }
     }
     public static func * (a: Tensor, s: Float) -> Tensor {
-        Engine.backend.unary(.multiplyScalar(s), a).recorded("mul_scalar", [a]) { g in [g * s] }
+        Engine.backend.unary(.multiplyScalar(s), a).recordedComposed("mul_scalar", [a]) { g in [g * s] }
     }
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
@@ -73,7 +75,7 @@ extension Tensor {
     public func pow(_ exponent: Tensor) -> Tensor {
         let a = self, b = exponent
         let out = Tensor.elementwise(.pow, a, b, name: "pow")
-        return out.recorded("pow", [a, b]) { [unowned out] g in
+        return out.recordedComposed("pow", [a, b]) { [unowned out] g in
             [a.requiresGrad ? (g * b * a.pow(b - 1)).sumToShape(a.shape) : nil,
              b.requiresGrad ? (g * out * a.log()).sumToShape(b.shape) : nil]
         }
@@ -90,7 +92,7 @@ extension Tensor {
     /// Elementwise minimum (broadcast); on ties each side gets half the gradient, as in PyTorch.
     public func minimum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        return Tensor.elementwise(.minimum, a, b, name: "minimum").recorded("minimum", [a, b]) { g in
+        return Tensor.elementwise(.minimum, a, b, name: "minimum").recordedComposed("minimum", [a, b]) { g in
             let wa = Tensor.elementwise(.minimumWeight, a, b, name: "minimum")
             return [a.requiresGrad ? (g * wa).sumToShape(a.shape) : nil,
                     b.requiresGrad ? (g * (1 - wa)).sumToShape(b.shape) : nil]
@@ -100,7 +102,7 @@ extension Tensor {
     /// Elementwise maximum (broadcast); on ties each side gets half the gradient, as in PyTorch.
     public func maximum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        return Tensor.elementwise(.maximum, a, b, name: "maximum").recorded("maximum", [a, b]) { g in
+        return Tensor.elementwise(.maximum, a, b, name: "maximum").recordedComposed("maximum", [a, b]) { g in
             let wa = Tensor.elementwise(.maximumWeight, a, b, name: "maximum")
             return [a.requiresGrad ? (g * wa).sumToShape(a.shape) : nil,
                     b.requiresGrad ? (g * (1 - wa)).sumToShape(b.shape) : nil]
@@ -112,7 +114,7 @@ extension Tensor {
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         _ = broadcastShape(condition.shape, broadcastShape(a.shape, b.shape, op: "where"), op: "where")
         let out = Engine.backend.select(condition, a, b)
-        return out.recorded("where", [a, b]) { g in
+        return out.recordedComposed("where", [a, b]) { g in
             let mask = Engine.backend.unary(.nonzero, condition)
             return [a.requiresGrad ? (g * mask).sumToShape(a.shape) : nil,
                     b.requiresGrad ? (g * (1 - mask)).sumToShape(b.shape) : nil]
@@ -138,7 +140,7 @@ extension Tensor {
 
     /// -1, 0 or 1; its gradient is zero.
     public func sign() -> Tensor {
-        Engine.backend.unary(.sign, self).recorded("sign", [self]) { g in [Tensor.zeros(g.shape)] }
+        Engine.backend.unary(.sign, self).recordedComposed("sign", [self]) { g in [Tensor.zeros(g.shape)] }
     }
 
     /// Clamps to [lower, upper] (either may be nil); the gradient passes where the input is inside.

@@ -14,8 +14,8 @@ extension Tensor {
         let tokens = indices.count
         let ids = embeddingIDs(indices, vocabulary: vocabulary)
         let out = Engine.backend.gatherRows(weight, ids).reshaped(indices.shape + [dim])
-        return out.recorded("embedding", [weight]) { g in
-            [Engine.backend.scatterAddRows(g.reshaped([tokens, dim]), ids, count: vocabulary)]
+        return out.recordedComposed("embedding", [weight]) { g in
+            [g.reshaped([tokens, dim]).scatterAddingRows(ids, count: vocabulary)]
         }
     }
 }

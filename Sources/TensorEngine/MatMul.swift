@@ -75,9 +75,9 @@ extension Tensor {
     public func matmul(_ other: Tensor) -> Tensor {
         let a = self, b = other
         let out = Tensor.batchedProduct(a, b, transA: false, transB: false)
-        return out.recorded("matmul", [a, b]) { g in
-            [a.requiresGrad ? Tensor.batchedProduct(g, b, transA: false, transB: true).sumToShape(a.shape) : nil,
-             b.requiresGrad ? Tensor.batchedProduct(a, g, transA: true, transB: false).sumToShape(b.shape) : nil]
+        return out.recordedComposed("matmul", [a, b]) { g in
+            [a.requiresGrad ? Tensor.product(g, b, transA: false, transB: true).sumToShape(a.shape) : nil,
+             b.requiresGrad ? Tensor.product(a, g, transA: true, transB: false).sumToShape(b.shape) : nil]
         }
     }
 
@@ -105,11 +105,11 @@ extension Tensor {
             .reshaped(Array(x.shape.dropLast()) + [outF])
         var inputs = [x, weight]
         if let bias { inputs.append(bias) }
-        return out.recorded("linear", inputs) { g in
+        return out.recordedComposed("linear", inputs) { g in
             var grads: [Tensor?] = []
             let g2 = g.reshaped([rows, outF])
-            grads.append(x.requiresGrad ? Engine.backend.matmul(g2, weight, transposeA: false, transposeB: false).reshaped(x.shape) : nil)
-            grads.append(weight.requiresGrad ? Engine.backend.matmul(g2, x.viewed([rows, inF]), transposeA: true, transposeB: false) : nil)
+            grads.append(x.requiresGrad ? Tensor.product(g2, weight, transA: false, transB: false).reshaped(x.shape) : nil)
+            grads.append(weight.requiresGrad ? Tensor.product(g2, x.reshaped([rows, inF]), transA: true, transB: false) : nil)
             if let bias { grads.append(bias.requiresGrad ? g2.sum(axes: [0]) : nil) }
             return grads
         }

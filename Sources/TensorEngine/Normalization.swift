@@ -40,7 +40,7 @@ extension Tensor {
         var inputs = [x]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
-        return out.recorded(op, inputs) { g in
+        return out.recorded(op, inputs, backward: { g in
             let needs = GradientNeeds(input: x.requiresGrad, weight: weight?.requiresGrad ?? false, bias: bias?.requiresGrad ?? false)
             let (gx, gw, gb) = backend.groupNormBackward(gradient: g, input: x, saved: saved, groups: groups, weight: weight,
                                                          bias: bias, eps: eps, silu: silu, needs: needs)
@@ -48,7 +48,17 @@ extension Tensor {
             if weight != nil { grads.append(gw) }
             if bias != nil { grads.append(gb) }
             return grads
-        }
+        }, differentiableBackward: { g in
+            // Recomputed from recorded primitives (mean, variance, rsqrt, affine, silu) and differentiated.
+            let r = Tensor.recomputedGradients([x, weight, bias], gradient: g) { xs in
+                let y = ReferenceOps.groupNorm(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
+                return silu ? y.silu() : y
+            }
+            var grads: [Tensor?] = [r[0]]
+            if weight != nil { grads.append(r[1]) }
+            if bias != nil { grads.append(r[2]) }
+            return grads
+        })
     }
 
     /// Layer normalisation over the trailing dimensions `normalizedShape` (default: the weight's
@@ -70,7 +80,7 @@ extension Tensor {
         var inputs = [x]
         if let weight { inputs.append(weight) }
         if let bias { inputs.append(bias) }
-        return out.recorded("layerNorm", inputs) { g in
+        return out.recorded("layerNorm", inputs, backward: { g in
             let needs = GradientNeeds(input: x.requiresGrad, weight: weight?.requiresGrad ?? false, bias: bias?.requiresGrad ?? false)
             let (gx, gw, gb) = backend.layerNormBackward(gradient: g, input: x, saved: saved, normalizedCount: d, weight: weight,
                                                          bias: bias, eps: eps, needs: needs)
@@ -78,7 +88,15 @@ extension Tensor {
             if weight != nil { grads.append(gw) }
             if bias != nil { grads.append(gb) }
             return grads
-        }
+        }, differentiableBackward: { g in
+            let r = Tensor.recomputedGradients([x, weight, bias], gradient: g) { xs in
+                ReferenceOps.layerNorm(xs[0]!, normalizedShape: ns, weight: xs[1], bias: xs[2], eps: eps)
+            }
+            var grads: [Tensor?] = [r[0]]
+            if weight != nil { grads.append(r[1]) }
+            if bias != nil { grads.append(r[2]) }
+            return grads
+        })
     }
 }
 

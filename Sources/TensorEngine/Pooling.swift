@@ -24,8 +24,8 @@ extension Tensor {
         precondition(h >= kh && w >= kw, "avgPool2d: kernel \(kernel) larger than input \(h)x\(w)")
         let inShape = x.shape
         let out = Engine.backend.avgPool2d(x, kernel: (kh, kw), stride: (sh, sw))
-        return out.recorded("avg_pool2d", [x]) { g in
-            [Engine.backend.avgPool2dBackward(gradient: g, inputShape: inShape, kernel: (kh, kw), stride: (sh, sw))]
+        return out.recordedComposed("avg_pool2d", [x]) { g in
+            [g.avgPool2dGradient(inputShape: inShape, kernel: (kh, kw), stride: (sh, sw))]
         }
     }
 
@@ -46,8 +46,8 @@ extension Tensor {
         precondition(x.rank == 4, "upsampleNearest: input must be [N, C, H, W], got \(x.shape)")
         precondition(sh >= 1 && sw >= 1, "upsampleNearest: scale \(scale) must be >= 1")
         let out = Engine.backend.upsampleNearest(x, scale: (sh, sw))
-        return out.recorded("upsample_nearest", [x]) { g in
-            [Engine.backend.upsampleNearestBackward(gradient: g, scale: (sh, sw))]
+        return out.recordedComposed("upsample_nearest", [x]) { g in
+            [g.upsampleNearestGradient(scale: (sh, sw))]
         }
     }
 }

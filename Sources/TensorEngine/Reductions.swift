@@ -44,7 +44,7 @@ extension Tensor {
         let (src, R) = reductionInput(ax)
         let out = Engine.backend.sum(src, R.layout).reshaped(keepDims ? R.keptShape : R.droppedShape)
         let input = self, keptShape = R.keptShape
-        return out.recorded("sum", [input]) { g in
+        return out.recordedComposed("sum", [input]) { g in
             [g.reshaped(keptShape).expanded(to: input.shape)]
         }
     }
@@ -81,7 +81,7 @@ extension Tensor {
         let (src, R) = reductionInput(ax)
         let out = Engine.backend.extremum(src, R.layout, largest: greater).reshaped(keepDims ? R.keptShape : R.droppedShape)
         let input = self, keptShape = R.keptShape
-        return out.recorded(op, [input]) { [unowned out] g in
+        return out.recordedComposed(op, [input]) { [unowned out] g in
             let m = out.reshaped(keptShape)
             let hit = input.equal(m)
             let ties = hit.sum(axes: ax, keepDims: true)

@@ -13,7 +13,7 @@ extension Tensor {
         precondition(Tensor.elementCount(target) == count, "reshape: cannot reshape \(shape) (\(count) values) to \(newShape)")
         if target == shape { return self }
         let input = self
-        return Tensor(shape: target, storage: storage).recorded("reshape", [input]) { g in [g.reshaped(input.shape)] }
+        return Tensor(shape: target, storage: storage).recordedComposed("reshape", [input]) { g in [g.reshaped(input.shape)] }
     }
 
     /// Flattens dimensions from `start` on into one.
@@ -47,7 +47,7 @@ extension Tensor {
         var inverse = [Int](repeating: 0, count: rank)
         for (i, o) in order.enumerated() { inverse[o] = i }
         let input = self
-        return out.recorded("permute", [input]) { g in [g.permuted(inverse)] }
+        return out.recordedComposed("permute", [input]) { g in [g.permuted(inverse)] }
     }
 
     /// Swaps two dimensions.
@@ -65,7 +65,7 @@ extension Tensor {
         if range.count == shape[ax] { return self }
         let out = Engine.backend.slice(self, axis: ax, range)
         let input = self
-        return out.recorded("slice", [input]) { g in
+        return out.recordedComposed("slice", [input]) { g in
             [g.padded(axis: ax, before: range.lowerBound, after: input.shape[ax] - range.upperBound)]
         }
     }
@@ -77,7 +77,7 @@ extension Tensor {
         if before == 0 && after == 0 { return self }
         let out = Engine.backend.pad(self, axis: ax, before: before, after: after, value: value)
         let input = self
-        return out.recorded("pad", [input]) { g in [g.sliced(axis: ax, before..<(before + input.shape[ax]))] }
+        return out.recordedComposed("pad", [input]) { g in [g.sliced(axis: ax, before..<(before + input.shape[ax]))] }
     }
 
     /// Pads several axes: `padding[i]` = (before, after) for dimension i (missing trailing = none).
@@ -96,7 +96,7 @@ extension Tensor {
         precondition(outShape == target, "expand: cannot expand \(shape) to \(target)")
         let out = Engine.backend.broadcast(self, to: target)
         let input = self
-        return out.recorded("expand", [input]) { g in [g.sumToShape(input.shape)] }
+        return out.recordedComposed("expand", [input]) { g in [g.sumToShape(input.shape)] }
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.
@@ -113,7 +113,7 @@ extension Tensor {
         var offset = 0
         for t in tensors { starts.append(offset); offset += t.shape[ax] }
         let out = Engine.backend.concat(tensors, axis: ax)
-        return out.recorded("concat", tensors) { g in
+        return out.recordedComposed("concat", tensors) { g in
             zip(tensors, starts).map { t, s in t.requiresGrad ? g.sliced(axis: ax, s..<(s + t.shape[ax])) : nil }
         }
     }
@@ -156,7 +156,7 @@ extension Tensor {
         }
         let out = Engine.backend.gatherRows(self, rows)
         let input = self
-        return out.recorded("gather_rows", [input]) { g in [Engine.backend.scatterAddRows(g, rows, count: n)] }
+        return out.recordedComposed("gather_rows", [input]) { g in [g.scatterAddingRows(rows, count: n)] }
     }
 
     /// A copy of this tensor with row rows[i] (along the first dimension) replaced by row i of
@@ -175,9 +175,9 @@ extension Tensor {
         if rows.isEmpty { return self }
         let out = Engine.backend.replaceRows(self, rows, with: values)
         let input = self
-        return out.recorded("replace_rows", [input, values]) { g in
-            [input.requiresGrad ? Engine.backend.replaceRows(g, rows, with: Tensor.zeros(values.shape)) : nil,
-             values.requiresGrad ? Engine.backend.gatherRows(g, rows) : nil]
+        return out.recordedComposed("replace_rows", [input, values]) { g in
+            [input.requiresGrad ? g.replacingRows(rows, with: Tensor.zeros(values.shape)) : nil,
+             values.requiresGrad ? g.gatherRows(rows) : nil]
         }
     }
 }

@@ -30,9 +30,16 @@ extension Tensor {
         let layout = ReductionLayout(outer: outer, reduced: n, inner: inner)
         let out = Engine.backend.softmax(self, layout, log: log).viewed(shape)
         let x = self
-        return out.recorded(name, [x]) { [unowned out] g in
+        return out.recorded(name, [x], backward: { [unowned out] g in
             [Engine.backend.softmaxBackward(gradient: g, output: out, layout, log: log)]
-        }
+        }, differentiableBackward: { [unowned out] g in
+            // softmax: y (g - sum(g y)); log-softmax: g - exp(y) sum(g), over the softmax axis.
+            let shape3 = [layout.outer, layout.reduced, layout.inner]
+            let y = out.reshaped(shape3), g3 = g.reshaped(shape3)
+            let gx = log ? g3 - y.exp() * g3.sum(axes: [1], keepDims: true)
+                         : y * (g3 - (g3 * y).sum(axes: [1], keepDims: true))
+            return [gx.reshaped(x.shape)]
+        })
     }
 }
 
