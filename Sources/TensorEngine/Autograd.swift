@@ -232,6 +232,28 @@ public func gradient(of output: Tensor, wrt inputs: [Tensor], gradient seedGradi
     return inputs.map { found[ObjectIdentifier($0)] ?? Tensor.zeros($0.shape) }
 }
 
+/// The Hessian-vector product of the scalar `output` with respect to `inputs` along `directions`
+/// (one per input, of its shape): the gradient of sum_k <d output / d input_k, v_k>, the first
+/// gradient taken with a create-graph pass (double backward, as `torch.autograd.functional.hvp`
+/// computes it). Costs about two backward passes more than a gradient and keeps the forward
+/// and first backward graphs alive until it returns. Throws as `gradient(of:wrt:createGraph:)`.
+public func hessianVectorProduct(of output: Tensor, wrt inputs: [Tensor], along directions: [Tensor]) throws
+    -> (gradients: [Tensor], product: [Tensor]) {
+    precondition(directions.count == inputs.count && zip(inputs, directions).allSatisfy { $0.shape == $1.shape },
+                 "hessianVectorProduct: directions \(directions.map(\.shape)) for inputs \(inputs.map(\.shape))")
+    let grads = try gradient(of: output, wrt: inputs, createGraph: true)
+    let dot: Tensor = Autograd.withGrad {
+        var acc: Tensor? = nil
+        for (g, v) in zip(grads, directions) {
+            let term = (g * v).sum()
+            acc = acc.map { $0 + term } ?? term
+        }
+        return acc ?? Tensor(0)
+    }
+    let product = try gradient(of: dot, wrt: inputs).map { $0 }
+    return (grads.map { $0.detached() }, product.map { $0.detached() })
+}
+
 /// One backward pass over the graph of `root`: the nodes in topological order, restricted to the
 /// nodes on a path to a target when targets are given.
 struct GradientPlan {
