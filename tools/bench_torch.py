@@ -74,6 +74,30 @@ def make_case(torch, spec):
             with torch.no_grad():
                 F.scaled_dot_product_attention(q, k, v)
         return attn
+    if op in ("unet_input_grad", "unet_input_hvp"):
+        from diffusers import UNet2DModel
+        config = json.loads(spec["config"])
+        config = {k: v for k, v in config.items() if not k.startswith("_")}
+        model = UNet2DModel(**config)
+        if op == "unet_input_hvp":
+            # The fused CPU attention (scaled_dot_product_attention) has no double backward.
+            from diffusers.models.attention_processor import Attention, AttnProcessor
+            for m in model.modules():
+                if isinstance(m, Attention):
+                    m.set_processor(AttnProcessor())
+        model.requires_grad_(False)
+        n = spec["batch"]
+        x = torch.randn(n, 1, 28, 28, generator=g).requires_grad_(True)
+        v = torch.randn(n, 1, 28, 28, generator=g)
+        t = torch.tensor([(i * 37) % 1000 for i in range(n)])
+        labels = torch.tensor([i % 11 for i in range(n)])
+        def input_grad():
+            loss = model(x, t, class_labels=labels).sample.pow(2).mean()
+            return torch.autograd.grad(loss, x, create_graph=op == "unet_input_hvp")[0]
+        def input_hvp():
+            gx = input_grad()
+            torch.autograd.grad((gx * v).sum(), x)
+        return input_hvp if op == "unet_input_hvp" else input_grad
     if op in ("unet_train", "unet_forward"):
         from diffusers import UNet2DModel
         config = json.loads(spec["config"])

@@ -42,6 +42,8 @@ public struct BenchmarkResult: Encodable {
     public let name: String
     public let milliseconds: Double
     public let gflops: Double?
+    /// The most bytes tensors held at once during this case's runs (inputs and model included).
+    public var peakTensorBytes: Int? = nil
     public var torchMilliseconds: Double?
     /// PyTorch time / our time: above 1 means we are faster.
     public var speedupOverTorch: Double? {
@@ -49,12 +51,13 @@ public struct BenchmarkResult: Encodable {
         return t / milliseconds
     }
 
-    enum CodingKeys: String, CodingKey { case name, milliseconds, gflops, torchMilliseconds, speedupOverTorch }
+    enum CodingKeys: String, CodingKey { case name, milliseconds, gflops, peakTensorBytes, torchMilliseconds, speedupOverTorch }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(name, forKey: .name)
         try c.encode(milliseconds, forKey: .milliseconds)
         try c.encodeIfPresent(gflops, forKey: .gflops)
+        try c.encodeIfPresent(peakTensorBytes, forKey: .peakTensorBytes)
         try c.encodeIfPresent(torchMilliseconds, forKey: .torchMilliseconds)
         try c.encodeIfPresent(speedupOverTorch, forKey: .speedupOverTorch)
     }
@@ -97,15 +100,20 @@ public enum BenchmarkRunner {
                            minSeconds: Double = 0.5, log: (String) -> Void) -> BenchmarkReport {
         MemoryStatistics.resetPeak()
         var results: [BenchmarkResult] = []
+        var peakTensor = MemoryStatistics.peakBytes
         for c in cases {
+            // Each case's own peak (the previous case's tensors are gone by now).
+            MemoryStatistics.resetPeak()
             let body = c.prepare()
             let ms = medianMilliseconds(minSeconds: minSeconds, body)
             let gflops = c.flops.map { $0 / (ms * 1e6) }
-            results.append(BenchmarkResult(name: c.name, milliseconds: ms, gflops: gflops, torchMilliseconds: nil))
+            let peak = MemoryStatistics.peakBytes
+            peakTensor = Swift.max(peakTensor, peak)
+            results.append(BenchmarkResult(name: c.name, milliseconds: ms, gflops: gflops, peakTensorBytes: peak, torchMilliseconds: nil))
             log("  " + pad(c.name, 36) + pad(String(format: "%.3f ms", ms), 14, right: true)
-                + (gflops.map { pad(String(format: "%.1f GFLOP/s", $0), 16, right: true) } ?? ""))
+                + (gflops.map { pad(String(format: "%.1f GFLOP/s", $0), 16, right: true) } ?? "")
+                + pad(String(format: "%.1f MB", Double(peak) / 1e6), 12, right: true))
         }
-        let peakTensor = MemoryStatistics.peakBytes
         var torchVersion: String?
         if let script = torchScript, FileManager.default.fileExists(atPath: script) {
             log("  running the same cases in PyTorch (\(script))...")
@@ -127,12 +135,13 @@ public enum BenchmarkRunner {
     public static func table(_ report: BenchmarkReport) -> String {
         var lines = ["threads: \(report.threads)   BLAS: \(report.blas)   PyTorch: \(report.torch ?? "not run")",
                      pad("case", 36) + pad("ours ms", 12, right: true) + pad("GFLOP/s", 10, right: true)
-                        + pad("torch ms", 12, right: true) + pad("speedup", 10, right: true)]
+                        + pad("torch ms", 12, right: true) + pad("speedup", 10, right: true) + pad("peak MB", 10, right: true)]
         for r in report.results {
             lines.append(pad(r.name, 36) + pad(String(format: "%.3f", r.milliseconds), 12, right: true)
                          + pad(r.gflops.map { String(format: "%.1f", $0) } ?? "-", 10, right: true)
                          + pad(r.torchMilliseconds.map { String(format: "%.3f", $0) } ?? "-", 12, right: true)
-                         + pad(r.speedupOverTorch.map { String(format: "%.2fx", $0) } ?? "-", 10, right: true))
+                         + pad(r.speedupOverTorch.map { String(format: "%.2fx", $0) } ?? "-", 10, right: true)
+                         + pad(r.peakTensorBytes.map { String(format: "%.1f", Double($0) / 1e6) } ?? "-", 10, right: true))
         }
         lines.append(String(format: "peak tensor memory %.1f MB, peak resident %.1f MB",
                             Double(report.peakTensorBytes) / 1e6, Double(report.peakResidentBytes) / 1e6))

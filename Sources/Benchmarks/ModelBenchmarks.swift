@@ -3,14 +3,18 @@ import Foundation
 import NeuralNetworks
 import TensorEngine
 
-/// U-Net cases: training throughput (forward + backward + AdamW, batch 128) and inference
-/// forward passes of the shipped Fashion-MNIST architecture. The PyTorch side builds diffusers'
-/// UNet2DModel from the same config.json.
+/// U-Net cases: training throughput (forward + backward + AdamW, batch 128), inference forward
+/// passes, and one gradient against one Hessian-vector product with respect to the input (the
+/// cost of exact gradients through likelihood maximization: frozen parameters, a denoising-style
+/// loss; the table's peak column is each case's tensor memory) of the shipped Fashion-MNIST
+/// architecture. The PyTorch side builds diffusers' UNet2DModel from the same config.json (for
+/// the Hessian-vector product with diffusers' plain attention processor: PyTorch's fused CPU
+/// attention has no double backward).
 public enum ModelBenchmarks {
     public static func cases(quick: Bool) -> [BenchmarkCase] {
         let config = UNet2DConfig.smallClassConditional(imageSize: 28, channels: 1, classes: 10)
         let json = String(decoding: (try? JSONEncoder().encode(config)) ?? Data(), as: UTF8.self)
-        let trainBatch = quick ? 32 : 128, inferBatch = quick ? 50 : 250
+        let trainBatch = quick ? 32 : 128, inferBatch = quick ? 50 : 250, hvpBatch = quick ? 2 : 8
         let flops = UNet2DModel(config: config).flopsPerImage
         func inputs(_ n: Int) -> (Tensor, [Float], Tensor) {
             var g = RandomGenerator(seed: 12)
@@ -38,6 +42,27 @@ public enum ModelBenchmarks {
                 let model = UNet2DModel(config: config, seed: 1)
                 let (x, t, labels) = inputs(inferBatch)
                 return { _ = Autograd.noGrad { model(x, timesteps: t, classLabels: labels) } }
+            },
+            BenchmarkCase(name: "unet_input_gradient_b\(hvpBatch)", flops: 3 * flops * Double(hvpBatch),
+                          spec: ["op": .string("unet_input_grad"), "batch": .int(hvpBatch), "config": .string(json)]) {
+                let model = UNet2DModel(config: config, seed: 1)
+                for p in model.parameters { p.requiresGrad = false }
+                let (x0, t, labels) = inputs(hvpBatch)
+                let x = Tensor(shape: x0.shape, storage: x0.storage, requiresGrad: true)
+                return { _ = try! gradient(of: model(x, timesteps: t, classLabels: labels).square().mean(), wrt: [x]) }
+            },
+            BenchmarkCase(name: "unet_input_hvp_b\(hvpBatch)", flops: nil,
+                          spec: ["op": .string("unet_input_hvp"), "batch": .int(hvpBatch), "config": .string(json)]) {
+                let model = UNet2DModel(config: config, seed: 1)
+                for p in model.parameters { p.requiresGrad = false }
+                let (x0, t, labels) = inputs(hvpBatch)
+                let x = Tensor(shape: x0.shape, storage: x0.storage, requiresGrad: true)
+                var g = RandomGenerator(seed: 13)
+                let v = Tensor.randn(x.shape, generator: &g)
+                return {
+                    let loss = model(x, timesteps: t, classLabels: labels).square().mean()
+                    _ = try! hessianVectorProduct(of: loss, wrt: [x], along: [v])
+                }
             },
         ]
     }
