@@ -25,18 +25,28 @@ import TensorEngine
 /// per step"); `t=A:B` draws t uniformly from A..<B instead.
 ///
 /// Gradients through LM (`gradient`):
-/// - `.exact`: the N steps are unrolled with autodiff recording. The inner gradient g(x') is
-///   computed by its own backward pass and enters the update as a constant: our engine does not
-///   record backward passes (no double backward). For the paper variant this is the exact
-///   derivative: d sign(g)/dx = 0 almost everywhere, so d x_N / d x is the product of the
-///   projections' Jacobians, which are exact. (For l_inf it is diagonal 0/1: 1 inside [0, 1],
-///   0 where a [0, 1] clip binds; the ball clip gives x' = x +- eta, derivative 1 too. So exact
-///   gradients through l_inf LM equal BPDA except at clipped pixels.) For l_2 the normalized
-///   direction g/||g|| does depend smoothly on x' and is treated as constant: only the
-///   projection (rescaling onto the ball, clip) and the start point are differentiated. For the
-///   Adam variant likewise: the Adam direction m_hat/(sqrt(v_hat)+eps) depends on g(x') and
-///   needs Hessian-vector products, which are not taken; the derivative is through the update's
-///   x' term and the projections only, i.e. NOT the exact derivative.
+/// - `.exact`: the N steps are unrolled with autodiff recording and each inner gradient
+///   g(x') = d l / d x' is itself recorded (a create-graph backward pass), so the derivative of
+///   LM(x) is exact for every variant, as PyTorch's `create_graph=True` gives it:
+///   - paper, l_inf: x' <- proj(x' - alpha sign(g)). sign has derivative 0 almost everywhere,
+///     so the exact derivative flows only through the x' term of each update and through the
+///     projections (diagonal 0/1: 1 inside [0, 1] and on the ball's faces x' = x +- eta, 0 where
+///     the [0, 1] clip binds): BPDA with a clip mask. The inner gradient's own derivative (the
+///     Hessian) is multiplied by sign' = 0, so it is not recorded (same result, no extra cost).
+///   - paper, l_2: x' <- proj(x' - alpha g / ||g||): the direction's derivative
+///     (I - u u^T) H / ||g|| (u = g / ||g||, H the Hessian of l) enters through Hessian-vector
+///     products, with the projection's rescaling and clip.
+///   - code (Adam): m, v and the step m_hat / (sqrt(v_hat) + eps) are recorded functions of
+///     every inner gradient (RDC's differentiable Adam: the moments are not detached), so their
+///     derivatives enter through Hessian-vector products.
+///   Cost: each step keeps its forward and backward graphs until the outer backward; the outer
+///   backward costs about two backward passes more per step than the first-order unrolling
+///   (the `make bench` cases `unet_input_gradient` / `unet_input_hvp` measure one of each).
+///   When nothing will differentiate the result (recording off, or x needs no gradient) the
+///   steps run as plain gradient steps, with the same values up to rounding.
+/// - `.firstOrder`: the N steps are unrolled and recorded but each inner gradient enters its
+///   update as a constant (exact for paper l_inf; for l_2 and Adam only the projections and the
+///   x' terms are differentiated: not the exact derivative, cheaper).
 /// - `.bpda`: LM runs unrecorded and the output is x + (LM(x) - x) with the difference a
 ///   constant: identity gradient (BPDA), how RDC was attacked.
 ///
@@ -46,7 +56,7 @@ import TensorEngine
 public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertible {
     public enum Variant: String, Sendable, CaseIterable { case paper, code }
     public enum Norm: String, Sendable, CaseIterable { case linf, l2 }
-    public enum Gradient: String, Sendable, CaseIterable { case exact, bpda }
+    public enum Gradient: String, Sendable, CaseIterable { case exact, firstOrder = "first-order", bpda }
 
     public var variant: Variant = .paper
     public var steps = 5
@@ -68,7 +78,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
     public var alpha: Double { stepSize ?? eta / Double(steps) }
 
     /// Parses `key=value,...` with keys steps, eta (a number or a fraction like 8/255),
-    /// variant (paper|code), norm (linf|l2), step, lr, sigma=LO:HI, t=A:B, grad (exact|bpda).
+    /// variant (paper|code), norm (linf|l2), step, lr, sigma=LO:HI, t=A:B, grad (exact|first-order|bpda).
     /// Errors name `Setting.lm`.
     public init(parsing text: String) throws {
         self.init()
@@ -97,7 +107,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
                 guard let v = Norm(rawValue: value) else { throw bad("linf or l2") }
                 norm = v
             case "grad":
-                guard let v = Gradient(rawValue: value) else { throw bad("exact or bpda") }
+                guard let v = Gradient(rawValue: value) else { throw bad("exact, first-order or bpda") }
                 gradient = v
             case "sigma":
                 let r = value.split(separator: ":").compactMap { Self.number(String($0)) }
@@ -174,7 +184,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
                     randomness: UInt64, encoder: SampleEncoder = PixelSpace()) -> Tensor {
         freezeParameters(model)
         switch gradient {
-        case .exact:
+        case .exact, .firstOrder:
             return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness, encoder: encoder)
         case .bpda:
             let shift = Autograd.noGrad {
@@ -185,6 +195,12 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         }
     }
 
+    /// Whether the inner gradients must be recorded: exact gradients asked for, a result that will
+    /// be differentiated, and an update whose derivative involves the gradient's (not sign steps).
+    func recordsInnerGradients(_ x: Tensor) -> Bool {
+        gradient == .exact && Autograd.isEnabled && x.requiresGrad && !(variant == .paper && norm == .linf)
+    }
+
     func unrolled(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
                   randomness: UInt64, encoder: SampleEncoder) -> Tensor {
         precondition(x.rank == 4, "LikelihoodMaximization: x must be [N, C, H, W], got \(x.shape)")
@@ -192,18 +208,31 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         var rowShape = encoder.sampleShape(pixels: x.shape)
         rowShape[0] = 1
         var xp = x
+        let secondOrder = recordsInnerGradients(x)
         var m = Tensor.zeros(x.shape), v = Tensor.zeros(x.shape)
         let (b1, b2): (Float, Float) = (0.9, 0.999)
         for i in 0..<steps {
             let draws = (0..<N).map { draw(image: $0, step: i, shape: rowShape, schedule: schedule, randomness: randomness) }
             let eps = Tensor.concat(draws.map(\.1), axis: 0)
             let ts = draws.map(\.0)
-            // g = d l / d x' at the current iterate, a constant (backward passes are not recorded).
-            let g = valueAndGradient(at: [xp]) {
-                Self.unconditionalLoss($0[0], model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
-                                       encoder: encoder)
-            }.gradients[0]
-            let update: Tensor = Autograd.noGrad {
+            let g: Tensor
+            if secondOrder {
+                // g = d l / d x' recorded (create graph): a function of x' and so of x.
+                let l = Self.unconditionalLoss(xp, model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
+                                               encoder: encoder)
+                do {
+                    g = try TensorEngine.gradient(of: l, wrt: [xp], createGraph: true)[0]
+                } catch {
+                    preconditionFailure("LikelihoodMaximization grad=exact: \(error) (use grad=first-order or grad=bpda for this model)")
+                }
+            } else {
+                // g = d l / d x' at the current iterate, a constant.
+                g = valueAndGradient(at: [xp]) {
+                    Self.unconditionalLoss($0[0], model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
+                                               encoder: encoder)
+                }.gradients[0]
+            }
+            let step: () -> Tensor = {
                 switch variant {
                 case .paper:
                     switch norm {
@@ -219,6 +248,8 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
                     return (m / c1) / ((v / c2).sqrt() + 1e-8) * Float(learningRate / 2)
                 }
             }
+            // Recorded only when the inner gradient is (otherwise it is a constant of the update).
+            let update = secondOrder ? step() : Autograd.noGrad { step() }
             xp = project(xp - update, around: x)
         }
         return xp

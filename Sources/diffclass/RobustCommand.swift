@@ -24,7 +24,7 @@ struct RobustCommand: Command {
       [--split test|train] [--limit N] [--shard I/N] (indices i % N == I of the first --limit)
       [--norm linf|l2] [--attacks apgd-ce,apgd-t,apgd-dlr,pgd,square (default apgd-ce,apgd-t)]
       [--iterations N (100)] [--square-queries N (5000)] [--eot N (1)] [--n-timesteps T (10)]
-      [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|bpda,...] [--seed S] [--batch-size N (64)]
+      [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|first-order|bpda,...] [--seed S] [--batch-size N (64)]
       [--save-adv] (RUN/adv/INDEX.png, INDEX-clean.png and adv/pairs.png of the broken images)
 
     \(ZeroShotSetup.usage)

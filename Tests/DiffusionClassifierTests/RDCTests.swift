@@ -91,6 +91,32 @@ final class RDCTests: XCTestCase {
         _ = checkGradient(r, x: x, h: h, tolerance: 2e-2)
     }
 
+    /// d/dh sum(c LM(x + h v)) at 0 from autodiff through LM, and by central differences.
+    func lmDirectionalDerivatives(_ lm: LikelihoodMaximization, x: Tensor, h: Float) -> (analytic: Double, numeric: Double) {
+        let c = randomTensor(x.shape, seed: 14), v = randomTensor(x.shape, seed: 15)
+        let f: (Tensor) -> Tensor = { (lm.run($0, model: self.model, schedule: self.sched, unconditional: self.classes, randomness: 7) * c).sum() }
+        let grad = valueAndGradient(at: [x]) { f($0[0]) }.gradients[0]
+        let plus = Autograd.noGrad { f(x + v * h).item }, minus = Autograd.noGrad { f(x - v * h).item }
+        return (dot(grad, v), (Double(plus) - Double(minus)) / (2 * Double(h)))
+    }
+
+    func testExactGradientThroughL2AndAdamLMStepsMatchesFiniteDifferences() throws {
+        // Five steps each; no projection or clip binds (small steps inside a large ball, pixels in
+        // [0.2, 0.8]), so LM is smooth at x and central differences converge. first-order (inner
+        // gradients held constant) must miss by far more than the tolerance, so the test tells the
+        // two apart.
+        let x = images(2, low: 0.2, high: 0.8, seed: 13)
+        for options in ["variant=paper,norm=l2,eta=0.5,step=0.05", "variant=code,norm=linf,lr=0.004"] {
+            let exact = try LikelihoodMaximization(parsing: "steps=5,t=20:80,grad=exact," + options)
+            let firstOrder = try LikelihoodMaximization(parsing: "steps=5,t=20:80,grad=first-order," + options)
+            let (a, fd) = lmDirectionalDerivatives(exact, x: x, h: 1e-3)
+            let tolerance = 1e-2 * Swift.max(1, Swift.abs(fd))
+            XCTAssertEqual(a, fd, accuracy: tolerance, "\(options): exact \(a), finite differences \(fd)")
+            let (b, _) = lmDirectionalDerivatives(firstOrder, x: x, h: 1e-3)
+            XCTAssertGreaterThan(Swift.abs(b - fd), 3 * tolerance, "\(options): first-order \(b) is as close to \(fd): the test cannot tell")
+        }
+    }
+
     func testBPDAIsIdentity() {
         var lm = LikelihoodMaximization()
         lm.gradient = .bpda
