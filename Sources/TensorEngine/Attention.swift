@@ -48,7 +48,7 @@ extension Tensor {
         }, differentiableBackward: { g in
             // Recomputed as matmul, softmax ops and matmul (the scores materialised) and differentiated.
             let r = Tensor.recomputedGradients([query, key, value, attentionMask], gradient: g) { xs in
-                ReferenceOps.scaledDotProductAttention(query: xs[0]!, key: xs[1]!, value: xs[2]!, attentionMask: xs[3],
+                Reference.scaledDotProductAttention(query: xs[0]!, key: xs[1]!, value: xs[2]!, attentionMask: xs[3],
                                                        causal: causal, scale: alpha)
             }
             var grads: [Tensor?] = [r[0], r[1], r[2]]

@@ -51,7 +51,7 @@ extension Tensor {
         }, differentiableBackward: { g in
             // Recomputed from recorded primitives (mean, variance, rsqrt, affine, silu) and differentiated.
             let r = Tensor.recomputedGradients([x, weight, bias], gradient: g) { xs in
-                let y = ReferenceOps.groupNorm(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
+                let y = Reference.groupNorm(xs[0]!, groups: groups, weight: xs[1], bias: xs[2], eps: eps)
                 return silu ? y.silu() : y
             }
             var grads: [Tensor?] = [r[0]]
@@ -90,7 +90,7 @@ extension Tensor {
             return grads
         }, differentiableBackward: { g in
             let r = Tensor.recomputedGradients([x, weight, bias], gradient: g) { xs in
-                ReferenceOps.layerNorm(xs[0]!, normalizedShape: ns, weight: xs[1], bias: xs[2], eps: eps)
+                Reference.layerNorm(xs[0]!, normalizedShape: ns, weight: xs[1], bias: xs[2], eps: eps)
             }
             var grads: [Tensor?] = [r[0]]
             if weight != nil { grads.append(r[1]) }

@@ -15,8 +15,8 @@ final class UNetSecondOrderTests: XCTestCase {
         c.outChannels = 1
         c.blockOutChannels = [8, 16]
         c.layersPerBlock = 1
-        c.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
-        c.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
+        c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
         c.normNumGroups = 4
         c.attentionHeadDim = 8
         c.numClassEmbeds = 4
