@@ -10,9 +10,15 @@ public enum IDX {
         do { raw = try Data(contentsOf: url) } catch {
             throw DatasetError(file: url.path, "cannot read: \(error.localizedDescription)")
         }
-        var bytes = [UInt8](raw)
-        if bytes.starts(with: [0x1F, 0x8B]) { bytes = try gunzip(bytes, name: url.path) }
-        return try parse(bytes, name: url.path)
+        return try decode(raw, name: url.path)
+    }
+
+    /// Parses an IDX file's contents, inflating them first when they are gzipped; `name` names
+    /// the file in errors.
+    public static func decode(_ data: Data, name: String) throws -> (dimensions: [Int], bytes: [UInt8]) {
+        var bytes = [UInt8](data)
+        if bytes.starts(with: [0x1F, 0x8B]) { bytes = try gunzip(bytes, name: name) }
+        return try parse(bytes, name: name)
     }
 
     static func gunzip(_ bytes: [UInt8], name: String) throws -> [UInt8] {

@@ -72,11 +72,16 @@ public struct SchedulerConfig: Codable, Equatable {
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)")
         }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses and validates a `scheduler_config.json`'s contents; errors name `file`.
+    public static func parse(_ data: Data, file: String) throws -> SchedulerConfig {
         let config: SchedulerConfig
         do { config = try JSONDecoder().decode(SchedulerConfig.self, from: data) } catch {
-            throw ConfigError(file: url.path, "not a valid scheduler config: \(error)")
+            throw ConfigError(file: file, "not a valid scheduler config: \(error)")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 

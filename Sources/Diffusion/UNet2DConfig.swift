@@ -166,13 +166,18 @@ public struct UNet2DConfig: Codable, Equatable {
     public static func load(_ url: URL) throws -> UNet2DConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses and validates a config.json's contents; errors name `file`.
+    public static func parse(_ data: Data, file: String) throws -> UNet2DConfig {
         let config: UNet2DConfig
         do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch DecodingError.dataCorrupted(let context) {
-            throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(context.debugDescription)")
+            throw ConfigError(file: file, "not a valid UNet2DModel config: \(context.debugDescription)")
         } catch {
-            throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(error)")
+            throw ConfigError(file: file, "not a valid UNet2DModel config: \(error)")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 
