@@ -85,8 +85,14 @@ public struct SchedulerConfig: Codable, Equatable {
         return config
     }
 
+    /// The most timesteps a schedule may have (diffusers' schedulers use 1000, iDDPM 4000); the
+    /// schedule's arrays are allocated from this number, so a huge one is refused, not attempted.
+    public static let maximumTrainTimesteps = 100_000
+
     public func validate(file: String) throws {
-        guard numTrainTimesteps >= 2 else { throw ConfigError(file: file, "num_train_timesteps must be at least 2, got \(numTrainTimesteps)") }
+        guard numTrainTimesteps >= 2, numTrainTimesteps <= SchedulerConfig.maximumTrainTimesteps else {
+            throw ConfigError(file: file, "num_train_timesteps must lie in 2...\(SchedulerConfig.maximumTrainTimesteps), got \(numTrainTimesteps)")
+        }
         guard ["linear", "scaled_linear", "squaredcos_cap_v2"].contains(betaSchedule) else {
             throw ConfigError(file: file, "beta_schedule '\(betaSchedule)' is not supported (linear, scaled_linear, squaredcos_cap_v2)")
         }

@@ -151,10 +151,11 @@ public struct UNet2DConfig: Codable, Equatable {
         guard actFn == "silu" else { throw fail("act_fn '\(actFn)' is not supported (silu)") }
         guard classEmbedType == nil else { throw fail("class_embed_type '\(classEmbedType!)' is not supported (null, with num_class_embeds)") }
         guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1 else { throw fail("layers_per_block, in_channels and out_channels must be positive") }
+        guard normNumGroups >= 1 else { throw fail("norm_num_groups must be positive, got \(normNumGroups)") }
         for ch in blockOutChannels where ch % normNumGroups != 0 {
             throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
         }
-        if let g = attnNormNumGroups, blockOutChannels.contains(where: { $0 % g != 0 }) {
+        if let g = attnNormNumGroups, g < 1 || blockOutChannels.contains(where: { $0 % g != 0 }) {
             throw fail("block_out_channels \(blockOutChannels) not divisible by attn_norm_num_groups \(g)")
         }
         if let h = attentionHeadDim {

@@ -32,7 +32,7 @@ extension CLIPTokenizer {
                                      bosToken: tokens["bos_token"]!, eosToken: tokens["eos_token"]!,
                                      unknownToken: tokens["unk_token"]!, modelMaxLength: maxLength)
         } catch let e as ConfigError {
-            throw ConfigError(file: vocabURL.path, e.message)
+            throw ConfigError(file: e.file == "tokenizer_config.json" ? configURL.path : vocabURL.path, e.message)
         }
     }
 
