@@ -1,4 +1,5 @@
 import Datasets
+import Images
 import Foundation
 import XCTest
 

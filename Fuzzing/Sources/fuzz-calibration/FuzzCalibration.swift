@@ -6,7 +6,7 @@ import FuzzSupport
 
 private let name = "fuzz/calibration.json"
 private let settings = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 10, schedule: NoiseSchedule(SchedulerConfig()),
-                                          method: .fixed, timesteps: "grid", nTimesteps: 10)
+                                          method: .fixed(.grid(10)))
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCalibration(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt {

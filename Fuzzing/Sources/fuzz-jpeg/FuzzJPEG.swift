@@ -1,5 +1,5 @@
 // A JPEG image decoded to gray and to RGB (libpng/libjpeg behind CImageSupport, then Image).
-import Datasets
+import Images
 import Foundation
 import FuzzSupport
 

@@ -1,5 +1,5 @@
 // A PNG image decoded to gray and to RGB (libpng/libjpeg behind CImageSupport, then Image).
-import Datasets
+import Images
 import Foundation
 import FuzzSupport
 

@@ -15,9 +15,9 @@ public func fuzzSchedulerConfig(_ bytes: UnsafePointer<UInt8>?, _ count: Int) ->
         return 0
     }
     let schedule = NoiseSchedule(config)
-    FuzzCheck.require(schedule.timesteps == config.numTrainTimesteps, "schedule has \(schedule.timesteps) steps, config \(config.numTrainTimesteps)")
+    FuzzCheck.require(schedule.numTrainTimesteps == config.numTrainTimesteps, "schedule has \(schedule.numTrainTimesteps) steps, config \(config.numTrainTimesteps)")
     _ = schedule.coefficients(0)
-    _ = schedule.coefficients(schedule.timesteps - 1)
+    _ = schedule.coefficients(schedule.numTrainTimesteps - 1)
     _ = schedule.prediction
     return 0
 }
