@@ -10,10 +10,10 @@ import PackageDescription
 // a library (no top-level code, no entry point of their own).
 let asLibrary: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
 
-func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+func fuzzTarget(_ name: String, _ products: [String], support: [Target.Dependency] = []) -> Target {
     .executableTarget(
         name: name,
-        dependencies: ["FuzzSupport"] + products.map { .product(name: $0, package: "DiffusionClassifier") },
+        dependencies: ["FuzzSupport"] + support + products.map { .product(name: $0, package: "DiffusionClassifier") },
         swiftSettings: asLibrary
     )
 }
@@ -22,7 +22,9 @@ let package = Package(
     name: "DiffusionClassifierFuzz",
     dependencies: [.package(name: "DiffusionClassifier", path: "..")],
     targets: [
-        .target(name: "FuzzSupport", dependencies: [.product(name: "TensorEngine", package: "DiffusionClassifier")]),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "NeuralNetworks", package: "DiffusionClassifier")]),
+        .target(name: "FuzzStrategies", dependencies: ["FuzzSupport", .product(name: "DiffusionClassifier", package: "DiffusionClassifier"),
+                                                       .product(name: "NeuralNetworks", package: "DiffusionClassifier")]),
         fuzzTarget("fuzz-safetensors", ["NeuralNetworks", "TensorEngine"]),
         fuzzTarget("fuzz-model-config", ["Diffusion", "StableDiffusion", "DiT"]),
         fuzzTarget("fuzz-scheduler-config", ["Diffusion"]),
@@ -32,9 +34,9 @@ let package = Package(
         fuzzTarget("fuzz-clip-vocab", ["StableDiffusion"]),
         fuzzTarget("fuzz-clip-text", ["StableDiffusion"]),
         fuzzTarget("fuzz-run-results", ["DiffusionClassifier", "Robustness"]),
-        fuzzTarget("fuzz-run-settings", ["DiffusionClassifier", "Robustness", "Diffusion"]),
+        fuzzTarget("fuzz-run-settings", ["DiffusionClassifier", "Robustness", "Diffusion", "NeuralNetworks"], support: ["FuzzStrategies"]),
         fuzzTarget("fuzz-calibration", ["DiffusionClassifier"]),
-        fuzzTarget("fuzz-options", ["DiffusionClassifier", "Diffusion", "Robustness", "TensorEngine"]),
+        fuzzTarget("fuzz-options", ["DiffusionClassifier", "Diffusion", "Robustness", "NeuralNetworks"], support: ["FuzzStrategies"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -146,7 +146,7 @@ def option_seeds():
     options = [(0, "5:50,1:500"), (0, "1:10"), (0, "3:4,2:8,1:1000"), (1, "uniform"), (1, "exp"), (1, "exp:2.5"), (1, "elbo"),
                (2, "steps=5,eta=8/255"), (2, "variant=code,lr=0.1,norm=l2,grad=bpda,t=100:200"), (2, "sigma=0.4:0.6,step=0.01"),
                (3, "grid\n10"), (3, "grid:500\n50"), (3, "uniform\n20"), (3, "stratified\n7"), (3, "explicit\n\n1,500,999"),
-               (4, "0/2"), (4, "3/4"), (5, "8/255"), (5, "0.5")]
+               (4, "0/2"), (4, "3/4"), (5, "8/255"), (5, "0.5"), (6, "10,500,900"), (6, "stratified\n7"), (6, "grid:500\n50")]
     for i, (selector, text) in enumerate(options):
         write("fuzz-options", f"option-{i}", bytes([selector]) + text.encode())
 

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 
 /// Helpers shared by the fuzz targets. A target exports
 ///
@@ -43,5 +44,16 @@ public enum FuzzCheck {
     public static func errorNames(_ error: Error, _ name: String) {
         let text = "\(error)"
         require(text.contains(name), "the error does not name '\(name)': \(text)")
+    }
+
+    /// Bad input must be answered by a `SettingNamingError` whose message names one of `settings`
+    /// (the CLI renders it as that flag).
+    public static func errorNames(_ error: Error, settings: [Setting]) {
+        guard let e = error as? SettingNamingError else {
+            require(false, "the error names no setting: \(error)")
+            return
+        }
+        require(e.text.settings.contains(where: settings.contains),
+                "the error does not name \(settings.map(\.name).joined(separator: " or ")): \(e.text)")
     }
 }

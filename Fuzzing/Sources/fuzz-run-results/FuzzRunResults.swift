@@ -11,9 +11,9 @@ import Robustness
 private let name = "fuzz-run/results.jsonl"
 private let schedule = NoiseSchedule(SchedulerConfig())
 private let evalSettings = EvaluationSettings(model: "m", dataset: "d", split: "test", classes: 10, schedule: schedule,
-                                              method: .fixed, timesteps: "grid", nTimesteps: 10)
-private let robustSettings = try! RobustnessSettings(model: "m", dataset: "d", split: "test", norm: "linf", epsText: "8/255",
-                                                     attacks: ["apgd-ce"])
+                                              method: .fixed(.grid(10)))
+private let robustSettings = try! RobustnessSettings(model: "m", dataset: "d", split: "test", norm: .linf, epsText: "8/255",
+                                                     attacks: [.apgdCE])
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzRunResults(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
@@ -26,8 +26,8 @@ public func fuzzRunResults(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> CInt
             _ = (r.comparableErrors, r.withoutTiming, r.correct)
             if let ts = r.probeTimesteps, !ts.isEmpty {
                 do {
-                    _ = try Replay.classify(r, strategy: FixedTimesteps(sampler: .explicit(ts)), range: 0..<schedule.timesteps,
-                                            timesteps: schedule.timesteps, seed: 0, tau: 1)
+                    _ = try Replay.classify(r, strategy: FixedTimesteps(sampler: .explicit(ts)), range: 0..<schedule.numTrainTimesteps,
+                                            timesteps: schedule.numTrainTimesteps, seed: 0, tau: 1)
                 } catch { FuzzCheck.errorNames(error, "image \(r.index)") }
             }
         }
