@@ -8,7 +8,7 @@ BIN = .build/release/diffclass
 ARCH_FLAGS ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell -Xcc -march=haswell")
 SWIFT_BUILD = $(SWIFT) build -c release $(ARCH_FLAGS)
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test fuzz demo bench clean
 
 deps:
 	@tools/install-deps.sh
@@ -20,6 +20,16 @@ build: deps
 test: deps
 	$(SWIFT_BUILD) --build-tests -Xswiftc -enable-testing
 	$(SWIFT) test -c release $(ARCH_FLAGS) -Xswiftc -enable-testing --skip-build --disable-swift-testing
+	SWIFT=$(SWIFT) Fuzzing/fuzz.sh smoke $(FUZZ_SMOKE_RUNS)
+
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer, Fuzzing/): every parser's target for
+# FUZZ_SECONDS each, one after another; `make fuzz FUZZ_TARGETS="fuzz-png fuzz-jpeg"` picks some.
+# A separate sanitizer build in Fuzzing/.build. Findings: Fuzzing/.work/artifacts. See docs/reliability.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SMOKE_RUNS ?= 2000
+fuzz: deps
+	SWIFT=$(SWIFT) Fuzzing/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The main job: the engine's self-check, then the diffusion classifier on the first DEMO_N
 # Fashion-MNIST test images with the shipped model (adaptive stages 5:10,1:50 = 300 U-Net calls

@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "Cluster", targets: ["Cluster"]),
         .library(name: "EDM", targets: ["EDM"]),
+        .library(name: "DiT", targets: ["DiT"]),
         .executable(name: "diffclass", targets: ["diffclass"]),
     ],
     targets: [

@@ -12,6 +12,17 @@ static void set_err(char *err, size_t errlen, const char *msg) {
     if (err && errlen) { snprintf(err, errlen, "%s", msg); }
 }
 
+/* Width x height is checked against CIS_MAX_PIXELS before the pixels are allocated: a header of a
+   few bytes can claim 65535 x 65535 (12 GB of RGB), which must be refused, not attempted. */
+static int too_many_pixels(unsigned long width, unsigned long height, const char *format, char *err, size_t errlen) {
+    if ((unsigned long long)width * (unsigned long long)height <= CIS_MAX_PIXELS) return 0;
+    if (err && errlen) {
+        snprintf(err, errlen, "%s image of %lu x %lu pixels is larger than the %llu pixels allowed", format, width, height,
+                 (unsigned long long)CIS_MAX_PIXELS);
+    }
+    return 1;
+}
+
 void cis_free(void *p) { free(p); }
 
 int cis_decode_png(const unsigned char *data, size_t length, int channels, unsigned char **out,
@@ -29,6 +40,7 @@ int cis_decode_png(const unsigned char *data, size_t length, int channels, unsig
         set_err(err, errlen, "PNG dimensions out of range");
         return 1;
     }
+    if (too_many_pixels(image.width, image.height, "PNG", err, errlen)) { png_image_free(&image); return 1; }
     size_t size = PNG_IMAGE_SIZE(image);
     unsigned char *buffer = malloc(size);
     if (!buffer) { png_image_free(&image); set_err(err, errlen, "out of memory"); return 1; }
@@ -80,6 +92,10 @@ int cis_decode_jpeg(const unsigned char *data, size_t length, int channels, unsi
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
+    if (too_many_pixels(cinfo.image_width, cinfo.image_height, "JPEG", err, errlen)) {
+        jpeg_destroy_decompress(&cinfo);
+        return 1;
+    }
     cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     if (cinfo.output_width == 0 || cinfo.output_height == 0 || cinfo.output_width > 65535 || cinfo.output_height > 65535) {
@@ -90,7 +106,8 @@ int cis_decode_jpeg(const unsigned char *data, size_t length, int channels, unsi
     size_t stride = (size_t)cinfo.output_width * (size_t)cinfo.output_components;
     buffer = malloc(stride * cinfo.output_height);
     if (!buffer) { set_err(err, errlen, "out of memory"); jpeg_destroy_decompress(&cinfo); return 1; }
-    while (cinfo.output_scanline < cinfo.output_height) {
+    /* Stops at the first warning (corrupt or missing data) instead of decoding the rest as gray. */
+    while (cinfo.output_scanline < cinfo.output_height && ctx.base.num_warnings == 0) {
         JSAMPROW row = buffer + stride * cinfo.output_scanline;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }

@@ -10,9 +10,15 @@ public enum IDX {
         do { raw = try Data(contentsOf: url) } catch {
             throw DatasetError(file: url.path, "cannot read: \(error.localizedDescription)")
         }
-        var bytes = [UInt8](raw)
-        if bytes.starts(with: [0x1F, 0x8B]) { bytes = try gunzip(bytes, name: url.path) }
-        return try parse(bytes, name: url.path)
+        return try decode(raw, name: url.path)
+    }
+
+    /// Parses an IDX file's contents, inflating them first when they are gzipped; `name` names
+    /// the file in errors.
+    public static func decode(_ data: Data, name: String) throws -> (dimensions: [Int], bytes: [UInt8]) {
+        var bytes = [UInt8](data)
+        if bytes.starts(with: [0x1F, 0x8B]) { bytes = try gunzip(bytes, name: name) }
+        return try parse(bytes, name: name)
     }
 
     static func gunzip(_ bytes: [UInt8], name: String) throws -> [UInt8] {
@@ -39,16 +45,17 @@ public enum IDX {
             throw DatasetError(file: name, "IDX header truncated or with \(rank) dimensions")
         }
         var dims: [Int] = []
-        var total = 1
         for d in 0..<rank {
             let o = 4 + 4 * d
-            let v = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
-            dims.append(v)
-            total *= v
+            dims.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
         }
+        // Four sizes below 2^32 can multiply past Int.max: the product is checked, not trapped on.
         let start = 4 + 4 * rank
-        guard bytes.count - start == total else {
-            throw DatasetError(file: name, "IDX dimensions \(dims) need \(total) bytes of data, file has \(bytes.count - start)")
+        var total = 1, overflow = false
+        for v in dims where !overflow { (total, overflow) = total.multipliedReportingOverflow(by: v) }
+        guard !overflow, bytes.count - start == total else {
+            let need = overflow ? "more than \(Int.max)" : "\(total)"
+            throw DatasetError(file: name, "IDX dimensions \(dims) need \(need) bytes of data, file has \(bytes.count - start)")
         }
         return (dims, Array(bytes[start...]))
     }

@@ -162,6 +162,9 @@ public struct DiTTransformer2DConfig: Codable, Equatable, Sendable {
         }
         guard numAttentionHeads >= 1 else { throw fail("num_attention_heads must be positive, got \(numAttentionHeads)") }
         guard attentionHeadDim >= 1 else { throw fail("attention_head_dim must be positive, got \(attentionHeadDim)") }
+        guard !numAttentionHeads.multipliedReportingOverflow(by: attentionHeadDim).overflow else {
+            throw fail("num_attention_heads x attention_head_dim = \(numAttentionHeads) x \(attentionHeadDim) does not fit in an integer")
+        }
         guard innerDim % 4 == 0 else {
             throw fail("num_attention_heads x attention_head_dim = \(innerDim) must be divisible by 4 (the 2-D sinusoidal positions use a quarter each for sin and cos of rows and columns)")
         }

@@ -72,16 +72,27 @@ public struct SchedulerConfig: Codable, Equatable {
         do { data = try Data(contentsOf: url) } catch {
             throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)")
         }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses and validates a `scheduler_config.json`'s contents; errors name `file`.
+    public static func parse(_ data: Data, file: String) throws -> SchedulerConfig {
         let config: SchedulerConfig
         do { config = try JSONDecoder().decode(SchedulerConfig.self, from: data) } catch {
-            throw ConfigError(file: url.path, "not a valid scheduler config: \(error)")
+            throw ConfigError(file: file, "not a valid scheduler config: \(error)")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 
+    /// The most timesteps a schedule may have (diffusers' schedulers use 1000, iDDPM 4000); the
+    /// schedule's arrays are allocated from this number, so a huge one is refused, not attempted.
+    public static let maximumTrainTimesteps = 100_000
+
     public func validate(file: String) throws {
-        guard numTrainTimesteps >= 2 else { throw ConfigError(file: file, "num_train_timesteps must be at least 2, got \(numTrainTimesteps)") }
+        guard numTrainTimesteps >= 2, numTrainTimesteps <= SchedulerConfig.maximumTrainTimesteps else {
+            throw ConfigError(file: file, "num_train_timesteps must lie in 2...\(SchedulerConfig.maximumTrainTimesteps), got \(numTrainTimesteps)")
+        }
         guard ["linear", "scaled_linear", "squaredcos_cap_v2"].contains(betaSchedule) else {
             throw ConfigError(file: file, "beta_schedule '\(betaSchedule)' is not supported (linear, scaled_linear, squaredcos_cap_v2)")
         }

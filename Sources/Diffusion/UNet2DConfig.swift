@@ -151,10 +151,11 @@ public struct UNet2DConfig: Codable, Equatable {
         guard actFn == "silu" else { throw fail("act_fn '\(actFn)' is not supported (silu)") }
         guard classEmbedType == nil else { throw fail("class_embed_type '\(classEmbedType!)' is not supported (null, with num_class_embeds)") }
         guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1 else { throw fail("layers_per_block, in_channels and out_channels must be positive") }
+        guard normNumGroups >= 1 else { throw fail("norm_num_groups must be positive, got \(normNumGroups)") }
         for ch in blockOutChannels where ch % normNumGroups != 0 {
             throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
         }
-        if let g = attnNormNumGroups, blockOutChannels.contains(where: { $0 % g != 0 }) {
+        if let g = attnNormNumGroups, g < 1 || blockOutChannels.contains(where: { $0 % g != 0 }) {
             throw fail("block_out_channels \(blockOutChannels) not divisible by attn_norm_num_groups \(g)")
         }
         if let h = attentionHeadDim {
@@ -166,13 +167,18 @@ public struct UNet2DConfig: Codable, Equatable {
     public static func load(_ url: URL) throws -> UNet2DConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses and validates a config.json's contents; errors name `file`.
+    public static func parse(_ data: Data, file: String) throws -> UNet2DConfig {
         let config: UNet2DConfig
         do { config = try JSONDecoder().decode(UNet2DConfig.self, from: data) } catch DecodingError.dataCorrupted(let context) {
-            throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(context.debugDescription)")
+            throw ConfigError(file: file, "not a valid UNet2DModel config: \(context.debugDescription)")
         } catch {
-            throw ConfigError(file: url.path, "not a valid UNet2DModel config: \(error)")
+            throw ConfigError(file: file, "not a valid UNet2DModel config: \(error)")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 

@@ -183,14 +183,23 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
 
     /// Reads `CAL.json`; errors name the file.
     public static func load(_ url: URL) throws -> CalibrationResult {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ClassifierError("\(url.path): not a calibration file (\(error))")
+        }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses a `CAL.json`'s contents; errors name `file`.
+    public static func parse(_ data: Data, file: String) throws -> CalibrationResult {
         do {
             let d = JSONDecoder()
             d.keyDecodingStrategy = .convertFromSnakeCase
-            let r = try d.decode(CalibrationResult.self, from: try Data(contentsOf: url))
+            let r = try d.decode(CalibrationResult.self, from: data)
             guard r.tau.isFinite, r.tau > 0 else { throw ClassifierError("tau \(r.tau) is not a positive number") }
             return r
         } catch {
-            throw ClassifierError("\(url.path): not a calibration file (\(error))")
+            throw ClassifierError("\(file): not a calibration file (\(error))")
         }
     }
 

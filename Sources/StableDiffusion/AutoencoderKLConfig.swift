@@ -43,7 +43,10 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
         }
         try f.int("layers_per_block", &c.layersPerBlock); try f.int("latent_channels", &c.latentChannels)
         try f.int("norm_num_groups", &c.normNumGroups)
-        if let j = f.value("sample_size") { if case let .number(n) = j { c.sampleSize = Int(n) } }
+        if let j = f.value("sample_size") {
+            guard let n = j.integer else { throw f.fail("sample_size must be an integer, got \(j)") }
+            c.sampleSize = n
+        }
         if let j = f.value("scaling_factor") {
             guard case let .number(n) = j else { throw f.fail("scaling_factor must be a number, got \(j)") }
             c.scalingFactor = n
@@ -69,6 +72,7 @@ public struct AutoencoderKLConfig: Equatable, Sendable {
         }
         for t in downBlockTypes where t != .downEncoderBlock2D { throw fail("down block type '\(t.rawValue)' is not supported (DownEncoderBlock2D)") }
         for t in upBlockTypes where t != .upDecoderBlock2D { throw fail("up block type '\(t.rawValue)' is not supported (UpDecoderBlock2D)") }
+        guard normNumGroups >= 1 else { throw fail("norm_num_groups must be positive, got \(normNumGroups)") }
         for ch in blockOutChannels where ch % normNumGroups != 0 {
             throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
         }

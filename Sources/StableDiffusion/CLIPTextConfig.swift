@@ -39,11 +39,16 @@ public struct CLIPTextConfig: Codable, Equatable, Sendable {
     public static func load(_ url: URL) throws -> CLIPTextConfig {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw ConfigError(file: url.path, "cannot read: \(error.localizedDescription)") }
+        return try parse(data, file: url.path)
+    }
+
+    /// Parses and checks a config.json's contents; errors name `file` and the field.
+    public static func parse(_ data: Data, file: String) throws -> CLIPTextConfig {
         let config: CLIPTextConfig
         do { config = try JSONDecoder().decode(CLIPTextConfig.self, from: data) } catch {
-            throw ConfigError(file: url.path, "not a valid CLIPTextConfig: \(error)")
+            throw ConfigError(file: file, "not a valid CLIPTextConfig: \(error)")
         }
-        try config.validate(file: url.path)
+        try config.validate(file: file)
         return config
     }
 

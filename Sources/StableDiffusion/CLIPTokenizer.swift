@@ -30,6 +30,9 @@ public final class CLIPTokenizer: @unchecked Sendable {
             guard let i = vocabulary[t] else { throw ConfigError(file: "vocab.json", "no id for the \(role) token '\(t)'") }
             return i
         }
+        guard modelMaxLength >= 2 else {
+            throw ConfigError(file: "tokenizer_config.json", "model_max_length \(modelMaxLength) leaves no room for the start and end tokens (at least 2)")
+        }
         self.vocabulary = vocabulary
         bosTokenId = try id(bosToken, "start")
         eosTokenId = try id(eosToken, "end")

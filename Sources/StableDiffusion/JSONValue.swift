@@ -20,19 +20,23 @@ enum JSONValue: Decodable, Equatable, CustomStringConvertible {
         switch self {
         case .null: return "null"
         case let .bool(b): return "\(b)"
-        case let .number(n): return n == n.rounded() ? "\(Int(n))" : "\(n)"
+        case let .number(n): return Int(exactly: n).map(String.init) ?? "\(n)"
         case let .string(s): return "\"\(s)\""
         case let .array(a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
         case .object: return "{...}"
         }
     }
 
-    /// An integer, or a list of integers, as per-block values (`count` copies of a single one).
+    /// The number as an Int when it is a whole number Int can hold (1e300, 2.5, NaN: nil).
+    var integer: Int? { if case let .number(n) = self { return Int(exactly: n) } else { return nil } }
+
+    /// An integer, or a list of integers, as per-block values (`count` copies of a single one);
+    /// nil when a value is not a whole number Int can hold.
     func intsPerBlock(_ count: Int) -> [Int]? {
         switch self {
-        case let .number(n): return Array(repeating: Int(n), count: count)
+        case .number: return integer.map { Array(repeating: $0, count: count) }
         case let .array(a):
-            let ints = a.compactMap { v -> Int? in if case let .number(n) = v { return Int(n) } else { return nil } }
+            let ints = a.compactMap(\.integer)
             return ints.count == a.count ? ints : nil
         default: return nil
         }
@@ -77,8 +81,8 @@ struct ConfigFields {
 
     func int(_ key: String, _ v: inout Int) throws {
         guard let j = value(key) else { return }
-        guard case let .number(n) = j, n == n.rounded() else { throw fail("\(key) must be an integer, got \(j)") }
-        v = Int(n)
+        guard let n = j.integer else { throw fail("\(key) must be an integer, got \(j)") }
+        v = n
     }
 
     func double(_ key: String, _ v: inout Double) throws {

@@ -88,8 +88,8 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
         }
         let blocks = c.blockOutChannels.count
         if let j = f.value("layers_per_block") {
-            guard case let .number(n) = j else { throw f.fail("layers_per_block \(j) is not supported (one integer for every block)") }
-            c.layersPerBlock = Int(n)
+            guard let n = j.integer else { throw f.fail("layers_per_block \(j) is not supported (one integer for every block)") }
+            c.layersPerBlock = n
         }
         try f.int("downsample_padding", &c.downsamplePadding); try f.double("mid_block_scale_factor", &c.midBlockScaleFactor)
         try f.int("norm_num_groups", &c.normNumGroups); try f.double("norm_eps", &c.normEps)
@@ -111,8 +111,8 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
         }
         try f.bool("use_linear_projection", &c.useLinearProjection); try f.bool("upcast_attention", &c.upcastAttention)
         if let j = f.value("time_embedding_dim") {
-            guard case let .number(n) = j else { throw f.fail("time_embedding_dim must be an integer, got \(j)") }
-            c.timeEmbeddingDim = Int(n)
+            guard let n = j.integer else { throw f.fail("time_embedding_dim must be an integer, got \(j)") }
+            c.timeEmbeddingDim = n
         }
         try c.validate(file: file)
         return c
@@ -144,6 +144,7 @@ public struct UNet2DConditionConfig: Equatable, Sendable {
         }
         guard crossAttentionDim.count == n, attentionHeads.count == n else { throw fail("cross_attention_dim and attention_head_dim need \(n) entries") }
         guard layersPerBlock >= 1, inChannels >= 1, outChannels >= 1 else { throw fail("layers_per_block, in_channels and out_channels must be positive") }
+        guard normNumGroups >= 1 else { throw fail("norm_num_groups must be positive, got \(normNumGroups)") }
         for ch in blockOutChannels where ch % normNumGroups != 0 {
             throw fail("block_out_channels \(ch) is not divisible by norm_num_groups \(normNumGroups)")
         }

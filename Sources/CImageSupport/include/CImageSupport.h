@@ -11,6 +11,10 @@
 extern "C" {
 #endif
 
+/// The most pixels (width x height) an image may have: 2^26 (8192 x 8192); larger ones are refused
+/// before anything is allocated.
+#define CIS_MAX_PIXELS (1ULL << 26)
+
 /// Decodes a PNG to 8-bit pixels with `channels` (1 = gray, 3 = RGB) interleaved, row-major.
 int cis_decode_png(const unsigned char *data, size_t length, int channels, unsigned char **out,
                    int *width, int *height, char *err, size_t errlen);
