@@ -17,7 +17,7 @@ import XCTest
 /// `DIFFCLASS_RECORD_RUN_FOLDERS=1 swift test -c release --skip-build --filter testRunFolderFilesKeepTheirFormat`.
 extension CLITests {
     /// One case: the commands to run (each a `diffclass` argument list; `$MODEL`, `$DATA`,
-    /// `$PIPELINE`, `$PIPEDATA` and `$DIR` are replaced), and the run folders to compare.
+    /// `$PIPELINE`, `$PIPEDATA`, `$IDX` (an MNIST-format folder of six 8x8 images) and `$DIR` are replaced), and the run folders to compare.
     struct FolderCase {
         let name: String
         let commands: [[String]]
@@ -77,11 +77,22 @@ extension CLITests {
              "--eot", "2", "--shard", "1/2", "--out", "$DIR/s1"],
             ["merge", "$DIR/s0", "$DIR/s1", "--out", "$DIR/merged"],
         ], folders: ["s0", "merged"]),
+        // An IDX (MNIST-format) dataset: its records carry no image paths or class names.
+        FolderCase(name: "eval-idx", commands: [
+            ["eval", "--model", "$MODEL", "--data", "$IDX", "--split", "train", "--n-timesteps", "3", "--seed", "1", "--out", "$DIR/run"],
+        ], folders: ["run"]),
+        FolderCase(name: "eval-idx-merge", commands: [
+            ["eval", "--model", "$MODEL", "--data", "$IDX", "--split", "train", "--stages", "2:2,1:4", "--shard", "0/2", "--out", "$DIR/s0"],
+            ["eval", "--model", "$MODEL", "--data", "$IDX", "--split", "train", "--stages", "2:2,1:4", "--shard", "1/2", "--out", "$DIR/s1"],
+            ["merge", "$DIR/s0", "$DIR/s1", "--out", "$DIR/merged"],
+        ], folders: ["s0", "merged"]),
         FolderCase(name: "zeroshot-eval", commands: [
             ["eval", "--model", "$PIPELINE", "--data", "$PIPEDATA", "--image-size", "16", "--n-timesteps", "2", "--weights-dtype", "fp16",
              "--out", "$DIR/run"],
         ], folders: ["run"]),
     ]
+
+    static var idxFixture: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/idx") }
 
     static var runFolderFixtures: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/run-folders")
@@ -100,7 +111,8 @@ extension CLITests {
                 try fm.createDirectory(at: pipeData.appendingPathComponent(cls), withIntermediateDirectories: true)
                 try fm.copyItem(at: image, to: pipeData.appendingPathComponent("\(cls)/x.png"))
             }
-            let values = ["$MODEL": model.path, "$DATA": data.path, "$PIPELINE": pipeline.path, "$PIPEDATA": pipeData.path, "$DIR": dir.path]
+            let values = ["$MODEL": model.path, "$DATA": data.path, "$PIPELINE": pipeline.path, "$PIPEDATA": pipeData.path, "$IDX": Self.idxFixture.path,
+                          "$DIR": dir.path]
             for command in c.commands {
                 let args = command.map { arg in values.reduce(arg) { $0.replacingOccurrences(of: $1.key, with: $1.value) } }
                 let r = try run(args + ["--threads", "1"])
