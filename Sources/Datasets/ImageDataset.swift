@@ -11,6 +11,9 @@ public struct ImageDataset {
     public let pixels: [UInt8]
     public let labels: [Int]
     public let classNames: [String]
+    /// For an image folder: each image's file, relative to the folder ("Pullover/0001.png");
+    /// nil for IDX datasets.
+    public var paths: [String]? = nil
     public var count: Int { labels.count }
 
     public init(name: String, height: Int, width: Int, channels: Int, pixels: [UInt8], labels: [Int], classNames: [String]) {
@@ -43,8 +46,10 @@ public struct ImageDataset {
     /// The first `n` items (or all).
     public func prefix(_ n: Int) -> ImageDataset {
         let k = Swift.min(n, count), per = height * width * channels
-        return ImageDataset(name: name, height: height, width: width, channels: channels, pixels: Array(pixels[0..<(k * per)]),
-                            labels: Array(labels[0..<k]), classNames: classNames)
+        var d = ImageDataset(name: name, height: height, width: width, channels: channels, pixels: Array(pixels[0..<(k * per)]),
+                             labels: Array(labels[0..<k]), classNames: classNames)
+        d.paths = paths.map { Array($0[0..<k]) }
+        return d
     }
 
     /// Reads an MNIST-format folder: `{train,t10k}-images-idx3-ubyte[.gz]` and the matching labels.
@@ -94,7 +99,9 @@ public enum FashionMNIST {
 }
 
 /// A folder with one subfolder per class (sorted by name) holding PNG or JPEG files, each
-/// decoded and resized (bilinear) to `size` x `size`.
+/// decoded and resized (bilinear) to `size` x `size`. Its labels are the subfolders' indices in
+/// name order and its class names the subfolder names: which of a model's classes each subfolder
+/// holds is decided by a `ClassFolderMapping`, never by that order alone.
 public enum ImageFolder {
     public static let extensions: Set<String> = ["png", "jpg", "jpeg"]
 
@@ -104,8 +111,16 @@ public enum ImageFolder {
         for file in listing.files {
             pixels += try Image.read(file, channels: channels).resizedBilinear(width: size, height: size).pixels
         }
-        return ImageDataset(name: root.lastPathComponent, height: size, width: size, channels: channels,
-                            pixels: pixels, labels: listing.labels, classNames: listing.classNames)
+        var d = ImageDataset(name: root.lastPathComponent, height: size, width: size, channels: channels,
+                             pixels: pixels, labels: listing.labels, classNames: listing.classNames)
+        d.paths = listing.files.map { relativePath($0, root: root) }
+        return d
+    }
+
+    /// `file`'s path below `root` ("Pullover/0001.png").
+    public static func relativePath(_ file: URL, root: URL) -> String {
+        let base = root.standardizedFileURL.path, path = file.standardizedFileURL.path
+        return path.hasPrefix(base + "/") ? String(path.dropFirst(base.count + 1)) : path
     }
 
     /// The image files of a folder with one subfolder per class (sorted by name; label = the

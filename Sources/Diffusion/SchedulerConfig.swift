@@ -24,6 +24,12 @@ public struct SchedulerConfig: Codable, Equatable {
     public var clipSampleRange: Double
     public var timestepSpacing: String
     public var stepsOffset: Int
+    /// Betas given explicitly instead of from beta_start/beta_end/beta_schedule, and diffusers'
+    /// zero-terminal-SNR rescaling: both change the schedule and neither is supported, so a
+    /// config that sets them (non-null, true) is refused by `validate` rather than silently
+    /// read as the plain schedule. Kept only to refuse them (absent from written files).
+    public var trainedBetas: [Double]?
+    public var rescaleBetasZeroSnr: Bool?
 
     enum CodingKeys: String, CodingKey {
         case className = "_class_name", diffusersVersion = "_diffusers_version"
@@ -31,6 +37,7 @@ public struct SchedulerConfig: Codable, Equatable {
         case betaSchedule = "beta_schedule", predictionType = "prediction_type", varianceType = "variance_type"
         case clipSample = "clip_sample", clipSampleRange = "clip_sample_range"
         case timestepSpacing = "timestep_spacing", stepsOffset = "steps_offset"
+        case trainedBetas = "trained_betas", rescaleBetasZeroSnr = "rescale_betas_zero_snr"
     }
 
     public init(numTrainTimesteps: Int = 1000, betaStart: Double = 0.0001, betaEnd: Double = 0.02,
@@ -64,6 +71,8 @@ public struct SchedulerConfig: Codable, Equatable {
         clipSampleRange = try c.decodeIfPresent(Double.self, forKey: .clipSampleRange) ?? d.clipSampleRange
         timestepSpacing = try c.decodeIfPresent(String.self, forKey: .timestepSpacing) ?? d.timestepSpacing
         stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset) ?? d.stepsOffset
+        trainedBetas = try c.decodeIfPresent([Double].self, forKey: .trainedBetas)
+        rescaleBetasZeroSnr = try c.decodeIfPresent(Bool.self, forKey: .rescaleBetasZeroSnr)
     }
 
     /// Reads and validates a `scheduler_config.json`.
@@ -90,6 +99,13 @@ public struct SchedulerConfig: Codable, Equatable {
     public static let maximumTrainTimesteps = 100_000
 
     public func validate(file: String) throws {
+        if let trainedBetas {
+            throw ConfigError(file: file, "trained_betas is set (\(trainedBetas.count) values), which is not supported: "
+                + "null, with the betas from beta_start, beta_end and beta_schedule")
+        }
+        if rescaleBetasZeroSnr == true {
+            throw ConfigError(file: file, "rescale_betas_zero_snr = true is not supported (false: the betas as beta_schedule gives them)")
+        }
         guard numTrainTimesteps >= 2, numTrainTimesteps <= SchedulerConfig.maximumTrainTimesteps else {
             throw ConfigError(file: file, "num_train_timesteps must lie in 2...\(SchedulerConfig.maximumTrainTimesteps), got \(numTrainTimesteps)")
         }

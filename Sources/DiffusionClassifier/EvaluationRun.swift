@@ -106,8 +106,10 @@ public final class EvaluationRun {
     }
 
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes
-    /// and returns the summary over `indices`. `timed` false records 0 seconds (replays).
-    public func run(indices: [Int], labels: [Int], classNames: [String], scope: RunScope, batchSize: Int,
+    /// and returns the summary over `indices`. `timed` false records 0 seconds (replays). With
+    /// `paths` (image-folder datasets, by index), each line also holds the image's path and the
+    /// class names of its label and prediction.
+    public func run(indices: [Int], labels: [Int], classNames: [String], paths: [String]? = nil, scope: RunScope, batchSize: Int,
                     image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification, timed: Bool = true,
                     progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
         let before = try folder.completedRecords()
@@ -119,8 +121,14 @@ public final class EvaluationRun {
         let records = try folder.complete(indices, produce: { i in
             let t0 = Date()
             let c = try classify(try image(i), i)
-            return ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
-                               saveErrors: settings.saveErrors)
+            var record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
+                                     saveErrors: settings.saveErrors)
+            if let paths {
+                record.path = paths[i]
+                record.labelName = classNames.indices.contains(record.label) ? classNames[record.label] : nil
+                record.predictionName = classNames.indices.contains(record.prediction) ? classNames[record.prediction] : nil
+            }
+            return record
         }, finished: { record, _ in
             sessionImages += 1
             count += 1

@@ -26,6 +26,11 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// replay any strategy over these probes (`RecordedScorer`). Absent otherwise.
     public var probeTimesteps: [Int]?
     public var probeErrors: [[Double?]]?
+    /// Image-folder datasets: the image's file (relative to the folder) and the class names of
+    /// its label and of the prediction. Absent for IDX datasets and runs written before.
+    public var path: String?
+    public var labelName: String?
+    public var predictionName: String?
 
     public init(index: Int, label: Int, classification c: Classification, seconds: Double, saveErrors: Bool = false) {
         self.index = index

@@ -105,34 +105,7 @@ public final class DiTPipeline {
     /// decimal class ids, values the names), which must name every id 0..<classCount and no other;
     /// errors name `file` and the missing, extra or malformed entries.
     public static func classNames(id2label: Any?, classCount: Int, file: String) throws -> [String] {
-        guard let id2label, !(id2label is NSNull) else {
-            throw ConfigError(file: file, "no id2label (the class names): add it, or give the names of the \(classCount) classes another way (a labels file)")
-        }
-        guard let table = id2label as? [String: Any] else { throw ConfigError(file: file, "id2label must be an object {\"0\": \"name\", ...}") }
-        var names = [String?](repeating: nil, count: classCount)
-        var malformed: [String] = [], outside: [Int] = []
-        for (key, value) in table {
-            // Python's int(key), as diffusers reads it: surrounding spaces and leading zeros are fine.
-            guard let id = Int(key.trimmingCharacters(in: .whitespaces)) else {
-                malformed.append("'\(key)' (not a class id)")
-                continue
-            }
-            guard let name = value as? String else { malformed.append("'\(key)' (its name is not a string)"); continue }
-            guard id >= 0, id < classCount else { outside.append(id); continue }
-            guard names[id] == nil else { malformed.append("'\(key)' (id \(id) given twice)"); continue }
-            names[id] = name
-        }
-        if !malformed.isEmpty {
-            throw ConfigError(file: file, "id2label has malformed entries: \(listed(malformed.sorted()))")
-        }
-        if !outside.isEmpty {
-            throw ConfigError(file: file, "id2label has ids outside 0..<\(classCount) (num_embeds_ada_norm): \(listed(outside.sorted().map(String.init)))")
-        }
-        let missing = names.indices.filter { names[$0] == nil }
-        if !missing.isEmpty {
-            throw ConfigError(file: file, "id2label lacks \(missing.count) of the \(classCount) class ids: \(listed(missing.map(String.init)))")
-        }
-        return names.map { $0! }
+        try ModelClassNames.names(id2label: id2label, classCount: classCount, file: file)
     }
 
     /// The class id whose name is `name`, or which has `name` among its comma-separated synonyms
@@ -171,13 +144,7 @@ public final class DiTPipeline {
         if let name = raw["_class_name"] as? String, !schedulerClasses.contains(name) {
             throw ConfigError(file: url.path, "_class_name '\(name)' is not supported (\(schedulerClasses.joined(separator: ", ")))")
         }
-        if let betas = raw["trained_betas"], !(betas is NSNull) {
-            throw ConfigError(file: url.path, "trained_betas is set, which is not supported (null: betas from beta_start, beta_end, beta_schedule)")
-        }
-        if let rescale = raw["rescale_betas_zero_snr"] as? Bool, rescale {
-            throw ConfigError(file: url.path, "rescale_betas_zero_snr = true is not supported (false)")
-        }
-        return NoiseSchedule(try SchedulerConfig.load(url))
+        return NoiseSchedule(try SchedulerConfig.load(url))  // refuses trained_betas and rescale_betas_zero_snr
     }
 
     static func readJSONObject(_ url: URL) throws -> [String: Any] {
@@ -189,9 +156,7 @@ public final class DiTPipeline {
         return object
     }
 
-    static func listed(_ items: [String]) -> String {
-        items.count <= 12 ? items.joined(separator: ", ") : items.prefix(12).joined(separator: ", ") + ", ... (\(items.count - 12) more)"
-    }
+    static func listed(_ items: [String]) -> String { ModelClassNames.listed(items) }
 }
 
 extension DiTPipeline {

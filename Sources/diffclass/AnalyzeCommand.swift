@@ -11,11 +11,12 @@ struct AnalyzeCommand: Command {
     let usage = """
     usage: diffclass analyze --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [--limit N (50)] [--seed S]
                              [--split test|train] [--points N (20)] [--counts 1,2,5,10,20,50] [--batch-size N]
+                             [--labels a,b,c | --labels-file FILE] [--class-map FILE | --folder-order] (as for eval)
 
     Accuracy from one timestep against t, and against the number of timesteps with shared vs
     independent noise; writes RUN/analysis.json (then run diffclass report RUN).
     """
-    let valuedFlags: Set<String> = ["model", "out", "dataset", "data", "split", "limit", "seed", "batch-size", "points", "counts"]
+    let valuedFlags = ClassFolderFlags.valuedFlags.union(["model", "out", "dataset", "data", "split", "limit", "seed", "batch-size", "points", "counts"])
     func run(_ args: inout Arguments) throws -> Int32 { try runAnalyze(&args); return 0 }
 }
 
@@ -34,14 +35,17 @@ func runAnalyze(_ args: inout Arguments) throws {
     let batchSize = try args.int("batch-size", range: 1...65536) ?? 256
     let points = try args.int("points", range: 1...1_000_000) ?? 20
     let countsText = args.string("counts") ?? "1,2,5,10,20,50"
+    let classFolders = try ClassFolderFlags(&args)
     try args.finish(command: "analyze")
     let counts = countsText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw UsageError("--counts: '\(countsText)' is not a list of positive integers") }
 
     let modelURL = URL(fileURLWithPath: modelPath)
     let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
-    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
-                                     channels: model.config.inChannels)
+    let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
+                                         channels: model.config.inChannels)
+    let (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath, modelNames: try ModelClassNames.load(from: modelURL))
+    if let mapping { print(ClassFolderFlags.describe(mapping)) }
     let classes = ds.classNames.count
     _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
     var analysis: TimestepAnalysis

@@ -12,7 +12,8 @@ struct ClassifyCommand: Command {
     let usage = """
     usage: diffclass classify --model DIR [--labels a,b,c] [--top K] [--json] [method options] IMAGE...
 
-    Each file is resized to the model's sample size and classified as image index 0. --json: one
+    Class names: --labels, else the model folder's (id2label or class_names.txt), else Fashion-MNIST's
+    for a 10-class 28x28 gray model, else the class ids. Each file is resized to the model's sample size and classified as image index 0. --json: one
     object per image (path, prediction, class_name, probabilities, mean_errors, calls). A file that
     cannot be read is named on stderr (exit status 1); the others are still classified.
 
@@ -61,6 +62,9 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
         guard names.count >= 1, names.count <= embeds, !names.contains("") else {
             throw UsageError("--labels: '\(labelsText)' must name 1 to \(embeds) classes, comma-separated, none empty")
         }
+    } else if let stored = try ModelClassNames.load(from: modelURL) {
+        guard stored.count <= embeds else { throw UsageError("\(modelPath): \(stored.count) class names for \(embeds) class embeddings") }
+        names = stored
     } else if embeds - 1 == 10, channels == 1, size == [28, 28] {
         names = FashionMNIST.classNames
     } else {

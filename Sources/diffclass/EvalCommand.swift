@@ -11,11 +11,14 @@ struct EvalCommand: Command {
     let name = "eval"
     let summary = "classify a dataset split with a diffusion model (Li et al. 2023) into a resumable run folder"
     let usage = """
-    usage: diffclass eval --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [options] [method options]
+    usage: diffclass eval --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [options] [class folders] [method options]
            diffclass eval --model SD_DIR --data IMAGE_FOLDER --out RUN [zero-shot options] [options] [method options]
 
     Writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json; rerunning with
-    the same settings resumes. With a Stable Diffusion pipeline folder, the image folder's classes
+    the same settings resumes. --data DIR is an MNIST-format folder (IDX files, which hold class ids) or an
+    image folder with one subfolder per class, matched to the model's classes as below; each results line
+    of an image folder holds the image's path and the class names of its label and prediction. With a
+    Stable Diffusion pipeline folder, the image folder's classes
     (one subfolder each) are classified zero-shot from prompts, as 'diffclass zeroshot' does.
 
     options:
@@ -23,11 +26,13 @@ struct EvalCommand: Command {
       [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
         --save-errors for the same images and seed; the U-Net runs only for the rest)
 
+    \(ClassFolderFlags.usage)
+
     \(MethodFlags.usage)
 
     \(ZeroShotSetup.usage)
     """
-    let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags)
+    let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(ClassFolderFlags.valuedFlags)
         .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
     func run(_ args: inout Arguments) throws -> Int32 { try runEval(&args); return 0 }
 }
@@ -43,13 +48,15 @@ func runEval(_ args: inout Arguments) throws {
     let limit = try args.int("limit", range: 1...Int.max)
     let shard = try args.string("shard").map { try RunScope.parseShard($0) }
     let reuse = args.string("reuse")
+    let classFolders = try ClassFolderFlags(&args)
     let flags = try MethodFlags(&args)
     try args.finish(command: "eval")
 
     let modelURL = URL(fileURLWithPath: modelPath)
     let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
-    let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
-                                     channels: model.config.inChannels)
+    let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
+                                         channels: model.config.inChannels)
+    let (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath, modelNames: try ModelClassNames.load(from: modelURL))
     try ds.checkFits(model.config, model: modelPath)
     let classes = ds.classNames.count
     _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
@@ -73,8 +80,9 @@ func runEval(_ args: inout Arguments) throws {
     print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(settings.method.summary), "
         + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), tau \(settings.tau), seed \(settings.seed), batch \(batchSize), "
         + "\(Engine.threads) threads -> \(out)")
+    if let mapping { print(ClassFolderFlags.describe(mapping)) }
     fflush(stdout)
-    let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, scope: scope, batchSize: batchSize,
+    let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, paths: ds.paths, scope: scope, batchSize: batchSize,
                               image: { ds.images([$0]) }, classify: { try classifier.classify($0, imageIndex: $1) }, progress: printProgress)
     printSummary(summary, out: out)
     if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }

@@ -60,7 +60,9 @@ func runReplay(_ args: inout Arguments) throws {
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     print("replay: \(order.count) images of \(source), \(settings.method.summary) -> \(out)")
     let placeholder = Tensor(shape: [1], [0])
-    let summary = try run.run(indices: order, labels: labels, classNames: classNames, scope: RunScope(), batchSize: flags.batchSize,
+    // Image-folder runs: the recorded paths go into the replay's lines too.
+    let paths: [String]? = records.values.contains { $0.path != nil } ? labels.indices.map { records[$0]?.path ?? "" } : nil
+    let summary = try run.run(indices: order, labels: labels, classNames: classNames, paths: paths, scope: RunScope(), batchSize: flags.batchSize,
                               image: { _ in placeholder }, classify: { _, i in
         try Replay.classify(records[i]!, strategy: strategy, range: settings.timestepRange, timesteps: T, seed: settings.seed, tau: settings.tau)
     }, timed: false)

@@ -27,9 +27,11 @@ struct RobustCommand: Command {
       [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|first-order|bpda,...] [--seed S] [--batch-size N (64)]
       [--save-adv] (RUN/adv/INDEX.png, INDEX-clean.png and adv/pairs.png of the broken images)
 
+    \(ClassFolderFlags.usage)
+
     \(ZeroShotSetup.usage)
     """
-    let valuedFlags = ZeroShotSetup.valuedFlags.union(["model", "out", "dataset", "data", "split", "limit", "shard", "norm", "eps",
+    let valuedFlags = ZeroShotSetup.valuedFlags.union(ClassFolderFlags.valuedFlags).union(["model", "out", "dataset", "data", "split", "limit", "shard", "norm", "eps",
                                                        "attacks", "iterations", "square-queries", "eot", "n-timesteps", "lm", "seed",
                                                        "batch-size"])
     func run(_ args: inout Arguments) throws -> Int32 { try runRobust(&args); return 0 }
@@ -88,10 +90,14 @@ func runRobust(_ args: inout Arguments) throws {
         image = { (try zeroShot.image(listing.files[$0]) + 1) * 0.5 }
     } else {
         let dataset = args.string("dataset"), data = args.string("data")
+        let classFolders = try ClassFolderFlags(&args)
         try args.finish(command: "robust")
         let (unet, schedule) = try UNet2DModel.loadWithSchedule(from: URL(fileURLWithPath: modelPath))
-        let ds = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: unet.config.sampleSize?[0] ?? 28,
-                                         channels: unet.config.inChannels)
+        let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: unet.config.sampleSize?[0] ?? 28,
+                                             channels: unet.config.inChannels)
+        let (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath,
+                                                   modelNames: try ModelClassNames.load(from: URL(fileURLWithPath: modelPath)))
+        if let mapping { print(ClassFolderFlags.describe(mapping)) }
         model = try ClassifierModel(unet: unet, schedule: schedule, classes: ds.classNames.count)
         datasetName = ds.name
         runSettings = try settings(dataset: ds.name)

@@ -100,6 +100,9 @@ func runTrain(_ args: inout Arguments) throws {
     }
     print(String(format: "training %@ on %d images (%@), %.2f M parameters, %.1f MFLOP/forward, %d threads",
                  "UNet2DModel", train.count, train.name, Double(model.parameterCount) / 1e6, model.flopsPerImage / 1e6, Engine.threads))
+    // The class names beside the model, so that eval matches image folders to its classes by name.
+    try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+    try ModelClassNames.write(train.classNames, to: outURL)
     installStopHandler()
     try trainer.run(outputDirectory: outURL, shouldStop: { stopRequested != 0 }) { p in
         let eta = Int(p.secondsRemaining)

@@ -161,13 +161,15 @@ final class CLITests: XCTestCase {
 
     /// A model folder: the Diffusion tests' random class-conditional 8x8 U-Net (4 classes + null)
     /// and a default DDPM schedule.
-    /// A temporary folder holding a tiny model (`tinyModelFolder`) and an image folder dataset of
-    /// four classes with one PNG each; the caller removes `dir`.
+    /// A temporary folder holding a tiny model (`tinyModelFolder`, with `class_names.txt` naming
+    /// its classes a, b, c, d) and an image folder dataset of four classes (folders a, b, c, d) with
+    /// one PNG each; the caller removes `dir`.
     func modelAndDataFolders() throws -> (dir: URL, model: URL, data: URL) {
         let fm = FileManager.default
         let dir = fm.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         let model = try tinyModelFolder(in: dir)
+        try Data("a\nb\nc\nd\n".utf8).write(to: model.appendingPathComponent("class_names.txt"))
         let data = dir.appendingPathComponent("data")
         for c in ["a", "b", "c", "d"] {
             try fm.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)

@@ -78,4 +78,24 @@ func assertTensorsClose(_ a: Tensor, _ b: Tensor, tolerance: Float, _ message: S
         worst = Swift.max(worst, Swift.abs(pa[i] - pb[i]) / (1 + Swift.abs(pb[i])))
     }
     XCTAssertLessThanOrEqual(worst, tolerance, "max relative error \(worst) \(message)", file: file, line: line)
+
+    /// trained_betas and zero-SNR rescaling would change the betas; they are refused, naming the
+    /// field and file, rather than read as the plain schedule. Null and false are fine.
+    func testSchedulerConfigRefusesTrainedBetasAndZeroSNRRescaling() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sched-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("scheduler_config.json")
+        func load(_ extra: String) throws -> SchedulerConfig {
+            try Data("{\"_class_name\": \"DDIMScheduler\", \"beta_schedule\": \"linear\"\(extra)}".utf8).write(to: url)
+            return try SchedulerConfig.load(url)
+        }
+        XCTAssertEqual(try load(", \"trained_betas\": null, \"rescale_betas_zero_snr\": false").numTrainTimesteps, 1000)
+        XCTAssertThrowsError(try load(", \"trained_betas\": [0.1, 0.2]")) { e in
+            XCTAssertTrue("\(e)".contains(url.path) && "\(e)".contains("trained_betas is set"), "\(e)")
+        }
+        XCTAssertThrowsError(try load(", \"rescale_betas_zero_snr\": true")) { e in
+            XCTAssertTrue("\(e)".contains(url.path) && "\(e)".contains("rescale_betas_zero_snr = true"), "\(e)")
+        }
+    }
 }
