@@ -73,7 +73,7 @@ let package = Package(
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "StableDiffusion", "Robustness", "Cluster", "Benchmarks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "StableDiffusion", "LatentDiT", "Robustness", "Cluster", "Benchmarks"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["TensorEngine", "NeuralNetworks"]),
         .testTarget(name: "DiffusionTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"], exclude: ["Fixtures"]),

@@ -11,15 +11,18 @@ struct ClassifyCommand: Command {
     let summary = "label PNG/JPEG files (resized to the model's size)"
     let usage = """
     usage: diffclass classify --model DIR [--labels a,b,c] [--top K] [--json] [method options] IMAGE...
+           diffclass classify --model DIT_DIR [--labels-file FILE | --labels a,b,c] [--weights-dtype fp16] [--top K] [--json] IMAGE...
 
     Class names: --labels, else the model folder's (id2label or class_names.txt), else Fashion-MNIST's
     for a 10-class 28x28 gray model, else the class ids. Each file is resized to the model's sample size and classified as image index 0. --json: one
     object per image (path, prediction, class_name, probabilities, mean_errors, calls). A file that
     cannot be read is named on stderr (exit status 1); the others are still classified.
 
+    \(DiTSetup.usage)
+
     \(MethodFlags.usage)
     """
-    let valuedFlags = MethodFlags.valuedFlags.union(["model", "labels", "top"])
+    let valuedFlags = MethodFlags.valuedFlags.union(["model", "labels", "labels-file", "weights-dtype", "top"])
     func run(_ args: inout Arguments) throws -> Int32 { try runClassify(&args) }
 }
 
@@ -44,8 +47,9 @@ private struct ImageAnswer: Encodable {
 func runClassify(_ args: inout Arguments) throws -> Int32 {
     guard let modelPath = args.string("model") else { throw UsageError("classify needs --model DIR") }
     let json = args.flag("json")
-    let labelsText = args.string("labels")
     let top = try args.int("top", range: 1...1000) ?? 3
+    if DiTSetup.isPipelineFolder(modelPath) { return try runDiTClassify(&args, modelPath: modelPath, json: json, top: top) }
+    let labelsText = args.string("labels")
     let flags = try MethodFlags(&args)
     try args.finish(command: "classify")
     let files = args.positional
@@ -78,18 +82,19 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
         print("classify: \(files.count) files, \(names.count) classes, \(settings.method.summary), loss \(settings.loss.rawValue), "
             + "tau \(settings.tau), seed \(settings.seed)")
     }
-    let encoder = JSONEncoder()
-    encoder.keyEncodingStrategy = .convertToSnakeCase
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return labelFiles(files) { file in
         let x0 = try Image.modelInput(URL(fileURLWithPath: file), channels: channels, height: size[0], width: size[1])
         let c = try classifier.classify(x0, imageIndex: 0)
-        if json {
-            let answer = ImageAnswer(path: file, prediction: c.prediction, className: names[c.prediction], probabilities: c.probabilities,
-                                     meanErrors: c.meanErrors, calls: c.calls)
-            return String(decoding: try encoder.encode(answer), as: UTF8.self)
-        } else {
-            return rankedLine(file: file, names: names, c, top: top)
-        }
+        return json ? try imageAnswerJSON(path: file, names: names, c) : rankedLine(file: file, names: names, c, top: top)
     }
+}
+
+/// One image's answer as a `classify --json` line.
+func imageAnswerJSON(path: String, names: [String], _ c: Classification) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let answer = ImageAnswer(path: path, prediction: c.prediction, className: names[c.prediction], probabilities: c.probabilities,
+                             meanErrors: c.meanErrors, calls: c.calls)
+    return String(decoding: try encoder.encode(answer), as: UTF8.self)
 }

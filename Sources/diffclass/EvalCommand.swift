@@ -13,6 +13,7 @@ struct EvalCommand: Command {
     let usage = """
     usage: diffclass eval --model DIR (--dataset fashion-mnist | --data DIR) --out RUN [options] [class folders] [method options]
            diffclass eval --model SD_DIR --data IMAGE_FOLDER --out RUN [zero-shot options] [options] [method options]
+           diffclass eval --model DIT_DIR --data IMAGE_FOLDER --out RUN [class folders] [options] [method options]
 
     Writes RUN/settings.json, RUN/results.jsonl (one line per image), RUN/summary.json; rerunning with
     the same settings resumes. --data DIR is an MNIST-format folder (IDX files, which hold class ids) or an
@@ -31,6 +32,8 @@ struct EvalCommand: Command {
     \(MethodFlags.usage)
 
     \(ZeroShotSetup.usage)
+
+    \(DiTSetup.usage)
     """
     let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(ClassFolderFlags.valuedFlags)
         .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
@@ -41,6 +44,7 @@ struct EvalCommand: Command {
 func runEval(_ args: inout Arguments) throws {
     guard let modelPath = args.string("model") else { throw UsageError("eval needs --model DIR") }
     if ZeroShotSetup.isPipelineFolder(modelPath) { return try runZeroShotEval(&args, modelPath: modelPath) }
+    if DiTSetup.isPipelineFolder(modelPath) { return try runDiTEval(&args, modelPath: modelPath) }
     guard let out = args.string("out") else { throw UsageError("eval needs --out RUN") }
     let dataset = args.string("dataset"), data = args.string("data")
     let splitName = args.string("split") ?? "test"
