@@ -40,6 +40,20 @@ public struct EvaluationSummary: Codable, Sendable {
     /// nil otherwise.
     public var reusedFrom: String?
     public var meanModelCalls: Double?
+    /// The calibration file tau came from (`--calibration`, or the model folder's
+    /// `calibration.json`); nil when tau was given directly or the run is uncalibrated (tau 1).
+    public var calibration: String?
+    /// Mean -log p(label) of the recorded probabilities; nil when some image gave its label
+    /// probability 0 (an infinite NLL) or there are no images.
+    public var nll: Double?
+    /// Expected calibration error of the recorded probabilities (15 bins,
+    /// `Calibration.expectedCalibrationError`).
+    public var ece: Double
+    /// counts[true class][predicted class], for runs of at most `confusionLimit` classes (nil above).
+    public var confusion: [[Int]]?
+
+    /// Above this many classes `summary.json` leaves the dense confusion matrix out.
+    public static let confusionLimit = 100
 
     public init(records: [ImageRecord], classNames: [String], settings: EvaluationSettings, batchSize: Int, threads: Int, scope: RunScope) {
         n = records.count
@@ -62,6 +76,9 @@ public struct EvaluationSummary: Codable, Sendable {
         self.threads = threads
         limit = scope.limit
         shard = scope.shard.map { "\($0.index)/\($0.count)" }
+        nll = EvaluationStatistics.negativeLogLikelihood(records)
+        ece = EvaluationStatistics.expectedCalibrationError(records)
+        confusion = classNames.count <= Self.confusionLimit ? EvaluationStatistics.confusion(records, classes: classNames.count) : nil
         if n > 0, records.contains(where: { $0.modelCalls != nil }) {
             meanModelCalls = Double(records.map { $0.modelCalls ?? $0.calls }.reduce(0, +)) / Double(n)
         }
@@ -88,6 +105,8 @@ public final class EvaluationRun {
     public var summaryURL: URL { folder.summaryURL }
     /// Written into the summary (`EvaluationSummary.reusedFrom`).
     public var reusedFrom: String?
+    /// Written into the summary (`EvaluationSummary.calibration`).
+    public var calibration: String?
 
     /// Opens (creating if needed) `directory`, checking or writing `settings.json`.
     public init(directory: URL, settings: EvaluationSettings) throws {
@@ -141,7 +160,33 @@ public final class EvaluationRun {
         var summary = EvaluationSummary(records: records, classNames: classNames, settings: settings, batchSize: batchSize,
                                         threads: Engine.threads, scope: scope)
         summary.reusedFrom = reusedFrom
+        summary.calibration = calibration
         try folder.writeSummary(summary)
         return summary
+    }
+}
+
+/// The statistics of a run's records that its summary and its report share.
+public enum EvaluationStatistics {
+    /// Mean over records of -log p(label) (records without probabilities skipped); nil when a
+    /// label's probability is 0 (infinite) or no record has probabilities.
+    public static func negativeLogLikelihood(_ records: [ImageRecord]) -> Double? {
+        let usable = records.filter { !$0.probabilities.isEmpty && $0.label < $0.probabilities.count }
+        guard !usable.isEmpty else { return nil }
+        let total = usable.map { -log($0.probabilities[$0.label]) }.reduce(0, +)
+        return total.isFinite ? total / Double(usable.count) : nil
+    }
+
+    /// ECE (`bins` bins) of the recorded probabilities (records without them skipped).
+    public static func expectedCalibrationError(_ records: [ImageRecord], bins: Int = 15) -> Double {
+        let usable = records.filter { !$0.probabilities.isEmpty }
+        return Calibration.expectedCalibrationError(probabilities: usable.map(\.probabilities), labels: usable.map(\.label), bins: bins)
+    }
+
+    /// counts[true][predicted] over classes 0..<classes (records outside left out).
+    public static func confusion(_ records: [ImageRecord], classes: Int) -> [[Int]] {
+        var m = Array(repeating: Array(repeating: 0, count: classes), count: classes)
+        for r in records where r.label >= 0 && r.label < classes && r.prediction >= 0 && r.prediction < classes { m[r.label][r.prediction] += 1 }
+        return m
     }
 }

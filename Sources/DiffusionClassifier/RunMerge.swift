@@ -31,8 +31,11 @@ extension EvaluationRun {
         let names = first?.classNames ?? (0..<m.settings.classes).map(String.init)
         let summary = EvaluationSummary(records: m.records, classNames: names, settings: m.settings,
                                         batchSize: first?.batchSize ?? 0, threads: first?.threads ?? 0, scope: RunScope(limit: limit))
-        try m.folder.writeSummary(summary)
-        return MergeReport(summary: summary, counts: m.counts, missing: m.missing)
+        var merged = summary
+        let calibrations = Set(m.summaries.map { $0.calibration ?? "" })
+        merged.calibration = calibrations.count == 1 ? first?.calibration : nil
+        try m.folder.writeSummary(merged)
+        return MergeReport(summary: merged, counts: m.counts, missing: m.missing)
     }
 }
 
@@ -42,4 +45,5 @@ private struct ShardSummaryInfo: Decodable {
     var batchSize: Int
     var threads: Int
     var limit: Int?
+    var calibration: String?
 }

@@ -29,14 +29,17 @@ public struct Report {
                                 Charts.confusionMatrix(run.confusion, names: run.classNames)))
             body.append(section("Per-class accuracy", nil, Charts.bars(run.perClassAccuracy, names: run.classNames)))
             let ece = run.expectedCalibrationError
+            let nll = run.negativeLogLikelihood.map { String(format: "%.4f", $0) } ?? "infinite (a label had probability 0)"
             body.append(section("Reliability diagram",
-                                String(format: "Accuracy against confidence of the recorded probabilities (15 bins; bars: accuracy, red dots: mean confidence). ECE %.4f.", ece),
+                                String(format: "Accuracy against confidence of the recorded probabilities (15 bins; bars: accuracy, red dots: mean confidence, numbers: images per bin). ECE %.4f, NLL %@. ", ece, nll)
+                                + calibrationNote(),
                                 Charts.reliability(run.reliabilityBins(), ece: ece)))
             body.append(callsChart())
         }
         if let a = run.analysis { body.append(analysisSection(a)) }
         if !run.settings.isEmpty {
-            let rows = run.settings.map { "<tr><th>\(htmlEscape($0.key))</th><td>\(htmlEscape($0.value))</td></tr>" }
+            let calibration = [(key: "calibration", value: run.calibrationFile ?? (run.isCalibrated ? "none (tau given directly)" : "none (uncalibrated, tau 1)"))]
+            let rows = (run.settings + calibration + run.runValues).map { "<tr><th>\(htmlEscape($0.key))</th><td>\(htmlEscape($0.value))</td></tr>" }
             body.append("<h2>Settings</h2>\n<table class=\"kv\">\n\(rows.joined(separator: "\n"))\n</table>")
         }
         return Report.page(title: "\(run.name) report", body: body)
@@ -68,6 +71,7 @@ public struct Report {
         table.runs th { white-space: normal; }
         table.runs th:first-child, table.runs td:first-child, table.runs .text { text-align: left; white-space: normal; min-width: 7em; }
         p.note { color: #555; }
+        p.warning { color: #8a4b00; background: #fff4e0; border-left: 4px solid #f0a030; padding: 4px 8px; }
         </style>
         </head>
         <body>
@@ -84,13 +88,21 @@ public struct Report {
         "<h2>\(htmlEscape(title))</h2>\n" + (note.map { "<p class=\"note\">\(htmlEscape($0))</p>\n" } ?? "") + "<div class=\"chart\">\(svg)</div>"
     }
 
+    /// Where tau came from, or that the run is uncalibrated.
+    func calibrationNote() -> String {
+        if let file = run.calibrationFile { return "Probabilities calibrated: tau \(run.tau) from \(file)." }
+        if run.isCalibrated { return "tau \(run.tau), given directly (no calibration file)." }
+        return "Uncalibrated (tau 1): the probabilities are nearly uniform; fit tau with diffclass calibrate and evaluate with --calibration."
+    }
+
     func headline() -> String {
         let speed = run.setting("replay_of") != nil ? "replayed from a recorded run (no U-Net time)"
             : String(format: "%.3f images/s", run.imagesPerSecond)
         let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong> (n = %d), %.0f U-Net calls/image, %@",
                           100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, speed)
         let method = run.methodDescription
-        return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>")
+        let calibration = run.setting("tau") == nil ? "" : "\n<p class=\"\(run.isCalibrated ? "note" : "warning")\">\(htmlEscape(calibrationNote()))</p>"
+        return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>") + calibration
     }
 
     /// Accuracy (± standard error) against mean calls per image (log scale), one point per run.

@@ -11,6 +11,10 @@ public struct RunData {
     /// settings.json flattened (sorted keys; nulls left out).
     public var settings: [(key: String, value: String)]
     public var analysis: AnalysisResult?
+    /// From `summary.json` when present: the calibration file tau came from, and the run's
+    /// limit, batch size and threads (what does not decide results, so not in settings.json).
+    public var calibrationFile: String?
+    public var runValues: [(key: String, value: String)] = []
 
     public var name: String { directory.standardizedFileURL.lastPathComponent }
 
@@ -44,14 +48,23 @@ public struct RunData {
             classCount = object["classes"] as? Int
         }
         var names: [String]?
+        var calibrationFile: String?
+        var runValues: [(String, String)] = []
         let summaryURL = directory.appendingPathComponent("summary.json")
         if let data = try? Data(contentsOf: summaryURL), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             names = object["class_names"] as? [String]
+            calibrationFile = object["calibration"] as? String
+            for key in ["limit", "shard", "batch_size", "threads", "reused_from"] {
+                if let v = object[key], let text = describe(v) { runValues.append((key, text)) }
+            }
         }
         let k = Swift.max(classCount ?? analysis?.classes ?? 0,
                           records.map { Swift.max($0.label, $0.prediction, $0.probabilities.count - 1) + 1 }.max() ?? 0)
         if names == nil || names!.count < k { names = (0..<k).map { i in names.flatMap { i < $0.count ? $0[i] : nil } ?? "class \(i)" } }
-        return RunData(directory: directory, records: records, classNames: names!, settings: settings, analysis: analysis)
+        var run = RunData(directory: directory, records: records, classNames: names!, settings: settings, analysis: analysis)
+        run.calibrationFile = calibrationFile
+        run.runValues = runValues
+        return run
     }
 
     static func describe(_ v: Any) -> String? {
@@ -75,12 +88,17 @@ public struct RunData {
         return s > 0 ? Double(n) / s : 0
     }
 
-    /// counts[true][predicted].
-    public var confusion: [[Int]] {
-        var m = Array(repeating: Array(repeating: 0, count: classNames.count), count: classNames.count)
-        for r in records where r.label < classNames.count && r.prediction < classNames.count { m[r.label][r.prediction] += 1 }
-        return m
-    }
+    /// counts[true][predicted] (as `summary.json` holds it).
+    public var confusion: [[Int]] { EvaluationStatistics.confusion(records, classes: classNames.count) }
+
+    /// Mean -log p(label) of the recorded probabilities (as `summary.json` holds it; nil when infinite).
+    public var negativeLogLikelihood: Double? { EvaluationStatistics.negativeLogLikelihood(records) }
+
+    /// tau of settings.json (1 when absent).
+    public var tau: Double { setting("tau").flatMap(Double.init) ?? 1 }
+
+    /// Whether the probabilities are calibrated: tau from a calibration file, or given other than 1.
+    public var isCalibrated: Bool { calibrationFile != nil || tau != 1 }
 
     /// Per class accuracy (nil where the run has no image of that class).
     public var perClassAccuracy: [Double?] {
@@ -135,8 +153,5 @@ public struct RunData {
     }
 
     /// ECE (15 bins) of the recorded probabilities (`Calibration.expectedCalibrationError`).
-    public var expectedCalibrationError: Double {
-        let usable = records.filter { !$0.probabilities.isEmpty }
-        return Calibration.expectedCalibrationError(probabilities: usable.map(\.probabilities), labels: usable.map(\.label))
-    }
+    public var expectedCalibrationError: Double { EvaluationStatistics.expectedCalibrationError(records) }
 }

@@ -76,11 +76,11 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
         names = (0..<(embeds - 1)).map(String.init)
     }
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: "files", split: "none", classes: names.count,
-                                      schedule: schedule)
+                                      schedule: schedule, modelFolder: modelPath)
     let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: flags.batchSize)
     if !json {
         print("classify: \(files.count) files, \(names.count) classes, \(settings.method.summary), loss \(settings.loss.rawValue), "
-            + "tau \(settings.tau), seed \(settings.seed)")
+            + "seed \(settings.seed); \(flags.tauDescription(settings, modelFolder: modelPath))")
     }
     return labelFiles(files) { file in
         let x0 = try Image.modelInput(URL(fileURLWithPath: file), channels: channels, height: size[0], width: size[1])

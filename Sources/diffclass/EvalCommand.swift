@@ -66,7 +66,7 @@ func runEval(_ args: inout Arguments) throws {
     _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
 
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
-                                      schedule: schedule)
+                                      schedule: schedule, modelFolder: modelPath)
     let batchSize = flags.batchSize
     let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: batchSize)
 
@@ -77,13 +77,15 @@ func runEval(_ args: inout Arguments) throws {
                                                           indices: indices, labels: ds.labels)
     }
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    run.calibration = flags.calibrationUsed(settings, modelFolder: modelPath)
     if let reuse {
         run.reusedFrom = URL(fileURLWithPath: reuse).standardizedFileURL.path
         print("eval: reusing the recorded errors of \(classifier.reusedErrors.count) of these images from \(reuse)")
     }
     print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(settings.method.summary), "
-        + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), tau \(settings.tau), seed \(settings.seed), batch \(batchSize), "
-        + "\(Engine.threads) threads -> \(out)")
+        + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), seed \(settings.seed), batch \(batchSize), "
+        + "\(threadCount()) -> \(out)")
+    print("eval: \(flags.tauDescription(settings, modelFolder: modelPath))")
     if let mapping { print(ClassFolderFlags.describe(mapping)) }
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, paths: ds.paths, scope: scope, batchSize: batchSize,
@@ -115,9 +117,11 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     let scope = RunScope(limit: limit, shard: shard)
     let indices = scope.indices(datasetCount: listing.files.count)
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    run.calibration = flags.calibrationUsed(settings, modelFolder: nil)
     print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
-        + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), "
-        + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(Engine.threads) threads -> \(out)")
+        + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), seed \(settings.seed), "
+        + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(threadCount()) -> \(out)")
+    print("eval: \(flags.tauDescription(settings, modelFolder: nil))")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,
                               image: { try setup.latents(listing.files[$0]) },
@@ -130,6 +134,9 @@ func printProgress(_ p: EvaluationProgress) {
     print(String(format: "%d/%d  acc %.2f%%  calls/image %.0f  %.3f images/s", p.done, p.total, 100 * p.accuracy, p.meanCalls, p.imagesPerSecond))
     fflush(stdout)
 }
+
+/// "1 thread", "4 threads": the engine's thread count.
+func threadCount() -> String { Engine.threads == 1 ? "1 thread" : "\(Engine.threads) threads" }
 
 /// The run's summary line.
 func printSummary(_ summary: EvaluationSummary, out: String) {

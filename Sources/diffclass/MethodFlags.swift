@@ -21,7 +21,8 @@ struct MethodFlags {
                | --leader-gap [--gap Z (2)] [--max-scores N (50)] [--min-scores N (5)] [--test-every N (1)]
                  [--max-probes N] (ours: drop a class once its gap to the leader is Z pooled standard errors)
       [--t-range A:B] [--seed S] [--batch-size N] [--loss l2|l1|huber] [--weighting uniform|exp|exp:K|elbo]
-      [--tau X | --calibration CAL.json] [--noise FILE]
+      [--tau X | --calibration CAL.json] (default: the model folder's calibration.json when present; --tau 1 for none)
+      [--noise FILE]
       [--noise-by probe|timestep] (eps numbered by probe order, the public code's, or by timestep: then every
         strategy on a grid sees the same eps at each t and can be replayed)
       [--save-errors] (each results line also holds every per-probe error, for 'diffclass replay' and --reuse)
@@ -65,13 +66,50 @@ struct MethodFlags {
         try TimestepSampler(parsing: timesteps ?? d.name, count: maxScores ?? d.count)
     }
 
+    /// The name of the calibration file a model folder may hold (`diffclass calibrate` writes one).
+    static let modelCalibrationFile = "calibration.json"
+
+    /// Where tau comes from: `--calibration FILE`; else, without `--tau`, `modelFolder`'s
+    /// `calibration.json` when it exists (`isDefault`); else nil (`--tau`, or tau 1).
+    func calibrationSource(modelFolder: String?) -> (path: String, isDefault: Bool)? {
+        if let calibrationPath { return (calibrationPath, false) }
+        guard tau == nil, let modelFolder else { return nil }
+        let path = URL(fileURLWithPath: modelFolder).appendingPathComponent(Self.modelCalibrationFile).path
+        return FileManager.default.fileExists(atPath: path) ? (path, true) : nil
+    }
+
+    /// The calibration file `settings` took tau from (nil: `--tau`, uncalibrated, or a model
+    /// folder's file fitted for another loss or weighting).
+    func calibrationUsed(_ settings: EvaluationSettings, modelFolder: String?) -> String? {
+        guard let source = calibrationSource(modelFolder: modelFolder),
+              let c = try? CalibrationResult.load(URL(fileURLWithPath: source.path)), c.tau == settings.tau else { return nil }
+        return source.path
+    }
+
+    /// How the header says where tau came from: "tau 3838.706392627248 (calibrated: FILE)",
+    /// "tau 2 (--tau)" or "tau 1: uncalibrated ...".
+    func tauDescription(_ settings: EvaluationSettings, modelFolder: String?) -> String {
+        if let file = calibrationUsed(settings, modelFolder: modelFolder) { return "tau \(settings.tau) (calibrated: \(file))" }
+        if let tau, tau != 1 { return "tau \(tau) (--tau)" }
+        var text = "tau 1: uncalibrated, probabilities nearly uniform (fit tau with 'diffclass calibrate', then --calibration CAL.json)"
+        if let source = calibrationSource(modelFolder: modelFolder), source.isDefault {
+            text += "; \(source.path) not used: fitted for another --loss or --weighting"
+        }
+        return text
+    }
+
     /// The settings for `classes` classes of `model` under `schedule`; checks `--calibration`.
     /// Defaults come from the library (`StagedElimination.defaultStages`, `TTestSettings`,
     /// `LeaderGapSettings`); here only the flags' combinations are checked.
-    func settings(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule) throws -> EvaluationSettings {
+    /// `modelFolder`: a class-conditional model's folder, whose `calibration.json` gives tau when
+    /// neither `--tau` nor `--calibration` is given (skipped when fitted for another loss or
+    /// weighting; `tauDescription` says so).
+    func settings(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule,
+                  modelFolder: String? = nil) throws -> EvaluationSettings {
         let T = schedule.numTrainTimesteps
         guard tau == nil || calibrationPath == nil else { throw UsageError("give --tau or --calibration, not both") }
-        let calibration = try calibrationPath.map { try CalibrationResult.load(URL(fileURLWithPath: $0)) }
+        let source = calibrationSource(modelFolder: modelFolder)
+        var calibration = try source.map { try CalibrationResult.load(URL(fileURLWithPath: $0.path)) }
         guard let lossValue = ErrorLoss(rawValue: loss) else { throw UsageError("--loss: '\(loss)' is not l2, l1 or huber") }
         let weightingValue = try TimestepWeighting(parsing: weighting)
         var range = 0..<T
@@ -131,7 +169,14 @@ struct MethodFlags {
             settings.noiseNumbering = numbering
         }
         settings.saveErrors = saveErrors
-        if let calibration, let calibrationPath { try calibration.check(against: settings, file: calibrationPath) }
+        if let c = calibration, let source {
+            do {
+                try c.check(against: settings, file: source.path)
+            } catch where source.isDefault {
+                calibration = nil
+                settings.tau = 1
+            }
+        }
         return settings
     }
 }

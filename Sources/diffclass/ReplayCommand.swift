@@ -43,7 +43,8 @@ func runReplay(_ args: inout Arguments) throws {
     let schedulerURL = URL(fileURLWithPath: sourceSettings.model).appendingPathComponent(DiffusersFolder.schedulerPath)
     let schedule = NoiseSchedule(try SchedulerConfig.load(schedulerURL))
     var settings = try flags.settings(model: sourceSettings.model, dataset: sourceSettings.dataset, split: sourceSettings.split,
-                                      classes: sourceSettings.classes, schedule: schedule)
+                                      classes: sourceSettings.classes, schedule: schedule,
+                                      modelFolder: sourceSettings.prompts == nil ? sourceSettings.model : nil)
     settings.prompts = sourceSettings.prompts
     settings.imageSize = sourceSettings.imageSize
     settings.replayOf = sourceURL.standardizedFileURL.path
@@ -58,7 +59,10 @@ func runReplay(_ args: inout Arguments) throws {
     let classNames = replayClassNames(recorded, settings: sourceSettings)
 
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
+    let modelFolder = sourceSettings.prompts == nil ? sourceSettings.model : nil
+    run.calibration = flags.calibrationUsed(settings, modelFolder: modelFolder)
     print("replay: \(order.count) images of \(source), \(settings.method.summary) -> \(out)")
+    print("replay: \(flags.tauDescription(settings, modelFolder: modelFolder))")
     let placeholder = Tensor(shape: [1], [0])
     // Image-folder runs: the recorded paths go into the replay's lines too.
     let paths: [String]? = records.values.contains { $0.path != nil } ? labels.indices.map { records[$0]?.path ?? "" } : nil

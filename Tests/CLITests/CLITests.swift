@@ -389,3 +389,68 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(fm.fileExists(atPath: path("r3") + "/results.jsonl"), "a refused run writes no results")
     }
 }
+
+extension CLITests {
+    /// A model folder's calibration.json gives tau unless --tau or --calibration is given (and is
+    /// skipped, saying so, when fitted for another loss); the header says where tau came from or
+    /// that the run is uncalibrated; summary.json names the file and holds NLL, ECE and the
+    /// confusion matrix of the recorded probabilities; the report says the same.
+    func testModelFolderCalibrationIsTheDefault() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let eval = ["eval", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "2", "--threads", "1"]
+        func summary(_ run: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(run)/summary.json"))) as! [String: Any]
+        }
+        func settings(_ run: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(run)/settings.json"))) as! [String: Any]
+        }
+        // No calibration.json: uncalibrated, and said so.
+        let plain = try run(eval + ["--out", dir.appendingPathComponent("plain").path])
+        XCTAssertEqual(plain.status, 0, plain.err)
+        XCTAssertTrue(plain.out.contains("tau 1: uncalibrated"), plain.out)
+        XCTAssertTrue(plain.out.contains("1 thread ->"), plain.out)
+        let s0 = try summary("plain")
+        XCTAssertNil(s0["calibration"])
+        let confusion = try XCTUnwrap(s0["confusion"] as? [[Int]])
+        XCTAssertEqual(confusion.count, 4)
+        XCTAssertEqual(confusion.map { $0.reduce(0, +) }, [1, 1, 1, 1], "one image per class")
+        XCTAssertEqual(confusion.indices.map { confusion[$0][$0] }.reduce(0, +), s0["correct"] as? Int)
+        let lines = try resultLines(dir.appendingPathComponent("plain").path, dropping: [])
+        let nll = lines.map { l -> Double in -log((l["probabilities"] as! [Double])[l["label"] as! Int]) }.reduce(0, +) / 4
+        XCTAssertEqual(try XCTUnwrap(s0["nll"] as? Double), nll, accuracy: 1e-9)
+        XCTAssertNotNil(s0["ece"] as? Double)
+        let plainReport = try run(["report", dir.appendingPathComponent("plain").path])
+        XCTAssertEqual(plainReport.status, 0, plainReport.err)
+        let plainHTML = try String(contentsOf: dir.appendingPathComponent("plain/report.html"), encoding: .utf8)
+        XCTAssertTrue(plainHTML.contains("Uncalibrated (tau 1)"))
+        XCTAssertTrue(plainHTML.contains(String(format: "NLL %.4f", nll)), "the report shows the summary's NLL")
+
+        // calibration.json in the model folder: used by default.
+        let cal = "{\"accuracy\": 1, \"bins\": 15, \"ece_after\": 0, \"ece_before\": 0, \"loss\": \"l2\", \"n\": 1, \"nll_after\": 1, "
+            + "\"nll_before\": 1, \"tau\": 123.25, \"weighting\": \"uniform\"}"
+        let calFile = model.appendingPathComponent("calibration.json")
+        try Data(cal.utf8).write(to: calFile)
+        let calibrated = try run(eval + ["--out", dir.appendingPathComponent("cal").path])
+        XCTAssertEqual(calibrated.status, 0, calibrated.err)
+        XCTAssertTrue(calibrated.out.contains("tau 123.25 (calibrated: \(calFile.path))"), calibrated.out)
+        XCTAssertEqual(try settings("cal")["tau"] as? Double, 123.25)
+        XCTAssertEqual(try summary("cal")["calibration"] as? String, calFile.path)
+        XCTAssertEqual(try run(["report", dir.appendingPathComponent("cal").path]).status, 0)
+        let calHTML = try String(contentsOf: dir.appendingPathComponent("cal/report.html"), encoding: .utf8)
+        XCTAssertTrue(calHTML.contains("Probabilities calibrated: tau 123.25 from \(calFile.path)"), "calibration named in the report")
+        XCTAssertTrue(calHTML.contains("<th>calibration</th><td>\(calFile.path)</td>"))
+        XCTAssertTrue(calHTML.contains("<th>threads</th><td>1</td>"))
+
+        // --tau overrides it; a file fitted for another loss is not used, and the header says why.
+        let given = try run(eval + ["--tau", "2", "--out", dir.appendingPathComponent("tau").path])
+        XCTAssertEqual(given.status, 0, given.err)
+        XCTAssertTrue(given.out.contains("tau 2.0 (--tau)"), given.out)
+        XCTAssertEqual(try settings("tau")["tau"] as? Double, 2)
+        let l1 = try run(eval + ["--loss", "l1", "--out", dir.appendingPathComponent("l1").path])
+        XCTAssertEqual(l1.status, 0, l1.err)
+        XCTAssertTrue(l1.out.contains("uncalibrated") && l1.out.contains("\(calFile.path) not used"), l1.out)
+        XCTAssertEqual(try settings("l1")["tau"] as? Double, 1)
+    }
+}
