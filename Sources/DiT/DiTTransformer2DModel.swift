@@ -134,7 +134,7 @@ public final class DiTTransformer2DModel: Module, ConditionalNoisePredictor {
             throw ConfigError(file: folder.path, "no \(DiffusersFolder.configName) here or in transformer/: not a diffusers \(DiTTransformer2DConfig.className) folder")
         }
         let config = try DiTTransformer2DConfig.load(configURL)
-        let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
+        let weightsURL = try DiffusersFolder.weightsURL(in: dir, name: DiffusersFolder.weightsName)
         guard fm.fileExists(atPath: weightsURL.path) else {
             let bin = fm.fileExists(atPath: dir.appendingPathComponent("diffusion_pytorch_model.bin").path)
             throw ConfigError(file: weightsURL.path, "missing" + (bin ? " (only a PyTorch .bin checkpoint is here, which is not read: re-save it with diffusers' save_pretrained(safe_serialization=True))" : ""))

@@ -177,7 +177,7 @@ public struct CalibrationResult: Codable, Equatable, Sendable {
     public func encoded() throws -> Data {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try e.encode(self)
     }
 

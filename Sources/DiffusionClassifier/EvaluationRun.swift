@@ -10,7 +10,46 @@ public struct EvaluationProgress: Sendable {
     /// Images per second in this session (resumed images not counted).
     public let imagesPerSecond: Double
     public let record: ImageRecord
+
+    public init(done: Int, total: Int, correct: Int, meanCalls: Double, imagesPerSecond: Double, record: ImageRecord) {
+        self.done = done
+        self.total = total
+        self.correct = correct
+        self.meanCalls = meanCalls
+        self.imagesPerSecond = imagesPerSecond
+        self.record = record
+    }
+
     public var accuracy: Double { done == 0 ? 0 : Double(correct) / Double(done) }
+
+    /// Seconds left at this session's speed (nil before the first image of the session).
+    public var secondsLeft: Double? { imagesPerSecond > 0 ? Double(total - done) / imagesPerSecond : nil }
+
+    /// "37/100  37%  acc 91.89%  300 calls/image  elapsed 1:23  ETA 2:10  0.451 images/s", with a
+    /// bar of `barWidth` cells in front when `barWidth` > 0 (a terminal's live line).
+    public func text(elapsed: Double, barWidth: Int = 0) -> String {
+        let fraction = total == 0 ? 1 : Double(done) / Double(total)
+        var s = ""
+        if barWidth > 0 {
+            let full = Swift.min(barWidth, Int((fraction * Double(barWidth)).rounded(.down)))
+            s = "[" + String(repeating: "#", count: full) + String(repeating: ".", count: barWidth - full) + "] "
+        }
+        s += String(format: "%d/%d  %.0f%%  acc %.2f%%  %.0f calls/image  elapsed %@  ETA %@  %.3f images/s", done, total, 100 * fraction,
+                    100 * accuracy, meanCalls, Self.clock(elapsed), secondsLeft.map(Self.clock) ?? "?", imagesPerSecond)
+        return s
+    }
+
+    /// Whether a log (not a terminal) gets a line now: every `total / 20` images (at least 1), the
+    /// last one, and whenever a minute has passed since the previous line.
+    public func isLogLine(secondsSinceLastLine: Double) -> Bool {
+        done == total || done % Swift.max(1, total / 20) == 0 || secondsSinceLastLine >= 60
+    }
+
+    /// 59 -> "0:59", 3725 -> "1:02:05".
+    public static func clock(_ seconds: Double) -> String {
+        let s = Int(Swift.max(0, seconds).rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
 }
 
 /// `RUN/summary.json`.

@@ -13,7 +13,10 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// What the probabilities and calibration use. Absent in runs written before it existed.
     public var pairedErrors: [Double?]?
     public var probabilities: [Double]
-    /// Per class: how many timesteps it was scored on.
+    /// Per class: how many probes (timestep and noise draw) it was scored on, i.e. how many
+    /// errors its mean error averages. Equal for every class on fixed timesteps; with an
+    /// adaptive method a class eliminated early has fewer (the staged schedule's first stage
+    /// count, or the sequential rules' count when the class was dropped).
     public var scores: [Int]
     /// U-Net forward passes for this image.
     public var calls: Int

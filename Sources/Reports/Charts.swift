@@ -136,14 +136,17 @@ public enum Charts {
                      fill: Palette.series[0], stroke: "#fff",
                      title: "confidence \(svgNumber(b.lower))-\(svgNumber(b.upper)): \(b.count) images, accuracy \(percent(b.accuracy)), mean confidence \(percent(b.confidence))")
             svg.circle(cx: x.map(b.confidence), cy: y.map(b.confidence), r: 3, fill: Palette.series[1])
+            // The bin's image count above its bar (how much each bar's accuracy can be trusted).
+            svg.text("\(b.count)", x: (x.map(b.lower) + x.map(b.upper)) / 2, y: y.map(b.accuracy) - 3, anchor: "middle", size: 9, fill: "#555")
         }
         svg.text(String(format: "ECE %.4f", ece), x: left + 8, y: top + 14, bold: true)
         return svg.render()
     }
 
     /// An x-y chart with error bars; `logX` for a log10 x axis; y in [yLower, yUpper].
+    /// `xTicks`: tick values instead of the axis' round ones (e.g. at the values of a few points).
     public static func xy(_ series: [ChartSeries], xLabel: String, yLabel: String, logX: Bool = false, yLower: Double = 0,
-                          yUpper: Double = 1, percentY: Bool = true) -> String {
+                          yUpper: Double = 1, percentY: Bool = true, xTicks: [Double]? = nil) -> String {
         let left = 56.0, top = 20.0, w = 440.0, h = 260.0
         let legendH = Double(series.count) * 16
         var svg = SVGCanvas(width: left + w + 30, height: top + h + 50 + legendH)
@@ -152,7 +155,7 @@ public enum Charts {
         if logX { lo /= 1.5; hi *= 1.5 } else if lo == hi { lo -= 1; hi += 1 } else { let pad = (hi - lo) * 0.04; lo -= pad; hi += pad }
         let x = AxisScale(lower: lo, upper: hi, from: left, to: left + w, log: logX)
         let y = AxisScale(lower: yLower, upper: yUpper, from: top + h, to: top)
-        axes(&svg, x: x, y: y, xLabel: xLabel, yLabel: yLabel, percentY: percentY)
+        axes(&svg, x: x, y: y, xLabel: xLabel, yLabel: yLabel, percentY: percentY, xTicks: xTicks)
         for (si, s) in series.enumerated() {
             let pts = s.points.filter { !logX || $0.x > 0 }
             if s.line { svg.polyline(pts.map { (x.map($0.x), y.map($0.y)) }, stroke: s.color) }
@@ -174,10 +177,11 @@ public enum Charts {
     }
 
     /// Axis lines, ticks and labels.
-    static func axes(_ svg: inout SVGCanvas, x: AxisScale, y: AxisScale, xLabel: String, yLabel: String, percentY: Bool) {
+    static func axes(_ svg: inout SVGCanvas, x: AxisScale, y: AxisScale, xLabel: String, yLabel: String, percentY: Bool,
+                     xTicks: [Double]? = nil) {
         svg.line(x1: x.from, y1: y.from, x2: x.to, y2: y.from)
         svg.line(x1: x.from, y1: y.from, x2: x.from, y2: y.to)
-        for t in x.ticks(count: 6) {
+        for t in xTicks ?? x.ticks(count: 6) {
             svg.line(x1: x.map(t), y1: y.from, x2: x.map(t), y2: y.from + 4)
             svg.text(tickLabel(t), x: x.map(t), y: y.from + 16, anchor: "middle", size: 10)
         }

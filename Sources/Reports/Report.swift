@@ -71,6 +71,7 @@ public struct Report {
         table.runs th { white-space: normal; }
         table.runs th:first-child, table.runs td:first-child, table.runs .text { text-align: left; white-space: normal; min-width: 7em; }
         p.note { color: #555; }
+        div.chart svg { max-width: 100%; height: auto; }
         p.warning { color: #8a4b00; background: #fff4e0; border-left: 4px solid #f0a030; padding: 4px 8px; }
         </style>
         </head>
@@ -124,14 +125,29 @@ public struct Report {
             String(format: "<tr><td>%@</td><td>%@</td><td>%d</td><td>%.0f</td><td>%.2f%% ± %.2f</td></tr>", htmlEscape(r.name),
                    htmlEscape(r.methodDescription), r.n, r.meanCalls, 100 * r.accuracy, 100 * r.accuracyStderr)
         }
-        let table = "<table class=\"kv\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th></tr>\n"
+        let table = "<table class=\"runs\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th></tr>\n"
             + rows.joined(separator: "\n") + "\n</table>"
         // The y axis spans the runs (± 2 s.e., rounded out to 5 points) so that close runs can be told apart.
         let low = runs.map { $0.accuracy - 2 * $0.accuracyStderr }.min() ?? 0, high = runs.map { $0.accuracy + 2 * $0.accuracyStderr }.max() ?? 1
         let yLower = Swift.max(0, (low * 20).rounded(.down) / 20), yUpper = Swift.min(1, Swift.max(yLower + 0.05, (high * 20).rounded(.up) / 20))
+        // Few runs: ticks at their call counts, so a single run's point reads off the axis.
+        let values = Array(Set(runs.map(\.meanCalls))).sorted()
+        let ticks: [Double]? = values.count <= 4 && values.allSatisfy { $0 > 0 } ? values : nil
         return section("Accuracy against U-Net calls", "Mean U-Net calls per image (log scale); error bars: ± one standard error.",
-                       Charts.xy(all, xLabel: "U-Net calls per image", yLabel: "accuracy", logX: true, yLower: yLower, yUpper: yUpper))
-            + "\n" + table
+                       Charts.xy(all, xLabel: "U-Net calls per image", yLabel: "accuracy", logX: true, yLower: yLower, yUpper: yUpper,
+                                 xTicks: ticks))
+            + "\n" + table + coverageWarning(runs)
+    }
+
+    /// A warning when the runs compared do not hold the same images (their accuracies are then
+    /// not paired), empty otherwise.
+    func coverageWarning(_ runs: [RunData]) -> String {
+        guard runs.count >= 2 else { return "" }
+        let sets = runs.map { Set($0.records.map(\.index)) }
+        guard Set(sets).count > 1 else { return "" }
+        let common = sets.dropFirst().reduce(sets[0]) { $0.intersection($1) }.count
+        let counts = runs.map { "\($0.name) \($0.n)" }.joined(separator: ", ")
+        return "\n<p class=\"warning\">\(htmlEscape("The runs cover different images (\(counts); \(common) in all of them): their accuracies are not on the same images and differences between them are not paired."))</p>"
     }
 
     /// The two timestep findings of `analysis.json`.

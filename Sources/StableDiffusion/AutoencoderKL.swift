@@ -69,7 +69,7 @@ public final class AutoencoderKL: Module {
         }
         let config = try AutoencoderKLConfig.load(configURL)
         let model = WeightStorage.$current.withValue(weightStorage) { AutoencoderKL(config: config) }
-        let weightsURL = dir.appendingPathComponent(DiffusersFolder.weightsName)
+        let weightsURL = try DiffusersFolder.weightsURL(in: dir, name: DiffusersFolder.weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL))
         MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model

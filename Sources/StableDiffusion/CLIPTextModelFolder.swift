@@ -24,7 +24,7 @@ extension CLIPTextModel {
         }
         let config = try CLIPTextConfig.load(configURL)
         let model = WeightStorage.$current.withValue(weightStorage) { CLIPTextModel(config: config) }
-        let weightsURL = dir.appendingPathComponent(weightsName)
+        let weightsURL = try DiffusersFolder.weightsURL(in: dir, name: weightsName)
         try model.load(from: try SafetensorsFile(url: weightsURL), key: normalizedKey)
         MemoryStatistics.releaseIdleBuffers()  // the random initial weights
         return model

@@ -54,7 +54,7 @@ func runAnalyze(_ args: inout Arguments) throws {
     let indices = Array(0..<min(limit, ds.count))
     let calls = indices.count * classes * (points + 2 * (counts.map { $0! }.max() ?? 0))
     print("analyze: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(points) single timesteps, counts \(countsText), "
-        + "seed \(seed), \(calls) U-Net calls, \(Engine.threads) threads -> \(out)")
+        + "seed \(seed), \(calls) U-Net calls, \(threadCount()) -> \(out)")
     fflush(stdout)
     let start = Date()
     let r = try analysis.run(model: model, schedule: schedule, conditions: Array(0..<classes), images: indices.map { ds.images([$0]) },

@@ -33,10 +33,14 @@ struct Arguments {
     private var used: Set<String> = []
     private var order: [String] = []
     private let valued: Set<String>
+    private let switchNames: Set<String>?
 
-    /// `valued` names the flags that take a value; any other `--name` is a switch.
-    init(_ args: [String], valued: Set<String>) throws {
+    /// `valued` names the flags that take a value, `switches` those that take none; any other
+    /// `--name` is refused at once, naming `command` (before any missing flag is reported).
+    /// `switches` nil: any other `--name` is a switch (`finish` then catches the unread ones).
+    init(_ args: [String], valued: Set<String>, switches: Set<String>? = nil, command: String = "") throws {
         self.valued = valued
+        self.switchNames = switches
         var i = 0
         while i < args.count {
             let a = args[i]
@@ -48,6 +52,9 @@ struct Arguments {
                     name = String(name[..<eq])
                 }
                 order.append(name)
+                if let switches, !valued.contains(name), !switches.contains(name) {
+                    throw UsageError("unknown option --\(name) for '\(command)' (see 'diffclass help \(command)')")
+                }
                 if valued.contains(name) {
                     if value == nil {
                         guard i + 1 < args.count else { throw UsageError("--\(name) needs a value") }
@@ -58,7 +65,7 @@ struct Arguments {
                     options[name] = value
                 } else {
                     guard value == nil else { throw UsageError("--\(name) takes no value") }
-                    switches.insert(name)
+                    self.switches.insert(name)
                 }
             } else {
                 positional.append(a)
@@ -77,6 +84,7 @@ struct Arguments {
     /// A switch; `name` must not be one of the command's valued flags.
     mutating func flag(_ name: String) -> Bool {
         precondition(!valued.contains(name), "Arguments: --\(name) is read as a switch but declared in the command's valuedFlags")
+        precondition(switchNames?.contains(name) ?? true, "Arguments: --\(name) is read as a switch but not declared in the command's switches")
         used.insert(name)
         return switches.contains(name)
     }
@@ -84,7 +92,9 @@ struct Arguments {
     mutating func int(_ name: String, range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
         guard let s = string(name) else { return nil }
         guard let v = Int(s), range.contains(v) else {
-            throw UsageError("--\(name) expects an integer in \(range.lowerBound)...\(range.upperBound), got '\(s)'")
+            let expected = range.upperBound == Int.max ? (range.lowerBound == 1 ? "a positive integer" : "an integer of at least \(range.lowerBound)")
+                : range.lowerBound == Int.min ? "an integer" : "an integer in \(range.lowerBound)...\(range.upperBound)"
+            throw UsageError("--\(name) expects \(expected), got '\(s)'")
         }
         return v
     }

@@ -24,6 +24,7 @@ struct BenchCommand: Command {
     """
     let valuedFlags: Set<String> = ["python", "torch-script", "min-seconds", "only", "filter", "images", "batch-size", "stages", "rounds",
                                     "model", "reference-script", "end-to-end-images"]
+    let switches: Set<String> = ["json", "quick", "no-torch", "end-to-end"]
 
     func run(_ args: inout Arguments) throws -> Int32 {
         let json = args.flag("json"), quick = args.flag("quick"), noTorch = args.flag("no-torch")
@@ -51,7 +52,7 @@ struct BenchCommand: Command {
         let log: (String) -> Void = { line in
             if !json { print(line); fflush(stdout) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         }
-        log("diffclass bench: \(Engine.threads) threads")
+        log("diffclass bench: \(threadCount())")
         var cases = only == "classifier" ? [] : EngineBenchmarks.cases(quick: quick) + ModelBenchmarks.cases(quick: quick)
         if let filter {
             cases = cases.filter { $0.name.contains(filter) }

@@ -19,6 +19,7 @@ struct BenchSDCommand: Command {
     seconds per stage and peak RSS.
     """
     let valuedFlags: Set<String> = ["pipeline", "config", "batch", "latent", "calls", "weights-dtype", "prompts", "pairs", "image-size"]
+    let switches: Set<String> = ["no-warmup"]
     func run(_ args: inout Arguments) throws -> Int32 { try runBenchSD(&args); return 0 }
 }
 
@@ -43,7 +44,7 @@ func runBenchSD(_ args: inout Arguments) throws {
     let storage = try ZeroShotSetup.readWeightStorage(&args)
     try args.finish(command: "bench-sd")
     let config = try UNet2DConditionConfig.load(URL(fileURLWithPath: configPath))
-    print("bench-sd: \(configPath): \(config.parameterCount) parameters, batch \(batch), \(latent)x\(latent) latents, weights \(storage.rawValue), \(Engine.threads) threads")
+    print("bench-sd: \(configPath): \(config.parameterCount) parameters, batch \(batch), \(latent)x\(latent) latents, weights \(storage.rawValue), \(threadCount())")
     fflush(stdout)
     var t0 = Date()
     let unet = WeightStorage.$current.withValue(storage) { UNet2DConditionModel(config: config, seed: 0) }
@@ -92,7 +93,7 @@ func runBenchPipeline(_ args: inout Arguments, dir: String) throws {
         throw UsageError("--image-size: \(imageSize) must be a multiple of \(1 << (vaeConfig.blockOutChannels.count + unetConfig.blockOutChannels.count - 2))")
     }
     print("bench-sd --pipeline \(dir): weights \(storage.rawValue), \(prompts) prompts, \(imageSize)x\(imageSize) image, "
-        + "\(pairs) (class, timestep) pairs, \(Engine.threads) threads")
+        + "\(pairs) (class, timestep) pairs, \(threadCount())")
     fflush(stdout)
     let start = Date()
     var t0 = Date()

@@ -23,6 +23,7 @@ struct ClassifyCommand: Command {
     \(MethodFlags.usage)
     """
     let valuedFlags = MethodFlags.valuedFlags.union(["model", "labels", "labels-file", "weights-dtype", "top"])
+    let switches: Set<String> = MethodFlags.switches.union(["json"])
     func run(_ args: inout Arguments) throws -> Int32 { try runClassify(&args) }
 }
 

@@ -1,5 +1,10 @@
+import Diffusion
 import Foundation
 import TensorEngine
+
+/// The version `diffclass --version` prints.
+let diffclassVersion = "0.9.0"
+
 
 /// A `diffclass` command: its name, a one-line summary for `diffclass help`, its usage text
 /// (`diffclass help NAME`, `diffclass NAME --help`), the flags that take a value (any other
@@ -10,6 +15,9 @@ protocol Command {
     var summary: String { get }
     var usage: String { get }
     var valuedFlags: Set<String> { get }
+    /// The flags that take no value (`--json`); any flag neither valued nor a switch is refused
+    /// before the command runs.
+    var switches: Set<String> { get }
     /// Reads its flags from `args` (then `args.finish`), runs, and returns the exit status.
     func run(_ args: inout Arguments) throws -> Int32
 }
@@ -20,6 +28,10 @@ protocol RawArgumentsCommand: Command {
     func run(raw: [String]) throws -> Int32
 }
 
+extension Command {
+    var switches: Set<String> { [] }
+}
+
 extension RawArgumentsCommand {
     var valuedFlags: Set<String> { [] }
     func run(_ args: inout Arguments) throws -> Int32 { try run(raw: args.positional) }
@@ -27,10 +39,12 @@ extension RawArgumentsCommand {
 
 /// The options every command takes.
 enum GlobalOptions {
-    static let valuedFlags: Set<String> = ["threads"]
+    static let valuedFlags: Set<String> = ["threads", "variant"]
     static let usage = """
     global options:
       --threads N   threads for kernels and BLAS (default: DIFFCLASS_THREADS or all cores)
+      --variant V   read a diffusers folder's V weights (fp16: diffusion_pytorch_model.fp16.safetensors, model.fp16.safetensors)
+      --version     the version of diffclass
     """
 }
 
@@ -54,6 +68,7 @@ struct CommandLineTool {
 
     func main(_ raw: [String]) -> Int32 {
         guard let name = raw.first else { print(overview); return 2 }
+        if name == "--version" || name == "version" { print("diffclass \(diffclassVersion)"); return 0 }
         let rest = Array(raw.dropFirst())
         if ["help", "--help", "-h"].contains(name) {
             guard let topic = rest.first else { print(overview); return 0 }
@@ -76,10 +91,12 @@ struct CommandLineTool {
             return 0
         }
         do {
-            var args = try Arguments(rest, valued: c.valuedFlags.union(GlobalOptions.valuedFlags))
+            var args = try Arguments(rest, valued: c.valuedFlags.union(GlobalOptions.valuedFlags), switches: c.switches, command: c.name)
             if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
+            let variant = args.string("variant")
+            if let variant, variant.isEmpty || variant.contains("/") { throw UsageError("--variant: '\(variant)' is not a weights variant such as fp16") }
             Engine.initialize()
-            return try c.run(&args)
+            return try DiffusersFolder.$variant.withValue(variant) { try c.run(&args) }
         } catch {
             return fail(cliMessage(error))
         }

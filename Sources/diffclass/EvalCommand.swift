@@ -37,6 +37,7 @@ struct EvalCommand: Command {
     """
     let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(ClassFolderFlags.valuedFlags)
         .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
+    let switches: Set<String> = MethodFlags.switches
     func run(_ args: inout Arguments) throws -> Int32 { try runEval(&args); return 0 }
 }
 
@@ -129,11 +130,27 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     printSummary(summary, out: out)
 }
 
-/// One line per finished image.
-func printProgress(_ p: EvaluationProgress) {
-    print(String(format: "%d/%d  acc %.2f%%  calls/image %.0f  %.3f images/s", p.done, p.total, 100 * p.accuracy, p.meanCalls, p.imagesPerSecond))
-    fflush(stdout)
+/// Progress of a run: on a terminal a live line (`\r`: bar, elapsed, ETA, running accuracy,
+/// calls/image); in a log one line per twentieth of the images (and at least one a minute).
+final class ProgressPrinter {
+    let terminal = isatty(STDOUT_FILENO) != 0
+    let start = Date()
+    var lastLine = Date()
+
+    func callAsFunction(_ p: EvaluationProgress) {
+        let now = Date()
+        if terminal {
+            print("\r" + p.text(elapsed: now.timeIntervalSince(start), barWidth: 24) + "  ", terminator: p.done == p.total ? "\n" : "")
+        } else if p.isLogLine(secondsSinceLastLine: now.timeIntervalSince(lastLine)) {
+            print(p.text(elapsed: now.timeIntervalSince(start)))
+            lastLine = now
+        }
+        fflush(stdout)
+    }
 }
+
+/// A fresh progress printer for a run.
+var printProgress: (EvaluationProgress) -> Void { ProgressPrinter().callAsFunction }
 
 /// "1 thread", "4 threads": the engine's thread count.
 func threadCount() -> String { Engine.threads == 1 ? "1 thread" : "\(Engine.threads) threads" }

@@ -10,6 +10,7 @@ struct MethodFlags {
     static let valuedFlags: Set<String> = ["seed", "batch-size", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting", "tau",
                                            "calibration", "noise", "min-scores", "max-scores", "p-value", "test-every", "noise-by", "gap",
                                            "max-probes"]
+    static let switches: Set<String> = ["ttest", "leader-gap", "save-errors"]
     static let usage = """
     method options:
       timesteps: --stages KEEP:N,... (official adaptive schedule; default 5:50,1:500)

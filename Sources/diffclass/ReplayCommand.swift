@@ -18,6 +18,7 @@ struct ReplayCommand: Command {
     \(MethodFlags.usage)
     """
     let valuedFlags = MethodFlags.valuedFlags.union(["run", "out"])
+    let switches: Set<String> = MethodFlags.switches
     func run(_ args: inout Arguments) throws -> Int32 { try runReplay(&args); return 0 }
 }
 

@@ -65,11 +65,17 @@ func runSample(_ args: inout Arguments) throws {
     sampler.clippedModelOutput = ddimEps == "clipped"
     let size = model.config.sampleSize ?? [28, 28]
     let start = Date()
+    // A live counter on a terminal; in a log, a clean line per tenth of the steps.
+    let terminal = isatty(STDOUT_FILENO) != 0, every = max(1, steps / 10)
     let samples = sampler.sample(classes: classes, channels: model.config.inChannels, height: size[0], width: size[1], seed: seed) { i in
-        print("\rsampling step \(i)/\(steps)", terminator: "")
+        if terminal {
+            print("\rsampling step \(i)/\(steps)", terminator: "")
+        } else if i % every == 0 || i == steps {
+            print("sampling step \(i)/\(steps)")
+        }
         fflush(stdout)
     }
-    print("")
+    if terminal { print("") }
     let per = samples.count / classes.count
     let images = (0..<classes.count).map { Array(samples.scalars[($0 * per)..<(($0 + 1) * per)]) }
     let grid = Image.grid(images, channels: model.config.inChannels, height: size[0], width: size[1], columns: columns)

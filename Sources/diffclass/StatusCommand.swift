@@ -15,6 +15,7 @@ struct StatusCommand: Command {
     shard is complete, 1 when not.
     """
     let valuedFlags: Set<String> = ["shards", "images"]
+    let switches: Set<String> = ["no-queue"]
     func run(_ args: inout Arguments) throws -> Int32 { try runStatus(&args) }
 }
 

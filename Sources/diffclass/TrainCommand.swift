@@ -25,6 +25,7 @@ struct TrainCommand: Command {
     let valuedFlags: Set<String> = ["out", "dataset", "data", "steps", "batch-size", "lr", "warmup", "weight-decay", "ema-decay",
                                     "grad-clip", "label-dropout", "checkpoint-every", "seed", "config", "schedule", "prediction", "limit",
                                     "lr-schedule", "init-from"]
+    let switches: Set<String> = ["resume"]
     func run(_ args: inout Arguments) throws -> Int32 { try runTrain(&args); return 0 }
 }
 
@@ -98,8 +99,8 @@ func runTrain(_ args: inout Arguments) throws {
         try trainer.initializeFromFolder()
         print("initialised from \(initFrom) (model and EMA; fresh optimizer state)")
     }
-    print(String(format: "training %@ on %d images (%@), %.2f M parameters, %.1f MFLOP/forward, %d threads",
-                 "UNet2DModel", train.count, train.name, Double(model.parameterCount) / 1e6, model.flopsPerImage / 1e6, Engine.threads))
+    print(String(format: "training %@ on %d images (%@), %.2f M parameters, %.1f MFLOP/forward, %@",
+                 "UNet2DModel", train.count, train.name, Double(model.parameterCount) / 1e6, model.flopsPerImage / 1e6, threadCount()))
     // The class names beside the model, so that eval matches image folders to its classes by name.
     try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
     try ModelClassNames.write(train.classNames, to: outURL)

@@ -23,6 +23,7 @@ struct ZeroShotCommand: Command {
     \(MethodFlags.usage)
     """
     let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(["model", "top"])
+    let switches: Set<String> = MethodFlags.switches.union(["json"])
     func run(_ args: inout Arguments) throws -> Int32 { try runZeroShot(&args) }
 }
 

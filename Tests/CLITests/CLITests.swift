@@ -454,3 +454,58 @@ extension CLITests {
         XCTAssertEqual(try settings("l1")["tau"] as? Double, 1)
     }
 }
+
+extension CLITests {
+    /// Unknown flags are named before missing ones; --limit's error names no Int.max; JSON
+    /// writes `/` plainly; --version answers.
+    func testFlagErrorsAndJSONSlashes() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let typo = try run(["eval", "--modle", "m", "--out", "/nonexistent/x"])
+        XCTAssertEqual(typo.status, 2)
+        XCTAssertTrue(typo.err.contains("unknown option --modle for 'eval'"), typo.err)
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run").path
+        let limit = try run(["eval", "--model", model.path, "--data", data.path, "--limit", "0", "--out", out])
+        XCTAssertEqual(limit.status, 2)
+        XCTAssertTrue(limit.err.contains("--limit expects a positive integer, got '0'"), limit.err)
+        XCTAssertFalse(limit.err.contains("\(Int.max)"), limit.err)
+        let ok = try run(["eval", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "2", "--threads", "1", "--out", out])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        XCTAssertTrue(ok.out.contains("4/4  100%  acc") && ok.out.contains("ETA"), "progress lines in a log: \(ok.out)")
+        for file in ["settings.json", "summary.json", "results.jsonl"] {
+            let text = try String(contentsOfFile: out + "/" + file, encoding: .utf8)
+            XCTAssertFalse(text.contains("\\/"), "\(file): \(text)")
+        }
+        XCTAssertTrue(try String(contentsOfFile: out + "/settings.json", encoding: .utf8).contains("\"model\" : \"\(model.path)\""))
+        let version = try run(["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertTrue(version.out.hasPrefix("diffclass "), version.out)
+    }
+
+    /// diffusers folders as users have them: an fp16 variant is read with --variant fp16 (and
+    /// named when missing), PyTorch .bin weights get the conversion command.
+    func testWeightVariantsAndPickleWeights() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        let plain = model.appendingPathComponent("diffusion_pytorch_model.safetensors")
+        try fm.moveItem(at: plain, to: model.appendingPathComponent("diffusion_pytorch_model.fp16.safetensors"))
+        let eval = ["eval", "--model", model.path, "--data", data.path, "--split", "train", "--n-timesteps", "1", "--limit", "1", "--threads", "1"]
+        let missing = try run(eval + ["--out", dir.appendingPathComponent("a").path])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.err.contains("--variant fp16") && missing.err.contains("diffusion_pytorch_model.fp16.safetensors"), missing.err)
+        let variant = try run(eval + ["--variant", "fp16", "--out", dir.appendingPathComponent("b").path])
+        XCTAssertEqual(variant.status, 0, variant.err)
+        let wrong = try run(eval + ["--variant", "bf16", "--out", dir.appendingPathComponent("c").path])
+        XCTAssertEqual(wrong.status, 2)
+        XCTAssertTrue(wrong.err.contains("no --variant bf16") && wrong.err.contains("fp16"), wrong.err)
+        try fm.removeItem(at: model.appendingPathComponent("diffusion_pytorch_model.fp16.safetensors"))
+        try Data([0x80, 0x02]).write(to: model.appendingPathComponent("diffusion_pytorch_model.bin"))
+        let pickle = try run(eval + ["--out", dir.appendingPathComponent("d").path])
+        XCTAssertEqual(pickle.status, 2)
+        XCTAssertTrue(pickle.err.contains("diffusion_pytorch_model.bin") && pickle.err.contains("from safetensors.torch import save_file")
+                      && pickle.err.contains(plain.path), pickle.err)
+    }
+}

@@ -269,8 +269,8 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(texts.count, 2, "\(logs)")
         XCTAssertEqual(texts.filter { $0.contains("CANCELLED") }.count, 1, texts.joined(separator: "\n---\n"))
         if let resumed = texts.first(where: { !$0.contains("CANCELLED") }) {
-            let progress = resumed.split(separator: "\n").filter { $0.contains("/4  acc") }
-            XCTAssertEqual(progress.first?.hasPrefix("\(done + 1)/4  acc"), true, resumed)
+            let progress = resumed.split(separator: "\n").filter { $0.contains("/4  ") && $0.contains("  acc ") }
+            XCTAssertEqual(progress.first?.hasPrefix("\(done + 1)/4  "), true, resumed)
             XCTAssertEqual(progress.count, 4 - done, resumed)
         }
     }

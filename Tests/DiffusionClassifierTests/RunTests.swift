@@ -120,3 +120,22 @@ final class RunTests: XCTestCase {
         XCTAssertThrowsError(try RunScope.parseShard("2/2"))
     }
 }
+
+extension RunTests {
+    /// The progress line: counts, accuracy, calls, elapsed and ETA; a bar for terminals; log lines
+    /// every twentieth of the images, the last one, and at least one a minute.
+    func testProgressText() throws {
+        let c = Classification(prediction: 0, survivors: [0], meanErrors: [0.1, 0.2], scoreCounts: [3, 3], probabilities: [0.6, 0.4], calls: 6)
+        let record = ImageRecord(index: 0, label: 0, classification: c, seconds: 1)
+        let p = EvaluationProgress(done: 25, total: 100, correct: 20, meanCalls: 300, imagesPerSecond: 0.5, record: record)
+        XCTAssertEqual(p.secondsLeft, 150)
+        XCTAssertEqual(p.text(elapsed: 83), "25/100  25%  acc 80.00%  300 calls/image  elapsed 1:23  ETA 2:30  0.500 images/s")
+        XCTAssertTrue(p.text(elapsed: 83, barWidth: 8).hasPrefix("[##......] 25/100"))
+        XCTAssertEqual(EvaluationProgress.clock(3725), "1:02:05")
+        XCTAssertTrue(p.isLogLine(secondsSinceLastLine: 1), "25 is a multiple of 100 / 20")
+        let q = EvaluationProgress(done: 26, total: 100, correct: 20, meanCalls: 300, imagesPerSecond: 0, record: record)
+        XCTAssertFalse(q.isLogLine(secondsSinceLastLine: 1))
+        XCTAssertTrue(q.isLogLine(secondsSinceLastLine: 61))
+        XCTAssertTrue(q.text(elapsed: 0).contains("ETA ?"))
+    }
+}

@@ -197,3 +197,21 @@ final class ReportTests: XCTestCase {
         XCTAssertThrowsError(try RobustReport.load(dc1, compare: [eval])) { XCTAssertTrue("\($0)".contains(eval.path)) }
     }
 }
+
+extension ReportTests {
+    /// Reliability bars carry their image counts; one run's calls chart has a tick at its value;
+    /// the runs table is padded; runs over different images are flagged; charts shrink to the page.
+    func testReportReadability() throws {
+        let a = try makeRun("report-read-a", rows: rows)
+        let one = try Report.load(a).html()
+        XCTAssertTrue(one.contains(">6</text>"), "count of the one reliability bin")
+        XCTAssertTrue(one.contains(">100</text>"), "tick at the run's 100 calls/image")
+        XCTAssertTrue(one.contains("<table class=\"runs\"><tr><th>run</th>"))
+        XCTAssertTrue(one.contains("svg { max-width: 100%; height: auto; }"))
+        XCTAssertFalse(one.contains("cover different images"))
+        let b = try makeRun("report-read-b", rows: Array(rows.prefix(4)))
+        let two = try Report.load(a, compare: [b]).html()
+        XCTAssertTrue(two.contains("The runs cover different images (\(a.lastPathComponent) 6, \(b.lastPathComponent) 4; 4 in all of them)"), two)
+        XCTAssertTrue(two.contains("Uncalibrated (tau 1)"))
+    }
+}
