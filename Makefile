@@ -8,7 +8,8 @@ BIN = .build/release/diffclass
 ARCH_FLAGS ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-Xswiftc -target-cpu -Xswiftc haswell -Xcc -march=haswell")
 SWIFT_BUILD = $(SWIFT) build -c release $(ARCH_FLAGS)
 
-.PHONY: deps build test fuzz demo bench clean
+.PHONY: deps build test fuzz demo bench clean install
+PREFIX ?= /usr/local
 
 deps:
 	@tools/install-deps.sh
@@ -49,6 +50,11 @@ demo: build
 bench: build
 	$(BIN) bench $(threads_flag)
 	$(BIN) bench --threads 1 --end-to-end
+
+# Copies the built binary to $(PREFIX)/bin (make install PREFIX=$$HOME/.local for a user install).
+install: build
+	install -d $(PREFIX)/bin
+	install -m 755 $(BIN) $(PREFIX)/bin/diffclass
 
 clean:
 	rm -rf .build
