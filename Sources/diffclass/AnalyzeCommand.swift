@@ -17,6 +17,7 @@ struct AnalyzeCommand: Command {
     independent noise; writes RUN/analysis.json (then run diffclass report RUN).
     """
     let valuedFlags = ClassFolderFlags.valuedFlags.union(["model", "out", "dataset", "data", "split", "limit", "seed", "batch-size", "points", "counts"])
+    let switches: Set<String> = ClassFolderFlags.switches
     func run(_ args: inout Arguments) throws -> Int32 { try runAnalyze(&args); return 0 }
 }
 

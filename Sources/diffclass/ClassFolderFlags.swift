@@ -8,6 +8,7 @@ import Foundation
 /// `analyze` on class-conditional models and `eval` on DiT pipelines.
 struct ClassFolderFlags {
     static let valuedFlags: Set<String> = ["labels", "labels-file", "class-map"]
+    static let switches: Set<String> = ["folder-order"]
     static let usage = """
     class folders (--data DIR holding one subfolder of PNG/JPEG files per class):
       Each folder name is matched with the model's class names: exactly, else ignoring case and every

@@ -37,7 +37,7 @@ struct EvalCommand: Command {
     """
     let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(ClassFolderFlags.valuedFlags)
         .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
-    let switches: Set<String> = MethodFlags.switches
+    let switches: Set<String> = MethodFlags.switches.union(ClassFolderFlags.switches)
     func run(_ args: inout Arguments) throws -> Int32 { try runEval(&args); return 0 }
 }
 

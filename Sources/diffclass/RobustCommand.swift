@@ -34,7 +34,7 @@ struct RobustCommand: Command {
     let valuedFlags = ZeroShotSetup.valuedFlags.union(ClassFolderFlags.valuedFlags).union(["model", "out", "dataset", "data", "split", "limit", "shard", "norm", "eps",
                                                        "attacks", "iterations", "square-queries", "eot", "n-timesteps", "lm", "seed",
                                                        "batch-size"])
-    let switches: Set<String> = ["save-adv"]
+    let switches: Set<String> = ClassFolderFlags.switches.union(["save-adv"])
     func run(_ args: inout Arguments) throws -> Int32 { try runRobust(&args); return 0 }
 }
 
