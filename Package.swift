@@ -73,7 +73,7 @@ let package = Package(
         // Benchmarks of every layer against PyTorch (`diffclass bench`, `make bench`).
         .target(name: "Benchmarks", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets"]),
         // Layer 6: the command-line tool; it parses arguments and calls the library.
-        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "StableDiffusion", "LatentDiT", "Robustness", "Cluster", "Benchmarks"]),
+        .executableTarget(name: "diffclass", dependencies: ["TensorEngine", "NeuralNetworks", "Images", "Diffusion", "DiffusionClassifier", "Datasets", "Reports", "StableDiffusion", "LatentDiT", "Robustness", "Cluster", "Benchmarks", "EDM"]),
         .testTarget(name: "TensorEngineTests", dependencies: ["TensorEngine"]),
         .testTarget(name: "NeuralNetworksTests", dependencies: ["TensorEngine", "NeuralNetworks"]),
         .testTarget(name: "DiffusionTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion"], exclude: ["Fixtures"]),
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "DiTTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiT", "DiffusionClassifier", "StableDiffusion", "LatentDiT"], exclude: ["Fixtures"]),
         .testTarget(name: "RobustnessTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "Datasets", "Robustness", "RobustnessTestSupport"]),
         .testTarget(name: "ClusterTests", dependencies: ["NeuralNetworks", "Cluster"]),
-        .testTarget(name: "EDMTests", dependencies: ["TensorEngine", "NeuralNetworks", "EDM"], exclude: ["Fixtures"]),
+        .testTarget(name: "EDMTests", dependencies: ["TensorEngine", "NeuralNetworks", "Diffusion", "DiffusionClassifier", "EDM"], exclude: ["Fixtures"]),
         // Runs the built diffclass binary (built with the tests by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["diffclass", "TensorEngine"], exclude: ["Fixtures"]),
     ],

@@ -11,6 +11,8 @@ public struct NoiseSchedule {
     public let config: SchedulerConfig
     public let betas: [Double]
     public let alphasCumprod: [Double]
+    /// The noise levels when this is the schedule of a `SigmaGrid` (timestep k = level k), nil for DDPM schedules.
+    public let sigmaGrid: SigmaGrid?
     public var prediction: PredictionType { PredictionType(rawValue: config.predictionType) ?? .epsilon }
     /// T: the number of training timesteps (diffusers' `num_train_timesteps`).
     public var numTrainTimesteps: Int { betas.count }
@@ -35,6 +37,34 @@ public struct NoiseSchedule {
         betas = b
         var acc = 1.0
         alphasCumprod = b.map { acc *= (1 - $0); return acc }
+        sigmaGrid = nil
+    }
+
+    /// The schedule of a grid of noise levels (see `SigmaGrid`): abar_k = 1 / (1 + sigma_k^2),
+    /// betas 1 - abar_k / abar_{k-1} (for information; they are not used to sample). The config
+    /// records T = N and the prediction type (`beta_schedule` "sigma_grid").
+    public init(sigmaGrid grid: SigmaGrid, prediction: PredictionType = .epsilon) {
+        var c = SchedulerConfig(numTrainTimesteps: grid.count, predictionType: prediction.rawValue)
+        c.betaSchedule = "sigma_grid"
+        config = c
+        let abar: [Double] = grid.levels.map { (s: Double) -> Double in 1 / (1 + s * s) }
+        alphasCumprod = abar
+        var b: [Double] = []
+        var previous = 1.0
+        for a in abar {
+            b.append(1 - a / previous)
+            previous = a
+        }
+        betas = b
+        sigmaGrid = grid
+    }
+
+    /// sigma_t = sqrt((1 - abar_t) / abar_t): the grid's level for a grid schedule, else the
+    /// variance-exploding noise level of timestep t.
+    public func sigma(_ t: Int) -> Double {
+        if let g = sigmaGrid { return g.lower + Double(t) * g.spacing }
+        let a = alphasCumprod[t]
+        return ((1 - a) / a).squareRoot()
     }
 
     /// sqrt(abar_t) and sqrt(1 - abar_t).

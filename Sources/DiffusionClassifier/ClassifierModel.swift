@@ -25,9 +25,13 @@ public struct ClassifierModel {
     public var encoder: SampleEncoder
     /// What the model is, for messages ("a UNet2DModel with 5 class embeddings").
     public var summary: String
+    /// The predictor's network at any noise level, for a continuous-noise-level model (EDM):
+    /// RDC's likelihood maximization then draws sigma continuously. nil for DDPM models.
+    public var denoiser: NoiseLevelDenoiser?
 
     public init(predictor: ConditionalNoisePredictor, schedule: NoiseSchedule, conditions: [Int], unconditional: Int?,
-                encoder: SampleEncoder = PixelSpace(), summary: String) {
+                encoder: SampleEncoder = PixelSpace(), summary: String, denoiser: NoiseLevelDenoiser? = nil) {
+        self.denoiser = denoiser
         self.predictor = predictor
         self.schedule = schedule
         self.conditions = conditions

@@ -81,7 +81,8 @@ public enum ClassificationMethod: Equatable, Sendable {
 /// name: grid, grid:B, uniform, stratified or explicit), `n_timesteps`, `timestep_list`;
 /// `min_scores`, `p_value`, `test_every`, `gap`, `max_probes`); keys of options at their default
 /// left out (`noise_by` only for `timestep`, `save_errors` only when true, `weights_dtype` only
-/// for 16-bit weights, `prompts` and `image_size` only for zero-shot runs). Settings written
+/// for 16-bit weights, `prompts` and `image_size` only for zero-shot runs, `sigmas` only for
+/// noise-level grids). Settings written
 /// before a key existed read as its default, so their folders resume unchanged.
 public struct EvaluationSettings: Equatable, Sendable {
     public var model: String
@@ -111,6 +112,9 @@ public struct EvaluationSettings: Equatable, Sendable {
     /// How the model keeps its large weights (recorded because rounding Float32 checkpoints to
     /// 16 bits changes results; Float16 checkpoints give the same results in either storage).
     public var weightStorage: WeightStorage = .float32
+    /// A continuous-noise-level model (EDM) scored over this grid of noise levels (`sigmas`,
+    /// "A:B:N"; the timesteps are the grid's levels 0..<N); nil for DDPM-timestep models.
+    public var sigmas: SigmaGrid? = nil
 
     public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: ClassificationMethod,
                 timestepRange: Range<Int>? = nil, loss: ErrorLoss = .l2, weighting: TimestepWeighting = .uniform, tau: Double = 1,
@@ -128,12 +132,16 @@ public struct EvaluationSettings: Equatable, Sendable {
         self.tau = tau
         self.seed = seed
         self.noiseFile = noiseFile
+        sigmas = schedule.sigmaGrid
     }
 
     /// The classifier these settings describe, for classes 0..<classes of `model`.
     public func makeClassifier(model: ConditionalNoisePredictor, schedule: NoiseSchedule, batchSize: Int) throws -> Classifier {
         guard schedule.numTrainTimesteps == numTrainTimesteps, schedule.prediction == predictionType else {
             throw ClassifierError("settings are for T = \(numTrainTimesteps), \(predictionType.rawValue); the schedule has T = \(schedule.numTrainTimesteps), \(schedule.prediction.rawValue)")
+        }
+        guard schedule.sigmaGrid == sigmas else {
+            throw ClassifierError(.sigmas, "settings are for \(sigmas.map { "the noise levels \($0)" } ?? "DDPM timesteps"); the schedule has \(schedule.sigmaGrid.map { "the noise levels \($0)" } ?? "DDPM timesteps")")
         }
         let noise = try noiseFile.map { try FileNoise(url: URL(fileURLWithPath: $0)) }
         return try Classifier(model: model, schedule: schedule, conditions: Array(0..<classes), strategy: method.strategy,
@@ -156,7 +164,7 @@ extension EvaluationSettings: Codable {
     enum CodingKeys: String, CodingKey {
         case model, dataset, split, classes, numTrainTimesteps, predictionType, method, stages, timesteps, nTimesteps, timestepList
         case tRange, loss, weighting, tau, seed, noise, minScores, pValue, testEvery, prompts, imageSize, noiseBy, saveErrors
-        case gap, maxProbes, replayOf, weightsDtype
+        case gap, maxProbes, replayOf, weightsDtype, sigmas
     }
 
     public init(from decoder: Decoder) throws {
@@ -186,6 +194,8 @@ extension EvaluationSettings: Codable {
         } else {
             weightStorage = .float32
         }
+
+        sigmas = try c.decodeIfPresent(String.self, forKey: .sigmas).map { try SigmaGrid(parsing: $0) }
 
         let methodName = try c.decode(String.self, forKey: .method)
         func sampler() throws -> TimestepSampler {
@@ -265,5 +275,6 @@ extension EvaluationSettings: Codable {
         if saveErrors { try c.encode(true, forKey: .saveErrors) }
         try c.encodeIfPresent(replayOf, forKey: .replayOf)
         if weightStorage != .float32 { try c.encode(weightStorage.rawValue, forKey: .weightsDtype) }
+        try c.encodeIfPresent(sigmas?.description, forKey: .sigmas)
     }
 }

@@ -24,6 +24,13 @@ import TensorEngine
 /// sqrt((1 - abar_t) / abar_t) is nearest, for both variants (the paper says only "one timestep
 /// per step"); `t=A:B` draws t uniformly from A..<B instead.
 ///
+/// In sigma-space (a `NoiseLevelDenoiser` given, such as an EDM denoiser, and no `t=A:B`), sigma
+/// is used as drawn, not rounded to a timestep, and the loss is RDC's own,
+/// `sum_n mean_CHW (D(x'_0 + sigma_n eps_n; sigma_n, null) - x'_0)^2` (the public code's
+/// `mse_loss(denoised, x)` averages over the batch too; the factor 1/N changes neither the sign
+/// steps nor Adam's, up to Adam's 1e-8). Its gradient is the eps-space loss's times sigma_n^2 per
+/// image, so only the continuous sigma differs from the timestep form.
+///
 /// Gradients through LM (`gradient`):
 /// - `.exact`: the N steps are unrolled with autodiff recording and each inner gradient
 ///   g(x') = d l / d x' is itself recorded (a create-graph backward pass), so the derivative of
@@ -151,19 +158,32 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         return best
     }
 
-    /// The (timestep, eps) of image n at step i.
-    func draw(image n: Int, step i: Int, shape: [Int], schedule: NoiseSchedule, randomness: UInt64) -> (Int, Tensor) {
+    /// The (timestep, sigma, eps) of image n at step i: sigma as drawn (nil with `t=A:B`), the
+    /// timestep drawn from `t=A:B` or the one nearest sigma.
+    func draw(image n: Int, step i: Int, shape: [Int], schedule: NoiseSchedule, randomness: UInt64) -> (Int, Float?, Tensor) {
         var g = RandomGenerator(seed: randomness).derived(UInt64(n)).derived(UInt64(i))
         var ge = g.derived(1)
         let t: Int
+        var sigma: Float? = nil
         if let r = timestepRange {
             precondition(r.upperBound <= schedule.numTrainTimesteps, "LikelihoodMaximization: t range \(r) outside 0..<\(schedule.numTrainTimesteps)")
             t = r.lowerBound + g.nextInt(upperBound: r.count)
         } else {
-            let s = Double(g.nextFloat(low: Float(sigmaRange.lowerBound), high: Float(sigmaRange.upperBound)))
-            t = Self.timestep(sigma: s, schedule: schedule)
+            let s = g.nextFloat(low: Float(sigmaRange.lowerBound), high: Float(sigmaRange.upperBound))
+            sigma = s
+            t = Self.timestep(sigma: Double(s), schedule: schedule)
         }
-        return (t, Tensor.randn(shape, generator: &ge))
+        return (t, sigma, Tensor.randn(shape, generator: &ge))
+    }
+
+    /// RDC's unconditional loss in sigma-space, `sum_n mean_CHW (D(x0 + sigma_n eps_n; sigma_n, null) - x0)^2`
+    /// with x0 = encode(x), for a network that takes any noise level.
+    public static func unconditionalLoss(_ x: Tensor, denoiser: NoiseLevelDenoiser, unconditional: Int, sigmas: [Float],
+                                         noise eps: Tensor, encoder: SampleEncoder = PixelSpace()) -> Tensor {
+        let x0 = encoder.encode(pixels: x)
+        let noisy = x0 + eps * Tensor(shape: [sigmas.count, 1, 1, 1], sigmas)
+        let labels = Tensor(shape: [sigmas.count], repeating: Float(unconditional))
+        return (denoiser.denoise(noisy, sigmas: sigmas, conditions: labels) - x0).square().mean(axes: [1, 2, 3]).sum()
     }
 
     /// The unconditional loss l(x) above at the given per-image timesteps and noise.
@@ -180,16 +200,20 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
     /// LM(x) for x [N, C, H, W] in [0, 1]; recorded according to `gradient`. A `Module` model's
     /// parameters are frozen (`requiresGrad = false`), as in `DiffusionLogits`.
     /// Cost: `steps` forward and backward passes of the U-Net over the N images.
+    /// With `denoiser` (the same network taking any noise level) and no `t=A:B`, LM runs in
+    /// sigma-space (see above).
     public func run(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
-                    randomness: UInt64, encoder: SampleEncoder = PixelSpace()) -> Tensor {
+                    randomness: UInt64, encoder: SampleEncoder = PixelSpace(), denoiser: NoiseLevelDenoiser? = nil) -> Tensor {
         freezeParameters(model)
         switch gradient {
         case .exact, .firstOrder:
-            return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness, encoder: encoder)
+            return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness, encoder: encoder,
+                            denoiser: denoiser)
+>>>>>>> d6e9fbf (RDC's sigma-grid loss for EDM models: SigmaGrid (schedule of noise levels), EDMNoisePredictor, TimestepWeighting.rdc(paper|code), sigma-space LM, --sigmas/--sigma-density/--noise on eval, classify, robust; fixture from NVlabs/edm (tools/make_rdc_fixtures.py) and RDCLossTests)
         case .bpda:
             let shift = Autograd.noGrad {
                 unrolled(x.detached(), model: model, schedule: schedule, unconditional: unconditional, randomness: randomness,
-                         encoder: encoder) - x.detached()
+                         encoder: encoder, denoiser: denoiser) - x.detached()
             }
             return x + shift
         }
@@ -202,7 +226,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
     }
 
     func unrolled(_ x: Tensor, model: ConditionalNoisePredictor, schedule: NoiseSchedule, unconditional: Int,
-                  randomness: UInt64, encoder: SampleEncoder) -> Tensor {
+                  randomness: UInt64, encoder: SampleEncoder, denoiser: NoiseLevelDenoiser?) -> Tensor {
         precondition(x.rank == 4, "LikelihoodMaximization: x must be [N, C, H, W], got \(x.shape)")
         let N = x.shape[0]
         var rowShape = encoder.sampleShape(pixels: x.shape)
@@ -213,13 +237,22 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         let (b1, b2): (Float, Float) = (0.9, 0.999)
         for i in 0..<steps {
             let draws = (0..<N).map { draw(image: $0, step: i, shape: rowShape, schedule: schedule, randomness: randomness) }
-            let eps = Tensor.concat(draws.map(\.1), axis: 0)
+            let eps = Tensor.concat(draws.map(\.2), axis: 0)
             let ts = draws.map(\.0)
+            let sigmas = draws.compactMap(\.1)
+            // The unconditional loss at x': in sigma-space with a noise-level denoiser, else at the timesteps.
+            let loss: (Tensor) -> Tensor = { y in
+                if let denoiser, sigmas.count == N {
+                    return Self.unconditionalLoss(y, denoiser: denoiser, unconditional: unconditional, sigmas: sigmas, noise: eps,
+                                                  encoder: encoder)
+                }
+                return Self.unconditionalLoss(y, model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
+                                              encoder: encoder)
+            }
             let g: Tensor
             if secondOrder {
                 // g = d l / d x' recorded (create graph): a function of x' and so of x.
-                let l = Self.unconditionalLoss(xp, model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
-                                               encoder: encoder)
+                let l = loss(xp)
                 do {
                     g = try TensorEngine.gradient(of: l, wrt: [xp], createGraph: true)[0]
                 } catch {
@@ -227,10 +260,7 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
                 }
             } else {
                 // g = d l / d x' at the current iterate, a constant.
-                g = valueAndGradient(at: [xp]) {
-                    Self.unconditionalLoss($0[0], model: model, schedule: schedule, unconditional: unconditional, timesteps: ts, noise: eps,
-                                               encoder: encoder)
-                }.gradients[0]
+                g = valueAndGradient(at: [xp]) { loss($0[0]) }.gradients[0]
             }
             let step: () -> Tensor = {
                 switch variant {

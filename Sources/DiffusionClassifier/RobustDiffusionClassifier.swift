@@ -20,11 +20,14 @@ public final class RobustDiffusionClassifier: DifferentiableClassifier {
     public let head: DiffusionLogits
     public let lm: LikelihoodMaximization
     public let unconditional: Int
+    /// The head's network at any noise level (an EDM denoiser): LM then runs in sigma-space.
+    public let denoiser: NoiseLevelDenoiser?
 
-    public init(head: DiffusionLogits, lm: LikelihoodMaximization, unconditional: Int) {
+    public init(head: DiffusionLogits, lm: LikelihoodMaximization, unconditional: Int, denoiser: NoiseLevelDenoiser? = nil) {
         self.head = head
         self.lm = lm
         self.unconditional = unconditional
+        self.denoiser = denoiser
     }
 
     /// RDC over a class-conditional `UNet2DModel` (null class = its last class embedding).
@@ -47,7 +50,7 @@ public final class RobustDiffusionClassifier: DifferentiableClassifier {
     /// LM(x) as `logits` computes it.
     public func purify(_ x: Tensor, randomness: UInt64) -> Tensor {
         lm.run(x, model: head.model, schedule: head.schedule, unconditional: unconditional, randomness: Self.lmSeed(randomness),
-               encoder: head.encoder)
+               encoder: head.encoder, denoiser: denoiser)
     }
 
     public func logits(_ x: Tensor, randomness: UInt64) -> Tensor {

@@ -1,3 +1,4 @@
+import Diffusion
 import Foundation
 import NeuralNetworks
 import TensorEngine
@@ -58,7 +59,8 @@ public enum AttackKind: String, Codable, CaseIterable, Sendable {
 /// The JSON is the format of robustness run folders: snake_case keys, sorted; the number of
 /// grid timesteps as `timesteps`, the LM options as their canonical text (`lm`, absent for the
 /// plain diffusion classifier); `prompts`, `image_size` and `weights_dtype` only for Stable
-/// Diffusion runs (absent otherwise, so older folders resume unchanged).
+/// Diffusion runs, `sigmas` and `sigma_density` only for noise-level grids (EDM models), `noise`
+/// only with a noise file (absent otherwise, so older folders resume unchanged).
 public struct RobustnessSettings: Equatable, Sendable, RunSettings {
     public var model: String
     public var dataset: String
@@ -81,6 +83,13 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
     public var prompts: [String]? = nil
     public var imageSize: Int? = nil
     public var weightStorage: WeightStorage = .float32
+    /// A continuous-noise-level model (EDM): the classifier scores every level of this grid with
+    /// RDC's weight of `sigmaDensity` (`TimestepWeighting.rdc`) instead of `timestepCount` grid
+    /// timesteps with uniform weights; nil for DDPM-timestep models.
+    public var sigmas: SigmaGrid? = nil
+    public var sigmaDensity: SigmaDensity = .paper
+    /// A safetensors noise file (`FileNoise`: level or timestep j uses eps[j]) instead of seeded noise.
+    public var noiseFile: String? = nil
 
     public static let defaultIterations = 100, defaultSquareQueries = 5000, defaultEOTDraws = 1, defaultTimestepCount = 10
 
@@ -124,7 +133,7 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
 
     enum CodingKeys: String, CodingKey {
         case model, dataset, split, norm, epsText, epsilon, attacks, iterations, squareQueries, eotDraws, timesteps, lm, seed
-        case prompts, imageSize, weightsDtype
+        case prompts, imageSize, weightsDtype, sigmas, sigmaDensity, noise
     }
 
     public init(from decoder: Decoder) throws {
@@ -143,6 +152,22 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
             guard let storage = WeightStorage(rawValue: w) else { throw ClassifierError("\(Setting.weightsDtype): '\(w)' is not fp32, fp16 or bf16") }
             weightStorage = storage
         }
+        sigmas = try c.decodeIfPresent(String.self, forKey: .sigmas).map { try SigmaGrid(parsing: $0) }
+        sigmaDensity = try c.decodeIfPresent(SigmaDensity.self, forKey: .sigmaDensity) ?? .paper
+        noiseFile = try c.decodeIfPresent(String.self, forKey: .noise)
+    }
+
+    /// The classifier's timesteps and their weighting: every level of `sigmas` with RDC's
+    /// weight, or `timestepCount` timesteps of the official grid over 0..<T, uniform.
+    public func timesteps(schedule: NoiseSchedule) throws -> (timesteps: [Int], weighting: TimestepWeighting) {
+        guard schedule.sigmaGrid == sigmas else {
+            throw ClassifierError(.sigmas, "settings are for \(sigmas.map { "the noise levels \($0)" } ?? "DDPM timesteps"); the model's schedule has \(schedule.sigmaGrid.map { "the noise levels \($0)" } ?? "DDPM timesteps")")
+        }
+        if let sigmas { return (Array(0..<sigmas.count), .rdc(sigmaDensity)) }
+        guard timestepCount <= schedule.numTrainTimesteps else {
+            throw ClassifierError(.nTimesteps, "\(timestepCount) timesteps do not fit the schedule's \(schedule.numTrainTimesteps)")
+        }
+        return (TimestepGrid.grid(T: schedule.numTrainTimesteps, maxN: timestepCount), .uniform)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -163,6 +188,11 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
         try c.encodeIfPresent(prompts, forKey: .prompts)
         try c.encodeIfPresent(imageSize, forKey: .imageSize)
         if weightStorage != .float32 { try c.encode(weightStorage.rawValue, forKey: .weightsDtype) }
+        if let sigmas {
+            try c.encode(sigmas.description, forKey: .sigmas)
+            try c.encode(sigmaDensity, forKey: .sigmaDensity)
+        }
+        try c.encodeIfPresent(noiseFile, forKey: .noise)
     }
 }
 

@@ -37,20 +37,29 @@ extension RobustnessSettings {
 /// gradient). In this package every recorded U-Net item gets exactly one backward pass (an
 /// attack's gradient call, or LM's inner gradient, which runs even inside a no-grad forward), so
 /// `items + recordedItems` is the forward plus backward item passes.
-public final class CountingPredictor: ConditionalNoisePredictor {
+public final class CountingPredictor: ConditionalNoisePredictor, NoiseLevelDenoiser {
     public let inner: ConditionalNoisePredictor
+    /// The inner network at any noise level (counted likewise), when it has one.
+    public let innerDenoiser: NoiseLevelDenoiser?
     public var items = 0
     public var recordedItems = 0
     /// Forward plus backward item passes so far.
     public var passes: Int { items + recordedItems }
-    public init(_ inner: ConditionalNoisePredictor) {
+    public init(_ inner: ConditionalNoisePredictor, denoiser: NoiseLevelDenoiser? = nil) {
         self.inner = inner
+        innerDenoiser = denoiser
         if let m = inner as? Module { for p in m.parameters { p.requiresGrad = false } }
     }
     public func predict(_ sample: Tensor, timesteps: [Float], conditions: Tensor?) -> Tensor {
         items += sample.shape[0]
         if Autograd.shouldRecord([sample]) { recordedItems += sample.shape[0] }
         return inner.predict(sample, timesteps: timesteps, conditions: conditions)
+    }
+    public func denoise(_ noisy: Tensor, sigmas: [Float], conditions: Tensor?) -> Tensor {
+        guard let innerDenoiser else { preconditionFailure("CountingPredictor: the inner predictor has no noise-level denoiser") }
+        items += noisy.shape[0]
+        if Autograd.shouldRecord([noisy]) { recordedItems += noisy.shape[0] }
+        return innerDenoiser.denoise(noisy, sigmas: sigmas, conditions: conditions)
     }
 }
 
@@ -91,15 +100,20 @@ public final class RobustnessRun {
     public static func makeClassifier(settings: RobustnessSettings, model: ClassifierModel,
                                       batchSize: Int = 64) throws -> (DifferentiableClassifier, CountingPredictor) {
         try settings.validate(classes: model.classCount)
-        let counter = CountingPredictor(model.predictor)
-        let head = DiffusionLogits(model: counter, schedule: model.schedule, conditions: model.conditions,
-                                   timesteps: TimestepGrid.grid(T: model.schedule.numTrainTimesteps, maxN: settings.timestepCount),
-                                   batchSize: batchSize, encoder: model.encoder)
+        let counter = CountingPredictor(model.predictor, denoiser: model.denoiser)
+        let (timesteps, weighting) = try settings.timesteps(schedule: model.schedule)
+        let noise = try settings.noiseFile.map { try FileNoise(url: URL(fileURLWithPath: $0)) }
+        if let noise, noise.eps.shape[0] < timesteps.count {
+            throw ClassifierError(.noise, "\(noise.path): 'eps' has \(noise.eps.shape[0]) draws for \(timesteps.count) timesteps")
+        }
+        let head = DiffusionLogits(model: counter, schedule: model.schedule, conditions: model.conditions, timesteps: timesteps,
+                                   weighting: weighting, batchSize: batchSize, noise: noise, encoder: model.encoder)
         guard let lm = settings.lm else { return (head, counter) }
         guard let unconditional = model.unconditional else {
             throw ClassifierError(.lm, "needs a null class (the unconditional model): \(model.summary) has none beyond its \(model.classCount) classes")
         }
-        return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: unconditional), counter)
+        return (RobustDiffusionClassifier(head: head, lm: lm, unconditional: unconditional,
+                                          denoiser: model.denoiser == nil ? nil : counter), counter)
     }
 
     /// `makeClassifier` over a class-conditional `UNet2DModel` (classes 0..<classes; null class =

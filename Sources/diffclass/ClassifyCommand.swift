@@ -57,24 +57,36 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
     guard !files.isEmpty else { throw UsageError("classify needs image files: diffclass classify --model DIR IMAGE...") }
 
     let modelURL = URL(fileURLWithPath: modelPath)
-    let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
-    guard let embeds = model.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
-    let size = model.config.sampleSize ?? [28, 28]
-    let channels = model.config.inChannels
+    // Per model family: the predictor and schedule, the image size and the number of class conditions.
+    let model: ConditionalNoisePredictor, schedule: NoiseSchedule, size: [Int], channels: Int, classConditions: Int
+    if EDMSetup.isEDMFolder(modelPath) {
+        let (edm, classifierModel) = try EDMSetup.load(modelPath, grid: try flags.sigmaGrid())
+        (model, schedule) = (classifierModel.predictor, classifierModel.schedule)
+        size = [edm.config.imgResolution, edm.config.imgResolution]
+        channels = edm.config.imgChannels
+        classConditions = edm.labelDim
+    } else {
+        let (unet, unetSchedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
+        guard let embeds = unet.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
+        guard embeds >= 2 || labelsText != nil else { throw UsageError("\(modelPath): one class embedding; name the classes with --labels") }
+        (model, schedule) = (unet, unetSchedule)
+        size = unet.config.sampleSize ?? [28, 28]
+        channels = unet.config.inChannels
+        classConditions = embeds - 1  // the last embedding is the null class
+    }
     let names: [String]
     if let labelsText {
         names = labelsText.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard names.count >= 1, names.count <= embeds, !names.contains("") else {
-            throw UsageError("--labels: '\(labelsText)' must name 1 to \(embeds) classes, comma-separated, none empty")
+        guard names.count >= 1, names.count <= max(classConditions, 1), !names.contains("") else {
+            throw UsageError("--labels: '\(labelsText)' must name 1 to \(max(classConditions, 1)) classes, comma-separated, none empty")
         }
     } else if let stored = try ModelClassNames.load(from: modelURL) {
-        guard stored.count <= embeds else { throw UsageError("\(modelPath): \(stored.count) class names for \(embeds) class embeddings") }
+        guard stored.count <= max(classConditions, 1) else { throw UsageError("\(modelPath): \(stored.count) class names for \(max(classConditions, 1)) classes") }
         names = stored
-    } else if embeds - 1 == 10, channels == 1, size == [28, 28] {
+    } else if classConditions == 10, channels == 1, size == [28, 28] {
         names = FashionMNIST.classNames
     } else {
-        guard embeds >= 2 else { throw UsageError("\(modelPath): one class embedding; name the classes with --labels") }
-        names = (0..<(embeds - 1)).map(String.init)
+        names = (0..<classConditions).map(String.init)
     }
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: "files", split: "none", classes: names.count,
                                       schedule: schedule, modelFolder: modelPath)

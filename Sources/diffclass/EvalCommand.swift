@@ -58,13 +58,31 @@ func runEval(_ args: inout Arguments) throws {
     try args.finish(command: "eval")
 
     let modelURL = URL(fileURLWithPath: modelPath)
-    let (model, schedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
-    let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: model.config.sampleSize?[0] ?? 28,
-                                         channels: model.config.inChannels)
-    let (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath, modelNames: try ModelClassNames.load(from: modelURL))
-    try ds.checkFits(model.config, model: modelPath)
+    // Per model family: the predictor and schedule (an EDM denoiser over its grid of noise levels), and the dataset.
+    let model: ConditionalNoisePredictor, schedule: NoiseSchedule, ds: ImageDataset, mapping: ClassFolderMapping?
+    let modelNames = try ModelClassNames.load(from: modelURL)
+    if EDMSetup.isEDMFolder(modelPath) {
+        let (edm, classifierModel) = try EDMSetup.load(modelPath, grid: try flags.sigmaGrid())
+        let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: edm.config.imgResolution,
+                                             channels: edm.config.imgChannels)
+        (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath, modelNames: modelNames)
+        guard ds.channels == edm.config.imgChannels, ds.height == edm.config.imgResolution, ds.width == edm.config.imgResolution else {
+            throw UsageError("\(modelPath): the model takes \(edm.config.imgChannels)x\(edm.config.imgResolution)x\(edm.config.imgResolution) images, \(ds.name) has \(ds.channels)x\(ds.height)x\(ds.width)")
+        }
+        guard ds.classNames.count <= edm.labelDim else {
+            throw UsageError("\(modelPath): the model has \(edm.labelDim) classes, \(ds.name) has \(ds.classNames.count)")
+        }
+        (model, schedule) = (classifierModel.predictor, classifierModel.schedule)
+    } else {
+        let (unet, unetSchedule) = try UNet2DModel.loadWithSchedule(from: modelURL)
+        let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: unet.config.sampleSize?[0] ?? 28,
+                                             channels: unet.config.inChannels)
+        (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath, modelNames: modelNames)
+        try ds.checkFits(unet.config, model: modelPath)
+        _ = try ClassifierModel(unet: unet, schedule: unetSchedule, classes: ds.classNames.count)  // enough class embeddings
+        (model, schedule) = (unet, unetSchedule)
+    }
     let classes = ds.classNames.count
-    _ = try ClassifierModel(unet: model, schedule: schedule, classes: classes)  // enough class embeddings
 
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
                                       schedule: schedule, modelFolder: modelPath)

@@ -9,7 +9,7 @@ import Foundation
 struct MethodFlags {
     static let valuedFlags: Set<String> = ["seed", "batch-size", "stages", "n-timesteps", "timesteps", "t-range", "loss", "weighting", "tau",
                                            "calibration", "noise", "min-scores", "max-scores", "p-value", "test-every", "noise-by", "gap",
-                                           "max-probes"]
+                                           "max-probes", "sigmas", "sigma-density"]
     static let switches: Set<String> = ["ttest", "leader-gap", "save-errors"]
     static let usage = """
     method options:
@@ -27,14 +27,19 @@ struct MethodFlags {
       [--noise-by probe|timestep] (eps numbered by probe order, the public code's, or by timestep: then every
         strategy on a grid sees the same eps at each t and can be replayed)
       [--save-errors] (each results line also holds every per-probe error, for 'diffclass replay' and --reuse)
+      [--weighting rdc:paper|rdc:code] (RDC's weight over noise levels; the default for EDM models)
+
+    \(EDMSetup.usage)
     """
 
     var seed: UInt64, batchSize: Int
     var stages: String?, nTimesteps: Int?, ttest: Bool, timesteps: String?, tRange: String?
-    var loss: String, weighting: String, tau: Double?, calibrationPath: String?, noise: String?
+    var loss: String, weighting: String?, tau: Double?, calibrationPath: String?, noise: String?
     var minScores: Int?, maxScores: Int?, pValue: Double?, testEvery: Int?
     var noiseBy: String?, saveErrors: Bool
     var leaderGap: Bool, gap: Double?, maxProbes: Int?
+    /// EDM models: `--sigmas A:B:N` and `--sigma-density` (see `EDMSetup`).
+    var sigmas: String?, sigmaDensity: String?
 
     /// `defaultBatchSize`: pairs per U-Net call without `--batch-size` (256; zero-shot SD uses 8).
     init(_ args: inout Arguments, defaultBatchSize: Int = 256) throws {
@@ -46,7 +51,7 @@ struct MethodFlags {
         timesteps = args.string("timesteps")
         tRange = args.string("t-range")
         loss = args.string("loss") ?? "l2"
-        weighting = args.string("weighting") ?? "uniform"
+        weighting = args.string("weighting")
         tau = try args.double("tau", range: 0...1e9)
         calibrationPath = args.string("calibration")
         noise = args.string("noise")
@@ -59,7 +64,12 @@ struct MethodFlags {
         leaderGap = args.flag("leader-gap")
         gap = try args.double("gap", range: 0...1e6)
         maxProbes = try args.int("max-probes", range: 1...1_000_000)
+        sigmas = args.string("sigmas")
+        sigmaDensity = args.string("sigma-density")
     }
+
+    /// The grid of noise levels for an EDM model (`--sigmas`, RDC's by default).
+    func sigmaGrid() throws -> SigmaGrid { try EDMSetup.grid(sigmas) }
 
     /// A sequential rule's timesteps: `--timesteps` (the rule's kind by default) drawing
     /// `--max-scores` (the rule's count by default).
@@ -112,7 +122,23 @@ struct MethodFlags {
         let source = calibrationSource(modelFolder: modelFolder)
         var calibration = try source.map { try CalibrationResult.load(URL(fileURLWithPath: $0.path)) }
         guard let lossValue = ErrorLoss(rawValue: loss) else { throw UsageError("--loss: '\(loss)' is not l2, l1 or huber") }
-        let weightingValue = try TimestepWeighting(parsing: weighting)
+        // A noise-level grid (EDM): RDC's weight and every level by default; elsewhere the grid flags are refused.
+        let grid = schedule.sigmaGrid
+        guard grid != nil || (sigmas == nil && sigmaDensity == nil) else {
+            throw UsageError("--sigmas and --sigma-density need an EDM model folder")
+        }
+        if let sigmaDensity, let weighting, !weighting.hasPrefix("rdc") {
+            throw UsageError("--sigma-density \(sigmaDensity) is RDC's weight; it does not go with --weighting \(weighting)")
+        }
+        let weightingValue: TimestepWeighting
+        if let weighting {
+            weightingValue = try TimestepWeighting(parsing: weighting)
+        } else if grid != nil {
+            weightingValue = .rdc(try EDMSetup.density(sigmaDensity))
+        } else {
+            weightingValue = .uniform
+        }
+        let methodGiven = ttest || leaderGap || stages != nil || nTimesteps != nil || timesteps != nil
         var range = 0..<T
         if let text = tRange {
             let p = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
@@ -125,7 +151,9 @@ struct MethodFlags {
         guard gap == nil || leaderGap else { throw UsageError("--gap needs --leader-gap") }
         guard maxProbes == nil || ttest || leaderGap else { throw UsageError("--max-probes needs --ttest or --leader-gap") }
         let method: ClassificationMethod
-        if ttest {
+        if let grid, !methodGiven {
+            method = .fixed(.grid(grid.count))
+        } else if ttest {
             guard stages == nil, nTimesteps == nil else { throw UsageError("--ttest: give --max-scores, not --stages or --n-timesteps") }
             var t = TTestSettings()
             t.sampler = try sequentialSampler(default: t.sampler)

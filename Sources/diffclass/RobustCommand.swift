@@ -26,6 +26,11 @@ struct RobustCommand: Command {
       [--iterations N (100)] [--square-queries N (5000)] [--eot N (1)] [--n-timesteps T (10)]
       [--lm steps=5,eta=8/255,variant=paper|code,grad=exact|first-order|bpda,...] [--seed S] [--batch-size N (64)]
       [--save-adv] (RUN/adv/INDEX.png, INDEX-clean.png and adv/pairs.png of the broken images)
+      [--noise FILE] (safetensors tensor eps [N, C, H, W]: timestep or noise level j uses eps[j], for every image)
+
+    \(EDMSetup.usage)
+      With an EDM model the classifier scores every level with RDC's weight (--n-timesteps does not apply) and
+      --lm runs in sigma-space (sigma ~ U[0.4, 0.6] as drawn; the zero label vector as the unconditional model).
 
     \(ClassFolderFlags.usage)
 
@@ -33,7 +38,7 @@ struct RobustCommand: Command {
     """
     let valuedFlags = ZeroShotSetup.valuedFlags.union(ClassFolderFlags.valuedFlags).union(["model", "out", "dataset", "data", "split", "limit", "shard", "norm", "eps",
                                                        "attacks", "iterations", "square-queries", "eot", "n-timesteps", "lm", "seed",
-                                                       "batch-size"])
+                                                       "batch-size", "noise", "sigmas", "sigma-density"])
     let switches: Set<String> = ClassFolderFlags.switches.union(["save-adv"])
     func run(_ args: inout Arguments) throws -> Int32 { try runRobust(&args); return 0 }
 }
@@ -61,11 +66,20 @@ func runRobust(_ args: inout Arguments) throws {
     let seed = UInt64(try args.int("seed", range: 0...Int.max) ?? 0)
     let batchSize = try args.int("batch-size", range: 1...65536) ?? 64
     let saveAdv = args.flag("save-adv")
+    let noise = args.string("noise").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    let sigmasText = args.string("sigmas"), densityText = args.string("sigma-density")
+    let isEDM = EDMSetup.isEDMFolder(modelPath)
+    guard isEDM || (sigmasText == nil && densityText == nil) else { throw UsageError("--sigmas and --sigma-density need an EDM model folder") }
 
     func settings(dataset: String) throws -> RobustnessSettings {
         try RobustnessSettings(model: URL(fileURLWithPath: modelPath).standardizedFileURL.path, dataset: dataset, split: splitName,
                                norm: norm, epsText: eps, attacks: attacks, iterations: iterations, squareQueries: squareQueries,
                                eotDraws: eot, timestepCount: timesteps, lm: lm, seed: seed)
+    }
+    func withNoise(_ s: RobustnessSettings) -> RobustnessSettings {
+        var s = s
+        s.noiseFile = noise
+        return s
     }
     // Per model family: the classifier's model, the settings, and the images ([1, C, H, W] in [0, 1]).
     let model: ClassifierModel, runSettings: RobustnessSettings
@@ -84,11 +98,40 @@ func runRobust(_ args: inout Arguments) throws {
         s.prompts = zeroShot.prompts
         s.imageSize = imageSize
         s.weightStorage = storage
-        runSettings = s
+        runSettings = withNoise(s)
         labels = listing.labels
         classNames = names
         count = listing.files.count
         image = { (try zeroShot.image(listing.files[$0]) + 1) * 0.5 }
+    } else if isEDM {
+        let dataset = args.string("dataset"), data = args.string("data")
+        let classFolders = try ClassFolderFlags(&args)
+        try args.finish(command: "robust")
+        let grid = try EDMSetup.grid(sigmasText)
+        let (edm, full) = try EDMSetup.load(modelPath, grid: grid)
+        let loaded = try DatasetLocator.load(dataset: dataset, data: data, split: split, imageSize: edm.config.imgResolution,
+                                             channels: edm.config.imgChannels)
+        let (ds, mapping) = try classFolders.apply(to: loaded, data: data, model: modelPath,
+                                                   modelNames: try ModelClassNames.load(from: URL(fileURLWithPath: modelPath)))
+        if let mapping { print(ClassFolderFlags.describe(mapping)) }
+        guard ds.channels == edm.config.imgChannels, ds.height == edm.config.imgResolution, ds.width == edm.config.imgResolution else {
+            throw UsageError("\(modelPath): the model takes \(edm.config.imgChannels)x\(edm.config.imgResolution)x\(edm.config.imgResolution) images, \(ds.name) has \(ds.channels)x\(ds.height)x\(ds.width)")
+        }
+        guard ds.classNames.count <= edm.labelDim else {
+            throw UsageError("\(modelPath): the model has \(edm.labelDim) classes, \(ds.name) has \(ds.classNames.count)")
+        }
+        var m = full
+        m.conditions = Array(0..<ds.classNames.count)
+        model = m
+        datasetName = ds.name
+        var s = try settings(dataset: ds.name)
+        s.sigmas = grid
+        s.sigmaDensity = try EDMSetup.density(densityText)
+        runSettings = withNoise(s)
+        labels = ds.labels
+        classNames = ds.classNames
+        count = ds.count
+        image = { (ds.images([$0]) + 1) * 0.5 }
     } else {
         let dataset = args.string("dataset"), data = args.string("data")
         let classFolders = try ClassFolderFlags(&args)
@@ -101,7 +144,7 @@ func runRobust(_ args: inout Arguments) throws {
         if let mapping { print(ClassFolderFlags.describe(mapping)) }
         model = try ClassifierModel(unet: unet, schedule: schedule, classes: ds.classNames.count)
         datasetName = ds.name
-        runSettings = try settings(dataset: ds.name)
+        runSettings = withNoise(try settings(dataset: ds.name))
         labels = ds.labels
         classNames = ds.classNames
         count = ds.count
@@ -112,7 +155,8 @@ func runRobust(_ args: inout Arguments) throws {
     let shardText = shard.map { "\($0.index)/\($0.count)" }
     let run = try RobustnessRun(directory: URL(fileURLWithPath: out), settings: runSettings)
     print("robust: \(indices.count) images of \(datasetName) \(splitName)\(shardText.map { " (shard \($0))" } ?? ""), \(norm.rawValue) eps \(eps), "
-        + "attacks \(attacks.map(\.rawValue).joined(separator: ",")), \(iterations) iterations, T \(timesteps), "
+        + "attacks \(attacks.map(\.rawValue).joined(separator: ",")), \(iterations) iterations, "
+        + (runSettings.sigmas.map { "sigmas \($0) (\(runSettings.sigmaDensity.rawValue) density), " } ?? "T \(timesteps), ")
         + "\(runSettings.lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: labels, classNames: classNames, limit: limit, shard: shardText, classifier: classifier,

@@ -130,8 +130,8 @@ final class RDCTests: XCTestCase {
             var lm = try LikelihoodMaximization(parsing: "steps=1,eta=0.02,variant=\(variant),lr=0.01")
             lm.timestepRange = 20..<80
             let x = images(2)
-            let (t0, e0) = lm.draw(image: 0, step: 0, shape: [1, 1, 8, 8], schedule: sched, randomness: 3)
-            let (t1, e1) = lm.draw(image: 1, step: 0, shape: [1, 1, 8, 8], schedule: sched, randomness: 3)
+            let (t0, _, e0) = lm.draw(image: 0, step: 0, shape: [1, 1, 8, 8], schedule: sched, randomness: 3)
+            let (t1, _, e1) = lm.draw(image: 1, step: 0, shape: [1, 1, 8, 8], schedule: sched, randomness: 3)
             let loss: (Tensor) -> Float = { x in
                 Autograd.noGrad {
                     LikelihoodMaximization.unconditionalLoss(x, model: self.model, schedule: self.sched, unconditional: self.classes,
