@@ -223,6 +223,31 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(["w", "x", "y", "z"].contains(object["class_name"] as? String ?? ""))
     }
 
+    /// classify --json on an EDM folder converted from a state dict in RDC's key layout, with fixed
+    /// noise: mean_errors are RDC's loss from tools/make_rdc_fixtures.py (NVlabs/edm's code).
+    func testClassifyEDMFolderWithNoiseEqualsTheReferenceLoss() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("EDMTests/Fixtures/rdc_cond")
+        let noise = folder.appendingPathComponent("rdc.safetensors").path
+        let expected: [String: [Double]] = [
+            "paper": [1.0052636861801147, 1.0062741041183472, 0.99825119972229, 0.9778113961219788],
+            "code": [0.796955943107605, 0.8012819290161133, 0.7916873097419739, 0.7774518728256226]]
+        for (density, losses) in expected {
+            let r = try run(["classify", "--model", folder.path, "--sigmas", "1e-4:3:12", "--sigma-density", density, "--noise", noise,
+                             "--json", folder.appendingPathComponent("image0.png").path])
+            XCTAssertEqual(r.status, 0, r.err)
+            let object = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+            let errors = object["mean_errors"] as! [Double]
+            XCTAssertEqual(errors.count, 4)
+            for (a, b) in zip(errors, losses) { XCTAssertEqual(a, b, accuracy: 1e-4 * b) }
+            XCTAssertEqual(object["calls"] as? Int, 48)
+        }
+        let bad = try run(["classify", "--model", folder.path, "--sigmas", "0:3:12", folder.appendingPathComponent("image0.png").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("--sigmas"), bad.err)
+    }
+
     func testRobustWritesResumesAndRefuses() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         let fm = FileManager.default
