@@ -209,7 +209,6 @@ public struct LikelihoodMaximization: Equatable, Sendable, CustomStringConvertib
         case .exact, .firstOrder:
             return unrolled(x, model: model, schedule: schedule, unconditional: unconditional, randomness: randomness, encoder: encoder,
                             denoiser: denoiser)
->>>>>>> d6e9fbf (RDC's sigma-grid loss for EDM models: SigmaGrid (schedule of noise levels), EDMNoisePredictor, TimestepWeighting.rdc(paper|code), sigma-space LM, --sigmas/--sigma-density/--noise on eval, classify, robust; fixture from NVlabs/edm (tools/make_rdc_fixtures.py) and RDCLossTests)
         case .bpda:
             let shift = Autograd.noGrad {
                 unrolled(x.detached(), model: model, schedule: schedule, unconditional: unconditional, randomness: randomness,
