@@ -108,7 +108,7 @@ enum ConvolutionKernels {
         switch path {
         case .winograd:
             let plan = Winograd.Plan(n: g.n, cin: g.c, hin: g.h, win: g.w, cout: g.o, hout: g.ho, wout: g.wo,
-                                     py: g.ph, px: g.pw)
+                                     py: g.ph, px: g.pw, minChunks: 0)
             withScratch(Winograd.weightScratchCount(cin: g.c, cout: g.o)) { u in
                 Winograd.transformWeights(w.pointer, cin: g.c, cout: g.o, flipped: false, into: u,
                                           scratch: u + 36 * Winograd.weightStride(cin: g.c, cout: g.o))
@@ -250,7 +250,7 @@ enum Im2col {
             let k = g.cg * g.kh * g.kw, l = g.ho * g.wo
             if k * l <= Im2col.columnBudget {
                 var ipc = Swift.max(1, Im2col.columnBudget / Swift.max(1, k * l))
-                ipc = Swift.min(ipc, Swift.max(1, (g.n + minChunks - 1) / minChunks))
+                if minChunks > 0 { ipc = Swift.min(ipc, Swift.max(1, (g.n + minChunks - 1) / minChunks)) }
                 imagesPerChunk = ipc; blocksPerImage = 1; rowsPerBlock = g.ho
                 chunks = (g.n + ipc - 1) / ipc
             } else {
@@ -340,7 +340,12 @@ enum Im2col {
 
     static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ g: Conv2dGeometry, _ out: UnsafeMutablePointer<Float>) {
-        let ch = Chunking(g, minChunks: 4)
+        // Chunks of a size fixed by the geometry (`minChunks` 0), and every product of the
+        // batched (not direct) path as wide as a full chunk: a chunk short of images computes
+        // stale columns that are never read. So the products have one shape whatever the batch
+        // (BLAS's small-matrix kernels round differently) and an image's output does not depend
+        // on the batch it is in; at a small batch that can leave a single chunk.
+        let ch = Chunking(g, minChunks: 0)
         let k = g.cg * g.kh * g.kw, l = g.ho * g.wo, plane = g.h * g.w
         let colSize = k * ch.maxColumns * g.wo
         let direct = ch.blocksPerImage > 1 || l >= directPixels
@@ -350,7 +355,7 @@ enum Im2col {
             runOnWorkers(ch.chunks, workers: workers) { c, worker in
                 let col = scratch + worker * (colSize + tmpSize), tmp = col + colSize
                 let (n0, n1, r0, r1) = ch.ranges(c, g)
-                let cols = (r1 - r0) * g.wo, ldc = (n1 - n0) * cols
+                let cols = (r1 - r0) * g.wo, ldc = ch.imagesPerChunk * cols
                 for grp in 0..<g.groups {
                     for n in n0..<n1 {
                         let src = x + (n * g.c + grp * g.cg) * plane

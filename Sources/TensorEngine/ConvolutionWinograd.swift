@@ -93,13 +93,12 @@ enum Winograd {
         // Narrow channel counts make the 36 products too thin for BLAS (im2col does better).
         guard g.c >= 8 && g.o >= 8 else { return false }
         // Multiplies per channel pair: direct 9 per output pixel, Winograd 36 per (partly used) tile.
-        let tiles = g.n * ((g.ho + 3) / 4) * ((g.wo + 3) / 4)
-        let direct = 9 * g.n * g.ho * g.wo, winograd = 36 * tiles
-        // The weight transform costs about as much per channel pair as ~500 saved multiplies when
-        // its buffer stays in `ScratchPool`, several thousand when it must come fresh from the OS
-        // (measured with 256 and 512 channels at batch 1-16, 8x8 and 16x16).
-        let minSaving = ScratchPool.keeps(2 * weightScratchCount(cin: g.c, cout: g.o)) ? 512 : 4096
-        return direct >= 2 * winograd && direct - winograd >= minSaving
+        // Decided per image, never by the batch size: an image's output must not depend on how
+        // many others share its call (cross-image batching relies on it). Batch 1 of a tiny image
+        // with many channels pays the weight transform for little saving; that case is rare.
+        let tiles = ((g.ho + 3) / 4) * ((g.wo + 3) / 4)
+        let direct = 9 * g.ho * g.wo, winograd = 36 * tiles
+        return direct >= 2 * winograd
     }
 
     /// How a convolution's tile rows are split into chunks.
@@ -114,10 +113,15 @@ enum Winograd {
         let rowsPerChunk: Int
         var chunks: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
         var maxTiles: Int { rowsPerChunk * tilesX }
+        /// Rows of every forward product (`maxTiles` rounded up to 16): each product has the same
+        /// shape whatever the chunk, so BLAS takes the same path (its small-matrix kernels round
+        /// differently) and a tile's result does not depend on the batch. Rows past a chunk's
+        /// tiles hold stale values and are never read.
+        var productRows: Int { (maxTiles + 15) & ~15 }
         /// Floats between transform points in V and M (Y): one cache line more than the data, so
         /// the 36 planes do not all fall on the same cache sets when the size is a power of two.
-        var vStride: Int { maxTiles * cp + 16 }
-        var mStride: Int { maxTiles * op + 16 }
+        var vStride: Int { productRows * cp + 16 }
+        var mStride: Int { productRows * op + 16 }
 
         init(n: Int, cin: Int, hin: Int, win: Int, cout: Int, hout: Int, wout: Int, py: Int, px: Int,
              targetTiles: Int? = nil, minChunks: Int = 4) {
@@ -128,8 +132,10 @@ enum Winograd {
             wp = 4 * tilesX + 2
             rows = n * tilesY
             var rpc = Swift.max(1, (targetTiles ?? Winograd.targetTiles(cin: cin, cout: cout)) / tilesX)
-            // Several chunks when there is enough work, so threads can share it.
-            rpc = Swift.min(rpc, Swift.max(1, (rows + minChunks - 1) / minChunks))
+            // The forward chunks (`minChunks` 0) have a size fixed by the geometry, never by the
+            // batch (see `productRows`); at a batch of one or two small images that leaves a
+            // single chunk. The gradients' are split further so that threads can share the work.
+            if minChunks > 0 { rpc = Swift.min(rpc, Swift.max(1, (rows + minChunks - 1) / minChunks)) }
             rowsPerChunk = rpc
         }
     }
@@ -327,7 +333,7 @@ enum Winograd {
                 }
                 // 2. One product per transform point: M_k[tiles, cout] = V_k[tiles, cin] U_k[cin, cout].
                 for k in 0..<36 {
-                    sgemm(transA: false, transB: false, m: tiles, n: p.cout, k: p.cin,
+                    sgemm(transA: false, transB: false, m: p.productRows, n: p.cout, k: p.cin,
                           a: v + k * p.vStride, lda: p.cp, b: u + k * weightStride(cin: p.cin, cout: p.cout), ldb: p.cout,
                           c: m + k * p.mStride, ldc: p.op)
                 }

@@ -32,13 +32,45 @@ public func rawBLASMatmul(_ a: Tensor, _ b: Tensor, into c: Tensor) {
 /// backend's kernels.
 ///
 /// Multi-threaded OpenBLAS does not always give the same bits as single-threaded (it splits
-/// work by thread count), so large products are split here into a fixed partition that depends
-/// only on the shape (row blocks, or column blocks when C is wide), each block a single-threaded
-/// BLAS call run on the engine's workers: identical results for every thread count.
+/// work by thread count), so products are split here into a fixed partition, each block a
+/// single-threaded BLAS call run on the engine's workers: identical results for every thread count.
+///
+/// Without `transA` (layers: rows of A are samples, B holds weights) the partition is in blocks
+/// of `blockRows(n:k:)` rows, a size fixed by B's shape alone, and a last, partial block is padded
+/// to a full one: every BLAS call has the same shape whatever m, so BLAS takes one path (its
+/// small-matrix kernels, picked by m n k, round differently) and a row's result does not depend on
+/// how many rows the product has (the batch). With `transA` (gradients) the partition depends on
+/// the shape (row blocks, or column blocks when C is wide).
 func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                        a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float = 0,
                        c: UnsafeMutablePointer<Float>) {
     let lda = transA ? m : k, ldb = transB ? k : n
+    if !transA {
+        let per = blockRows(n: n, k: k)
+        let full = m / per, count = (m + per - 1) / per
+        Engine.setBLASThreads(1)
+        parallelChunks(count) { i in
+            let start = i * per
+            if i < full {
+                sgemm(transA: false, transB: transB, m: per, n: n, k: k, alpha: alpha, a: a + start * k, lda: k,
+                      b: b, ldb: ldb, beta: beta, c: c + start * n, ldc: n)
+                return
+            }
+            // The last rows, padded with zero rows to a full block.
+            let rows = m - start
+            withScratch(per * (k + n)) { scratch in
+                let pa = scratch, pc = scratch + per * k
+                pa.update(from: a + start * k, count: rows * k)
+                (pa + rows * k).update(repeating: 0, count: (per - rows) * k)
+                if beta != 0 { pc.update(from: c + start * n, count: rows * n) }
+                (pc + rows * n).update(repeating: 0, count: (per - rows) * n)
+                sgemm(transA: false, transB: transB, m: per, n: n, k: k, alpha: alpha, a: pa, lda: k,
+                      b: b, ldb: ldb, beta: beta, c: pc, ldc: n)
+                (c + start * n).update(from: pc, count: rows * n)
+            }
+        }
+        return
+    }
     let work = Double(m) * Double(n) * Double(k)
     // About 4 MFLOP at least per block, at most 8 blocks: every block re-packs the shared
     // operand, which costs a few percent on large square products at 16 blocks.
@@ -67,6 +99,13 @@ func blasMatmul(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
                   b: bBlock, ldb: ldb, beta: beta, c: c + start, ldc: n)
         }
     }
+}
+
+/// Rows per block of `blasMatmul` without `transA`: about 4 MFLOP per block (2 x rows x n x k),
+/// a multiple of 16 in [16, 512]. Depends on n and k only, never on m.
+func blockRows(n: Int, k: Int) -> Int {
+    let rows = Int(2e6 / Double(Swift.max(1, n * k)))
+    return Swift.min(512, Swift.max(16, (rows + 15) & ~15))
 }
 
 extension Tensor {
