@@ -49,7 +49,7 @@ demo: build
 # one-thread run adds the classifier end to end at equal accuracy (about 10 more minutes).
 bench: build
 	$(BIN) bench $(threads_flag)
-	$(BIN) bench --threads 1 --end-to-end
+	$(BIN) bench --threads 1 --end-to-end --cross-image
 
 # Copies the built binary to $(PREFIX)/bin (make install PREFIX=$$HOME/.local for a user install).
 install: build

@@ -74,6 +74,8 @@ public struct BenchmarkReport: Encodable {
     public var classifier: ClassifierBenchmarkResult? = nil
     /// The end-to-end case at equal accuracy (`ClassifierBenchmark.runEndToEnd`), when run.
     public var classifierEndToEnd: ClassifierEndToEndResult? = nil
+    /// The cross-image batching case (`ClassifierBenchmark.runCrossImage`), when run.
+    public var classifierCrossImage: CrossImageBatchingResult? = nil
 }
 
 public enum BenchmarkRunner {
@@ -147,6 +149,7 @@ public enum BenchmarkRunner {
                             Double(report.peakTensorBytes) / 1e6, Double(report.peakResidentBytes) / 1e6))
         if let c = report.classifier { lines.append(""); lines.append(c.text) }
         if let c = report.classifierEndToEnd { lines.append(""); lines.append(c.text) }
+        if let c = report.classifierCrossImage { lines.append(""); lines.append(c.text) }
         return lines.joined(separator: "\n")
     }
 }

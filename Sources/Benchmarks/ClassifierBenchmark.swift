@@ -39,6 +39,11 @@ public struct ClassifierBenchmarkSettings: Sendable {
     public var endToEndImages = 40
     /// End to end, PyTorch: the public code's official schedule.
     public var officialStages = "5:50,1:500"
+    /// Also time cross-image batching (`ClassifierBenchmark.runCrossImage`): the leader-gap rule
+    /// one image at a time against `imagesInFlight` images in flight, on `crossImageImages` images.
+    public var crossImage = false
+    public var crossImageImages = 32
+    public var imagesInFlight = 8
     public init() {}
 }
 

@@ -9,6 +9,10 @@ public struct ClassifierOptions: Sendable {
     public var weighting: TimestepWeighting = .uniform
     /// Pairs per U-Net call; does not change results.
     public var batchSize = 256
+    /// Images classified at once by `Classifier.classify(images:)` and evaluation runs, their
+    /// (class, probe) pairs pooled into shared U-Net calls (`CrossImageBatcher`); does not change
+    /// results. 1: one image at a time.
+    public var imagesInFlight = 1
     /// Posterior temperature (see `Posterior`).
     public var tau = 1.0
     /// Seeds each image's noise and timestep draws (see `SeededNoise`).
@@ -74,6 +78,9 @@ public final class Classifier {
     /// batch-size rounding, ~1e-7 relative). Needs noise numbered by timestep, shared and seeded.
     public var reusedErrors: [Int: RecordedErrors] = [:]
     public let weights: [Double]
+    /// Pools the pairs of the images in flight (`options.imagesInFlight`); scorers made on its
+    /// image threads submit to it, scorers made elsewhere call the model themselves.
+    public let batcher: CrossImageBatcher
 
     /// `conditions`: the model's class id for each candidate (0..<K for a class-conditional
     /// U-Net). `range`: the timesteps allowed (default 0..<T). `noiseFile`: fixed noise for
@@ -86,6 +93,7 @@ public final class Classifier {
         }
         guard !conditions.isEmpty else { throw ClassifierError("no classes to choose from") }
         guard options.batchSize >= 1 else { throw ClassifierError(.batchSize, "must be at least 1") }
+        guard options.imagesInFlight >= 1 else { throw ClassifierError(.imagesInFlight, "must be at least 1") }
         try strategy.validate(range: range, classes: conditions.count)
         self.model = model
         self.schedule = schedule
@@ -95,6 +103,8 @@ public final class Classifier {
         self.range = range
         self.noiseFile = noiseFile
         weights = options.weighting.weights(schedule: schedule)
+        batcher = CrossImageBatcher(model: model, schedule: schedule, loss: options.loss, batchSize: options.batchSize,
+                                    imagesInFlight: options.imagesInFlight)
     }
 
     /// A scorer for image `imageIndex` (x0 [1, C, H, W] in the model's input range).
@@ -110,6 +120,7 @@ public final class Classifier {
         let scorer = ImageScorer(model: model, schedule: schedule, x0: x0, conditions: conditions, loss: options.loss,
                                  weights: weights, batchSize: options.batchSize, noise: noise)
         scorer.noiseByTimestep = options.noiseNumbering == .timestep
+        if batcher.isImageThread { scorer.batcher = batcher }
         if let reused = reusedErrors[imageIndex] {
             guard options.noiseNumbering == .timestep, noiseFile == nil, !options.independentNoise else {
                 throw ClassifierError(.reuse, "recorded errors can only be reused with \(Setting.noiseBy) timestep and shared seeded noise")
@@ -127,6 +138,14 @@ public final class Classifier {
     /// Classifies one image. Results depend only on (settings, seed, imageIndex, x0).
     public func classify(_ x0: Tensor, imageIndex: Int) throws -> Classification {
         try classifyKeepingScorer(x0, imageIndex: imageIndex).classification
+    }
+
+    /// Classifies several images (x0, index) at once, `options.imagesInFlight` in flight with
+    /// their U-Net calls shared; the same classifications as `classify` on each, in order.
+    public func classify(images: [(x0: Tensor, imageIndex: Int)]) throws -> [Classification] {
+        var out = [Classification?](repeating: nil, count: images.count)
+        try batcher.run(images.count) { j in out[j] = try classify(images[j].x0, imageIndex: images[j].imageIndex) }
+        return out.map { $0! }
     }
 
     /// `classify`, also returning the scorer with every (class, probe) error it computed (for

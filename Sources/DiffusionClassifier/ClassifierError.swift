@@ -14,6 +14,8 @@ public struct ClassifierError: SettingNamingError, Equatable {
 extension Setting {
     /// The official adaptive schedule's stages (`keep:n,keep:n`).
     public static let stages = Setting("stages")
+    /// Images classified at once, their U-Net calls shared (does not change results).
+    public static let imagesInFlight = Setting("images_in_flight")
     /// The timestep sampler: grid, grid:B, uniform, stratified, or a list of timesteps.
     public static let timesteps = Setting("timesteps")
     /// How many timesteps a fixed evaluation (or a robustness run's grid) scores.

@@ -166,9 +166,12 @@ public final class EvaluationRun {
     /// Classifies every index of `indices` not yet done, appending a line per image, then writes
     /// and returns the summary over `indices`. `timed` false records 0 seconds (replays). With
     /// `paths` (image-folder datasets, by index), each line also holds the image's path and the
-    /// class names of its label and prediction.
+    /// class names of its label and prediction. With a `batcher` (the classifier's,
+    /// `Classifier.batcher`), its images in flight are classified at once with shared U-Net calls
+    /// (same lines; each image's seconds are its share of the work).
     public func run(indices: [Int], labels: [Int], classNames: [String], paths: [String]? = nil, scope: RunScope, batchSize: Int,
                     image: (Int) throws -> Tensor, classify: (Tensor, Int) throws -> Classification, timed: Bool = true,
+                    batcher: CrossImageBatcher? = nil,
                     progress: (EvaluationProgress) -> Void = { _ in }) throws -> EvaluationSummary {
         let before = try folder.completedRecords()
         var count = indices.filter { before[$0] != nil }.count
@@ -176,10 +179,11 @@ public final class EvaluationRun {
         var calls = indices.compactMap { before[$0]?.calls }.reduce(0, +)
         let start = Date()
         var sessionImages = 0
-        let records = try folder.complete(indices, produce: { i in
+        let records = try folder.complete(indices, batcher: batcher, produce: { i in
             let t0 = Date()
             let c = try classify(try image(i), i)
-            var record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? Date().timeIntervalSince(t0) : 0,
+            let seconds = batcher?.currentJobSeconds() ?? Date().timeIntervalSince(t0)
+            var record = ImageRecord(index: i, label: labels[i], classification: c, seconds: timed ? seconds : 0,
                                      saveErrors: settings.saveErrors)
             if let paths {
                 record.path = paths[i]

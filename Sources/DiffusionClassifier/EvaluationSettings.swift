@@ -136,7 +136,7 @@ public struct EvaluationSettings: Equatable, Sendable {
     }
 
     /// The classifier these settings describe, for classes 0..<classes of `model`.
-    public func makeClassifier(model: ConditionalNoisePredictor, schedule: NoiseSchedule, batchSize: Int) throws -> Classifier {
+    public func makeClassifier(model: ConditionalNoisePredictor, schedule: NoiseSchedule, batchSize: Int, imagesInFlight: Int = 1) throws -> Classifier {
         guard schedule.numTrainTimesteps == numTrainTimesteps, schedule.prediction == predictionType else {
             throw ClassifierError("settings are for T = \(numTrainTimesteps), \(predictionType.rawValue); the schedule has T = \(schedule.numTrainTimesteps), \(schedule.prediction.rawValue)")
         }
@@ -145,11 +145,12 @@ public struct EvaluationSettings: Equatable, Sendable {
         }
         let noise = try noiseFile.map { try FileNoise(url: URL(fileURLWithPath: $0)) }
         return try Classifier(model: model, schedule: schedule, conditions: Array(0..<classes), strategy: method.strategy,
-                              options: classifierOptions(batchSize: batchSize), range: timestepRange, noiseFile: noise)
+                              options: classifierOptions(batchSize: batchSize, imagesInFlight: imagesInFlight), range: timestepRange, noiseFile: noise)
     }
 
-    public func classifierOptions(batchSize: Int) -> ClassifierOptions {
+    public func classifierOptions(batchSize: Int, imagesInFlight: Int = 1) -> ClassifierOptions {
         var o = ClassifierOptions()
+        o.imagesInFlight = imagesInFlight
         o.loss = loss
         o.weighting = weighting
         o.batchSize = batchSize

@@ -117,7 +117,8 @@ open class ProbeScorer {
 /// eps-prediction ones.
 ///
 /// Forward passes run under `Autograd.noGrad`, batched over (class, probe) pairs in class-major
-/// order (as the public code orders them), `batchSize` pairs per call of the model. `calls`
+/// order (as the public code orders them), `batchSize` pairs per call of the model; with a
+/// `batcher`, pooled with other images' pairs into larger calls (same results). `calls`
 /// counts U-Net forward passes per image: one per (class, probe) pair, whatever the batching.
 public final class ImageScorer: ProbeScorer {
     public let model: ConditionalNoisePredictor
@@ -140,6 +141,9 @@ public final class ImageScorer: ProbeScorer {
     public var knownErrors: ((_ candidate: Int, _ timestep: Int) -> Double?)?
     /// U-Net forward passes actually run (`calls` minus the errors taken from `knownErrors`).
     public private(set) var modelCalls = 0
+    /// Pools this image's items with those of other images in flight (`CrossImageBatcher`;
+    /// results do not change); nil: the scorer calls the model itself.
+    public var batcher: CrossImageBatcher?
     private var noiseCache: [Int: Tensor] = [:]
 
     public init(model: ConditionalNoisePredictor, schedule: NoiseSchedule, x0: Tensor, conditions: [Int], loss: ErrorLoss,
@@ -197,21 +201,15 @@ public final class ImageScorer: ProbeScorer {
                 let shared = try noisySamples(probes: ids)
                 for c in needed { samples[c] = shared }
             }
-            var start = 0
-            while start < todo.count {
-                let batch = todo[start..<Swift.min(start + batchSize, todo.count)].map { pairs[$0] }
-                let ts = batch.map { probes[ids[$0.1]].timestep }
-                let xb = gatherRows(batch.map { (samples[$0.0]!.xt, $0.1) }), eb = gatherRows(batch.map { (samples[$0.0]!.eps, $0.1) })
-                let labels = Tensor(shape: [batch.count], batch.map { Float(conditions[$0.0]) })
-                let errors: [Double] = Autograd.noGrad {
-                    let out = model.predict(xb, timesteps: ts.map(Float.init), conditions: labels)
-                    let epsHat = schedule.epsilon(fromOutput: out, sample: xb, timesteps: ts)
-                    return loss.perItem(prediction: epsHat, target: eb)
-                }
-                for (k, e) in zip(todo[start..<start + batch.count], errors) { values[k] = e }
-                modelCalls += batch.count
-                start += batch.count
+            let items = todo.map { k -> ScoringItem in
+                let (c, row) = pairs[k]
+                return ScoringItem(xt: samples[c]!.xt, eps: samples[c]!.eps, row: row, timestep: probes[ids[row]].timestep,
+                                   condition: conditions[c])
             }
+            let errors = batcher?.errors(of: items)
+                ?? ScoringItem.errors(of: items, model: model, schedule: schedule, loss: loss, batchSize: batchSize)
+            for (k, e) in zip(todo, errors) { values[k] = e }
+            modelCalls += items.count
         }
         for ((c, row), e) in zip(pairs, values) { record(candidate: c, probe: ids[row], error: e!) }
     }
@@ -223,22 +221,5 @@ public final class ImageScorer: ProbeScorer {
         shape[0] = ids.count
         let xt = Autograd.noGrad { schedule.addNoise(x0.expanded(to: shape), noise: eps, timesteps: ids.map { probes[$0].timestep }) }
         return (xt, eps)
-    }
-
-    /// The given (tensor, row) rows of [P, ...] tensors of equal shape, stacked: each source's
-    /// rows gathered in one op, then the pieces put back in order.
-    private func gatherRows(_ rows: [(Tensor, Int)]) -> Tensor {
-        Autograd.noGrad {
-            // Runs of consecutive rows from one source become one gather.
-            var pieces: [Tensor] = []
-            var start = 0
-            while start < rows.count {
-                var end = start + 1
-                while end < rows.count && rows[end].0 === rows[start].0 { end += 1 }
-                pieces.append(rows[start].0.gatherRows(rows[start..<end].map(\.1)))
-                start = end
-            }
-            return Tensor.concat(pieces, axis: 0)
-        }
     }
 }

@@ -272,7 +272,11 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
     /// Produces the record of each of `indices` not yet finished, appending its line as soon as
     /// it is produced (`sync`: also forcing it to disk) and reporting it to `finished` with the
     /// records so far; returns the records of `indices` in order.
-    public func complete(_ indices: [Int], sync: Bool = false, produce: (Int) throws -> Record,
+    ///
+    /// With a `batcher`, several records are produced at once on its image threads (one running
+    /// at a time; `CrossImageBatcher.run`) and the lines are still appended in the order of
+    /// `indices`, each as soon as those before it are written.
+    public func complete(_ indices: [Int], sync: Bool = false, batcher: CrossImageBatcher? = nil, produce: (Int) throws -> Record,
                          finished: (Record, [Int: Record]) throws -> Void = { _, _ in }) throws -> [Record] {
         var done = try completedRecords()
         if !FileManager.default.fileExists(atPath: resultsURL.path) {
@@ -281,12 +285,25 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
         let handle = try FileHandle(forWritingTo: resultsURL)
         defer { try? handle.close() }
         try handle.seekToEnd()
-        for i in indices where done[i] == nil {
-            let record = try produce(i)
+        func append(_ record: Record, _ i: Int) throws {
             try handle.write(contentsOf: try record.line())
             if sync { try? handle.synchronize() }
             done[i] = record
             try finished(record, done)
+        }
+        if let batcher {
+            let todo = indices.filter { done[$0] == nil }
+            var ready: [Int: Record] = [:]
+            var written = 0
+            try batcher.run(todo.count) { j in
+                ready[j] = try produce(todo[j])
+                while let r = ready.removeValue(forKey: written) {
+                    try append(r, todo[written])
+                    written += 1
+                }
+            }
+        } else {
+            for i in indices where done[i] == nil { try append(try produce(i), i) }
         }
         return indices.compactMap { done[$0] }
     }

@@ -26,6 +26,8 @@ struct EvalCommand: Command {
       [--split test|train] [--limit N] [--shard I/N] (indices i % N == I of the first --limit)
       [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
         --save-errors for the same images and seed; the U-Net runs only for the rest)
+      [--images-in-flight N (8)] (images classified at once, their (class, timestep) pairs sharing
+        U-Net calls of up to --batch-size; results are the same for any N)
 
     \(ClassFolderFlags.usage)
 
@@ -36,7 +38,7 @@ struct EvalCommand: Command {
     \(DiTSetup.usage)
     """
     let valuedFlags = MethodFlags.valuedFlags.union(ZeroShotSetup.valuedFlags).union(ClassFolderFlags.valuedFlags)
-        .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse"])
+        .union(["model", "out", "dataset", "data", "split", "limit", "shard", "reuse", "images-in-flight"])
     let switches: Set<String> = MethodFlags.switches.union(ClassFolderFlags.switches)
     func run(_ args: inout Arguments) throws -> Int32 { try runEval(&args); return 0 }
 }
@@ -54,6 +56,7 @@ func runEval(_ args: inout Arguments) throws {
     let shard = try args.string("shard").map { try RunScope.parseShard($0) }
     let reuse = args.string("reuse")
     let classFolders = try ClassFolderFlags(&args)
+    let imagesInFlight = try args.int("images-in-flight", range: 1...4096) ?? 8
     let flags = try MethodFlags(&args)
     try args.finish(command: "eval")
 
@@ -87,7 +90,7 @@ func runEval(_ args: inout Arguments) throws {
     let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
                                       schedule: schedule, modelFolder: modelPath)
     let batchSize = flags.batchSize
-    let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: batchSize)
+    let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: batchSize, imagesInFlight: imagesInFlight)
 
     let scope = RunScope(limit: limit, shard: shard)
     let indices = scope.indices(datasetCount: ds.count)
@@ -103,12 +106,13 @@ func runEval(_ args: inout Arguments) throws {
     }
     print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(settings.method.summary), "
         + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), seed \(settings.seed), batch \(batchSize), "
-        + "\(threadCount()) -> \(out)")
+        + "\(imagesInFlight) images in flight, \(threadCount()) -> \(out)")
     print("eval: \(flags.tauDescription(settings, modelFolder: modelPath))")
     if let mapping { print(ClassFolderFlags.describe(mapping)) }
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: ds.labels, classNames: ds.classNames, paths: ds.paths, scope: scope, batchSize: batchSize,
-                              image: { ds.images([$0]) }, classify: { try classifier.classify($0, imageIndex: $1) }, progress: printProgress)
+                              image: { ds.images([$0]) }, classify: { try classifier.classify($0, imageIndex: $1) },
+                              batcher: classifier.batcher, progress: printProgress)
     printSummary(summary, out: out)
     if let m = summary.meanModelCalls { print(String(format: "U-Net passes run: %.1f per image (the rest reused from %@)", m, reuse ?? "")) }
 }
