@@ -50,7 +50,7 @@ struct BenchCommand: Command {
         cl.runTorch = !noTorch
         cl.endToEnd = args.flag("end-to-end")
         cl.endToEndImages = try args.int("end-to-end-images", range: 1...10_000) ?? (quick ? 8 : cl.endToEndImages)
-        cl.crossImage = args.flag("cross-image")
+        cl.crossImage = args.flag("cross-image") || only == "cross-image"
         cl.imagesInFlight = try args.int("images-in-flight", range: 1...4096) ?? cl.imagesInFlight
         cl.crossImageImages = try args.int("cross-image-images", range: 1...10_000) ?? (quick ? 8 : cl.crossImageImages)
         guard !cl.crossImage || only != "kernels" else { throw UsageError("--cross-image is a classifier case; drop --only kernels") }
