@@ -26,7 +26,7 @@ struct EvalCommand: Command {
       [--split test|train] [--limit N] [--shard I/N] (indices i % N == I of the first --limit)
       [--reuse SRC] (with --noise-by timestep: look up the (class, t) errors SRC recorded with
         --save-errors for the same images and seed; the U-Net runs only for the rest)
-      [--images-in-flight N (8)] (images classified at once, their (class, timestep) pairs sharing
+      [--images-in-flight N (1)] (images classified at once, their (class, timestep) pairs sharing
         U-Net calls of up to --batch-size; results are the same for any N)
 
     \(ClassFolderFlags.usage)
@@ -56,7 +56,7 @@ func runEval(_ args: inout Arguments) throws {
     let shard = try args.string("shard").map { try RunScope.parseShard($0) }
     let reuse = args.string("reuse")
     let classFolders = try ClassFolderFlags(&args)
-    let imagesInFlight = try args.int("images-in-flight", range: 1...4096) ?? 8
+    let imagesInFlight = try args.int("images-in-flight", range: 1...4096) ?? 1
     let flags = try MethodFlags(&args)
     try args.finish(command: "eval")
 
