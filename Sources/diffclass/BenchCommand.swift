@@ -27,7 +27,7 @@ struct BenchCommand: Command {
     """
     let valuedFlags: Set<String> = ["python", "torch-script", "min-seconds", "only", "filter", "images", "batch-size", "stages", "rounds",
                                     "model", "reference-script", "end-to-end-images", "images-in-flight", "cross-image-images"]
-    let switches: Set<String> = ["json", "quick", "no-torch", "end-to-end"]
+    let switches: Set<String> = ["json", "quick", "no-torch", "end-to-end", "cross-image"]
 
     func run(_ args: inout Arguments) throws -> Int32 {
         let json = args.flag("json"), quick = args.flag("quick"), noTorch = args.flag("no-torch")
