@@ -51,7 +51,7 @@ final class UNetSecondOrderTests: XCTestCase {
         for p in model.parameters { p.requiresGrad = false }
         // The loss is strongly curved in x: the central difference's O(h^2) error is 5% at h = 1e-2,
         // 0.4% at 3e-3, 0.04% at 1e-3 (on both backends), so h is small here.
-        let (errX, scaleX) = try hvpAgainstFiniteDifferences(leaves: [x], directions: [v], h: 1e-3, loss)
+        let (errX, scaleX) = try hessianVectorProductAgainstFiniteDifferences(leaves: [x], directions: [v], h: 1e-3, loss)
         XCTAssertGreaterThan(scaleX, 1e-4, "vacuous H v")
         XCTAssertLessThan(errX, 5e-3, "max |H v - finite differences| / max |finite differences| (input)")
         // With respect to a convolution, a group norm and an attention projection, jointly.
@@ -62,36 +62,8 @@ final class UNetSecondOrderTests: XCTestCase {
             || $0.key.hasSuffix("mid_block.resnets.0.norm1.weight") }.map(\.tensor)
         XCTAssertEqual(picked.count, 3, "\(named.map(\.key).filter { $0.contains("to_q") || $0.contains("conv_in") })")
         let directions = picked.enumerated().map { Tensor.randn($0.element.shape, std: 0.3, generator: &g) }
-        let (errP, scaleP) = try hvpAgainstFiniteDifferences(leaves: picked, directions: directions, h: 1e-2, loss)
+        let (errP, scaleP) = try hessianVectorProductAgainstFiniteDifferences(leaves: picked, directions: directions, h: 1e-2, loss)
         XCTAssertGreaterThan(scaleP, 1e-4, "vacuous H v")
         XCTAssertLessThan(errP, 2e-2, "max |H v - finite differences| / max |finite differences| (parameters)")
     }
-}
-
-/// H v of `loss` with respect to `leaves` (tensors that require gradients, used by `loss`: inputs
-/// or parameters) along `directions`, from a double backward, against central finite differences
-/// of ordinary gradients, (grad(leaves + h v) - grad(leaves - h v)) / 2h, the leaves shifted in
-/// place and restored. Returns max |analytic - numeric| / max |numeric| and max |numeric|.
-func hvpAgainstFiniteDifferences(leaves: [Tensor], directions: [Tensor], h: Float,
-                                 _ loss: () -> Tensor) throws -> (error: Double, scale: Double) {
-    let value = Autograd.withGrad { loss() }
-    let analytic = try hessianVectorProduct(of: value, wrt: leaves, along: directions).product
-    let originals = leaves.map { $0.copy() }
-    func gradientsShifted(_ s: Float) throws -> [Tensor] {
-        for (leaf, (x0, v)) in zip(leaves, zip(originals, directions)) { leaf.assign(Autograd.noGrad { x0 + v * s }) }
-        return try gradient(of: Autograd.withGrad { loss() }, wrt: leaves)
-    }
-    let plus = try gradientsShifted(h), minus = try gradientsShifted(-h)
-    for (leaf, x0) in zip(leaves, originals) { leaf.assign(x0) }
-    var scale = 0.0, worst = 0.0
-    var numeric: [[Float]] = []
-    for k in leaves.indices {
-        let n = Autograd.noGrad { (plus[k] - minus[k]) * (1 / (2 * h)) }.scalars
-        numeric.append(n)
-        scale = Swift.max(scale, Double(n.map { Swift.abs($0) }.max() ?? 0))
-    }
-    for k in leaves.indices {
-        for (a, n) in zip(analytic[k].scalars, numeric[k]) { worst = Swift.max(worst, Double(Swift.abs(a - n))) }
-    }
-    return (worst / Swift.max(scale, 1e-30), scale)
 }

@@ -31,7 +31,7 @@ final class EDMSecondOrderTests: XCTestCase {
         x.requiresGrad = true
         let target = Tensor.randn(shape, generator: &g), v = Tensor.randn(shape, generator: &g)
         let classLabels = labels.map { model.oneHot($0) }
-        let (err, scale) = try hvpAgainstFiniteDifferences(leaves: [x], directions: [v], h: 1e-2) {
+        let (err, scale) = try hessianVectorProductAgainstFiniteDifferences(leaves: [x], directions: [v], h: 1e-2) {
             (model(x, sigma: sigma, classLabels: classLabels) - target).square().mean()
         }
         XCTAssertGreaterThan(scale, 1e-4, "vacuous H v", line: line)
@@ -57,32 +57,4 @@ final class EDMSecondOrderTests: XCTestCase {
         c.modelChannels = 4; c.channelMult = [1, 2]; c.numBlocks = 1; c.channelMultEmb = 2
         try check(c, seed: 3, sigma: [0.2, 3.0], labels: [1, 0])
     }
-}
-
-/// H v of `loss` with respect to `leaves` (tensors that require gradients, used by `loss`: inputs
-/// or parameters) along `directions`, from a double backward, against central finite differences
-/// of ordinary gradients, (grad(leaves + h v) - grad(leaves - h v)) / 2h, the leaves shifted in
-/// place and restored. Returns max |analytic - numeric| / max |numeric| and max |numeric|.
-func hvpAgainstFiniteDifferences(leaves: [Tensor], directions: [Tensor], h: Float,
-                                 _ loss: () -> Tensor) throws -> (error: Double, scale: Double) {
-    let value = Autograd.withGrad { loss() }
-    let analytic = try hessianVectorProduct(of: value, wrt: leaves, along: directions).product
-    let originals = leaves.map { $0.copy() }
-    func gradientsShifted(_ s: Float) throws -> [Tensor] {
-        for (leaf, (x0, v)) in zip(leaves, zip(originals, directions)) { leaf.assign(Autograd.noGrad { x0 + v * s }) }
-        return try gradient(of: Autograd.withGrad { loss() }, wrt: leaves)
-    }
-    let plus = try gradientsShifted(h), minus = try gradientsShifted(-h)
-    for (leaf, x0) in zip(leaves, originals) { leaf.assign(x0) }
-    var scale = 0.0, worst = 0.0
-    var numeric: [[Float]] = []
-    for k in leaves.indices {
-        let n = Autograd.noGrad { (plus[k] - minus[k]) * (1 / (2 * h)) }.scalars
-        numeric.append(n)
-        scale = Swift.max(scale, Double(n.map { Swift.abs($0) }.max() ?? 0))
-    }
-    for k in leaves.indices {
-        for (a, n) in zip(analytic[k].scalars, numeric[k]) { worst = Swift.max(worst, Double(Swift.abs(a - n))) }
-    }
-    return (worst / Swift.max(scale, 1e-30), scale)
 }

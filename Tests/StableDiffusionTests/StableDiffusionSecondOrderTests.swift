@@ -27,7 +27,7 @@ final class StableDiffusionSecondOrderTests: XCTestCase {
             let directions = picked.map { Tensor.randn($0.shape, std: 0.05, generator: &g) }
             let probe = Autograd.noGrad { model(ids).lastHiddenState }
             let r = Tensor.randn(probe.shape, generator: &g)
-            let (err, scale) = try hvpAgainstFiniteDifferences(leaves: picked, directions: directions, h: 1e-2) {
+            let (err, scale) = try hessianVectorProductAgainstFiniteDifferences(leaves: picked, directions: directions, h: 1e-2) {
                 let y = model(ids).lastHiddenState
                 return (y.square() * r).mean()
             }
@@ -46,38 +46,10 @@ final class StableDiffusionSecondOrderTests: XCTestCase {
         var g = RandomGenerator(seed: 42)
         let target = Tensor.randn(sample.shape, generator: &g)
         let directions = [Tensor.randn(sample.shape, generator: &g), Tensor.randn(states.shape, generator: &g)]
-        let (err, scale) = try hvpAgainstFiniteDifferences(leaves: [sample, states], directions: directions, h: 1e-2) {
+        let (err, scale) = try hessianVectorProductAgainstFiniteDifferences(leaves: [sample, states], directions: directions, h: 1e-2) {
             (model(sample, timesteps: [10, 500], encoderHiddenStates: states) - target).square().mean()
         }
         XCTAssertGreaterThan(scale, 1e-5, "vacuous H v")
         XCTAssertLessThan(err, 2e-2, "max |H v - finite differences| / max |finite differences|")
     }
-}
-
-/// H v of `loss` with respect to `leaves` (tensors that require gradients, used by `loss`: inputs
-/// or parameters) along `directions`, from a double backward, against central finite differences
-/// of ordinary gradients, (grad(leaves + h v) - grad(leaves - h v)) / 2h, the leaves shifted in
-/// place and restored. Returns max |analytic - numeric| / max |numeric| and max |numeric|.
-func hvpAgainstFiniteDifferences(leaves: [Tensor], directions: [Tensor], h: Float,
-                                 _ loss: () -> Tensor) throws -> (error: Double, scale: Double) {
-    let value = Autograd.withGrad { loss() }
-    let analytic = try hessianVectorProduct(of: value, wrt: leaves, along: directions).product
-    let originals = leaves.map { $0.copy() }
-    func gradientsShifted(_ s: Float) throws -> [Tensor] {
-        for (leaf, (x0, v)) in zip(leaves, zip(originals, directions)) { leaf.assign(Autograd.noGrad { x0 + v * s }) }
-        return try gradient(of: Autograd.withGrad { loss() }, wrt: leaves)
-    }
-    let plus = try gradientsShifted(h), minus = try gradientsShifted(-h)
-    for (leaf, x0) in zip(leaves, originals) { leaf.assign(x0) }
-    var scale = 0.0, worst = 0.0
-    var numeric: [[Float]] = []
-    for k in leaves.indices {
-        let n = Autograd.noGrad { (plus[k] - minus[k]) * (1 / (2 * h)) }.scalars
-        numeric.append(n)
-        scale = Swift.max(scale, Double(n.map { Swift.abs($0) }.max() ?? 0))
-    }
-    for k in leaves.indices {
-        for (a, n) in zip(analytic[k].scalars, numeric[k]) { worst = Swift.max(worst, Double(Swift.abs(a - n))) }
-    }
-    return (worst / Swift.max(scale, 1e-30), scale)
 }
