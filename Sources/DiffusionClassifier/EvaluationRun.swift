@@ -138,6 +138,8 @@ public struct EvaluationSummary: Codable, Sendable {
 public final class EvaluationRun {
     public let folder: EvaluationFolder
     public let settings: EvaluationSettings
+    /// Held while this run exists: no other process writes the folder meanwhile.
+    public let lock: RunFolderLock
     public var directory: URL { folder.directory }
     public var settingsURL: URL { folder.settingsURL }
     public var resultsURL: URL { folder.resultsURL }
@@ -151,7 +153,7 @@ public final class EvaluationRun {
     public init(directory: URL, settings: EvaluationSettings) throws {
         folder = EvaluationFolder(directory)
         self.settings = settings
-        try folder.open(settings: settings)
+        lock = try folder.open(settings: settings)
     }
 
     /// The records already in `results.jsonl`, by index; cuts off an unterminated last line.

@@ -165,13 +165,17 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
     public var resultsURL: URL { directory.appendingPathComponent(RunFiles.results) }
     public var summaryURL: URL { directory.appendingPathComponent(RunFiles.summary) }
 
-    /// Creates the folder if needed; writes `settings.json`, or checks that an existing one is of
-    /// the same kind with equal settings (else refused, naming the kinds or the differences).
-    public func open(settings: Settings) throws {
+    /// Creates the folder if needed and locks it (`RunFolderLock`: a folder another process is
+    /// writing is refused, naming its pid); writes `settings.json`, or checks that an existing one
+    /// is of the same kind with equal settings (else refused, naming the kinds or the differences).
+    /// Keep the returned lock while writing the folder.
+    @discardableResult
+    public func open(settings: Settings) throws -> RunFolderLock {
         let fm = FileManager.default
         do { try fm.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw ClassifierError("\(directory.path): cannot create the run folder: \(error.localizedDescription)")
         }
+        let lock = try RunFolderLock.acquire(directory)
         if fm.fileExists(atPath: settingsURL.path) {
             let old: Settings
             let recorded: RunKind?
@@ -194,8 +198,21 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
             if fm.fileExists(atPath: resultsURL.path) {
                 throw ClassifierError("\(resultsURL.path) exists without settings.json; use another \(Setting.runFolder)")
             }
-            try settings.folderData().write(to: settingsURL, options: .atomic)
+            do { try settings.folderData().write(to: settingsURL, options: .atomic) } catch {
+                throw ClassifierError("\(settingsURL.path): cannot write (\(Self.reason(error))); nothing was written")
+            }
         }
+        return lock
+    }
+
+    /// The system's reason for a failed write ("No space left on device", "File too large").
+    static func reason(_ error: Error) -> String {
+        let e = error as NSError
+        if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if e.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(e.code))) }
+        return e.localizedDescription
     }
 
     /// The settings of an existing folder (read only). Errors name the folder: no settings, a
@@ -236,8 +253,8 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
         return records
     }
 
-    /// The records of `results.jsonl`, read only: the first of each index, and the indices in
-    /// file order. An unterminated last line is left out.
+    /// The records of `results.jsonl`, read only, and the indices in file order. An unterminated
+    /// last line is left out.
     public func readRecords() throws -> (records: [Int: Record], order: [Int]) {
         let data: Data
         do { data = try Data(contentsOf: resultsURL) } catch { throw ClassifierError("\(resultsURL.path): cannot read (no results yet?)") }
@@ -252,19 +269,26 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
 
     /// The records of `results.jsonl` text, each with its line's bytes (newline included), in
     /// file order; an unterminated last line (a run killed mid-write) is left out. A line that
-    /// does not decode is an error naming `path` and the line number.
+    /// does not decode, or repeats an index of an earlier line, is an error naming `path` and the
+    /// line number (a folder is never read with a line silently dropped or counted twice).
     public static func parseResults(_ data: Data, path: String) throws -> [(record: Record, line: Data)] {
         let complete = data.last == 0x0A ? data : data.prefix((data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? data.startIndex)
         var out: [(record: Record, line: Data)] = []
-        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+        var lineOf: [Int: Int] = [:]
+        for (n, line) in complete.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
             var bytes = Data(line)
-            do {
-                let record = try Record.parse(bytes)
-                bytes.append(0x0A)
-                out.append((record, bytes))
-            } catch {
-                throw ClassifierError("\(path): line \(n + 1) is not a \(Record.recordName) (\(error))")
+            let record: Record
+            do { record = try Record.parse(bytes) } catch {
+                throw ClassifierError("\(path): line \(n + 1) is not a \(Record.recordName) (\(error)); "
+                    + "the file is damaged: remove that line (and any after it) to rerun those items")
             }
+            if let first = lineOf[record.index] {
+                throw ClassifierError("\(path): line \(n + 1) repeats item \(record.index) of line \(first); "
+                    + "the file was written by two runs at once or edited: remove one of the two lines")
+            }
+            lineOf[record.index] = n + 1
+            bytes.append(0x0A)
+            out.append((record, bytes))
         }
         return out
     }
@@ -286,7 +310,10 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
         defer { try? handle.close() }
         try handle.seekToEnd()
         func append(_ record: Record, _ i: Int) throws {
-            try handle.write(contentsOf: try record.line())
+            do { try handle.write(contentsOf: try record.line()) } catch {
+                throw ClassifierError("\(resultsURL.path): cannot append the line of item \(i) (\(Self.reason(error))); "
+                    + "the finished lines are kept: free space and rerun to resume")
+            }
             if sync { try? handle.synchronize() }
             done[i] = record
             try finished(record, done)
@@ -392,6 +419,11 @@ extension RunFolder {
         }
         do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
             throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")
+        }
+        let lock = try RunFolderLock.acquire(out)
+        defer { withExtendedLifetime(lock) {} }
+        for url in [merged.settingsURL, merged.resultsURL, merged.summaryURL] where fm.fileExists(atPath: url.path) {
+            throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another \(Setting.runFolder))")
         }
         try first!.folderData().write(to: merged.settingsURL, options: .atomic)
         var joined = Data()

@@ -74,6 +74,8 @@ public final class CountingPredictor: ConditionalNoisePredictor, NoiseLevelDenoi
 public final class RobustnessRun {
     public let folder: RobustnessFolder
     public let settings: RobustnessSettings
+    /// Held while this run exists: no other process writes the folder meanwhile.
+    public let lock: RunFolderLock
     public var directory: URL { folder.directory }
     public var settingsURL: URL { folder.settingsURL }
     public var resultsURL: URL { folder.resultsURL }
@@ -83,7 +85,7 @@ public final class RobustnessRun {
     public init(directory: URL, settings: RobustnessSettings) throws {
         folder = RobustnessFolder(directory)
         self.settings = settings
-        try folder.open(settings: settings)
+        lock = try folder.open(settings: settings)
     }
 
     /// Records already written, by index (an unterminated last line is cut off).
