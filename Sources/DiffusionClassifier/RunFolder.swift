@@ -421,7 +421,7 @@ extension RunFolder {
             throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")
         }
         let lock = try RunFolderLock.acquire(out)
-        defer { withExtendedLifetime(lock) {} }
+        defer { lock.removeFile() }
         for url in [merged.settingsURL, merged.resultsURL, merged.summaryURL] where fm.fileExists(atPath: url.path) {
             throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another \(Setting.runFolder))")
         }

@@ -59,6 +59,15 @@ public final class RunFolderLock {
         return RunFolderLock(directory: directory, key: key)
     }
 
+    /// Deletes the lock file while still holding the lock, when this process holds it once (a
+    /// merge's new folder then holds only its run files, as scripts that move them out expect).
+    public func removeFile() {
+        Self.guardLock.lock()
+        defer { Self.guardLock.unlock() }
+        guard let h = Self.held[key], h.count == 1 else { return }
+        unlink(directory.appendingPathComponent(Self.fileName).path)
+    }
+
     /// The pid written in the lock file by its holder, if readable.
     private static func recordedHolder(_ fd: Int32) -> Int? {
         var buffer = [UInt8](repeating: 0, count: 32)
