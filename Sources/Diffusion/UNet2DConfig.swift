@@ -208,4 +208,22 @@ extension UNet2DConfig {
         c.numClassEmbeds = classes + 1
         return c
     }
+
+    /// A two-level, 1-channel 8x8 class-conditional config with attention in the lower level
+    /// (`classes` labels plus the null class): small enough for the tests and self-checks that
+    /// run a whole model, and it still has every block kind the classifiers meet.
+    public static func tiny(classes: Int, imageSize: Int = 8, channels: Int = 1) -> UNet2DConfig {
+        var c = UNet2DConfig()
+        c.sampleSize = [imageSize, imageSize]
+        c.inChannels = channels
+        c.outChannels = channels
+        c.blockOutChannels = [8, 16]
+        c.layersPerBlock = 1
+        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
+        c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
+        c.normNumGroups = 4
+        c.attentionHeadDim = 8
+        c.numClassEmbeds = classes + 1
+        return c
+    }
 }

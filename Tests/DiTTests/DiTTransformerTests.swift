@@ -9,19 +9,6 @@ func fixtureURL(_ name: String) -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
 }
 
-/// ||a - b|| / ||b||.
-func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    XCTAssertEqual(a.shape, b.shape)
-    var num = 0.0, den = 0.0
-    let pa = a.scalars, pb = b.scalars
-    for i in 0..<Swift.min(a.count, b.count) {
-        let d = Double(pa[i]) - Double(pb[i])
-        num += d * d
-        den += Double(pb[i]) * Double(pb[i])
-    }
-    return (num / Swift.max(den, 1e-30)).squareRoot()
-}
-
 func temporaryDirectory(_ tag: String) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(tag)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -7,18 +7,7 @@ import XCTest
 
 /// A tiny random class-conditional U-Net (1 channel, 8x8, `classes` + null class).
 func tinyModel(classes: Int = 4, seed: UInt64 = 1) -> UNet2DModel {
-    var c = UNet2DConfig()
-    c.sampleSize = [8, 8]
-    c.inChannels = 1
-    c.outChannels = 1
-    c.blockOutChannels = [8, 16]
-    c.layersPerBlock = 1
-    c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
-    c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
-    c.normNumGroups = 4
-    c.attentionHeadDim = 8
-    c.numClassEmbeds = classes + 1
-    return UNet2DModel(config: c, seed: seed)
+    UNet2DModel(config: .tiny(classes: classes), seed: seed)
 }
 
 /// Random "images" in [-1, 1], [1, 1, 8, 8] each.

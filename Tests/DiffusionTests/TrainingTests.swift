@@ -21,13 +21,7 @@ struct RandomImages: TrainingData {
 
 final class TrainingTests: XCTestCase {
     func tinyConfig() -> UNet2DConfig {
-        var c = UNet2DConfig.smallClassConditional(imageSize: 8, channels: 1, classes: 3)
-        c.blockOutChannels = [8, 16]
-        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
-        c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
-        c.normNumGroups = 4
-        c.attentionHeadDim = 8
-        return c
+        .tiny(classes: 3)
     }
 
     func options(steps: Int) -> TrainingOptions {

@@ -7,19 +7,6 @@ import XCTest
 /// Parity with diffusers' UNet2DModel on the random-weight folders written by
 /// tools/make_diffusion_fixtures.py: forward within 1e-4 relative, gradients within 1e-3.
 final class UNetParityTests: XCTestCase {
-    /// ||a - b|| / ||b||.
-    func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
-        XCTAssertEqual(a.shape, b.shape)
-        var num = 0.0, den = 0.0
-        let pa = a.scalars, pb = b.scalars
-        for i in 0..<Swift.min(a.count, b.count) {
-            let d = Double(pa[i]) - Double(pb[i])
-            num += d * d
-            den += Double(pb[i]) * Double(pb[i])
-        }
-        return (num / Swift.max(den, 1e-30)).squareRoot()
-    }
-
     func checkParity(_ name: String) throws {
         let folder = fixtureURL(name)
         let model = try UNet2DModel.load(from: folder)
@@ -29,15 +16,15 @@ final class UNetParityTests: XCTestCase {
         let labels = io.contains("class_labels") ? try io.tensor("class_labels") : nil
         let x = Tensor(shape: sample.shape, storage: sample.storage, requiresGrad: true)
         let out = model(x, timesteps: timesteps, classLabels: labels)
-        let forwardError = relativeError(out, expected)
+        let forwardError = relativeDifference(out, expected)
         XCTAssertLessThan(forwardError, 1e-4, "\(name) forward")
         (out * weights).sum().backward()
-        XCTAssertLessThan(relativeError(x.grad!, try io.tensor("grad_sample")), 1e-3, "\(name) d/d sample")
+        XCTAssertLessThan(relativeDifference(x.grad!, try io.tensor("grad_sample")), 1e-3, "\(name) d/d sample")
         let params = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.key, $0.tensor) })
         for key in io.names where key.hasPrefix("grad.") {
             let pname = String(key.dropFirst(5))
             guard let p = params[pname], let g = p.grad else { XCTFail("\(name): no gradient for \(pname)"); continue }
-            XCTAssertLessThan(relativeError(g, try io.tensor(key)), 1e-3, "\(name) d/d \(pname)")
+            XCTAssertLessThan(relativeDifference(g, try io.tensor(key)), 1e-3, "\(name) d/d \(pname)")
         }
     }
 

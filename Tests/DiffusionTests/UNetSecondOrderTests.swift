@@ -9,18 +9,7 @@ import XCTest
 /// differences of gradients.
 final class UNetSecondOrderTests: XCTestCase {
     func tinyModel() -> UNet2DModel {
-        var c = UNet2DConfig()
-        c.sampleSize = [8, 8]
-        c.inChannels = 1
-        c.outChannels = 1
-        c.blockOutChannels = [8, 16]
-        c.layersPerBlock = 1
-        c.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
-        c.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
-        c.normNumGroups = 4
-        c.attentionHeadDim = 8
-        c.numClassEmbeds = 4
-        let model = UNet2DModel(config: c, seed: 7)
+        let model = UNet2DModel(config: .tiny(classes: 3), seed: 7)
         // Redraw every parameter (diffusers zero-initialises some output layers).
         var g = RandomGenerator(seed: 8)
         for (key, p) in model.namedParameters() {

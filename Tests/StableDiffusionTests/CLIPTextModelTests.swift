@@ -8,27 +8,15 @@ import XCTest
 /// Parity with transformers' CLIPTextModel on the random-weight folders written by
 /// tools/make_sd_fixtures.py (sd1: quick_gelu, 2 layers; sd2: gelu, 3 layers): within 1e-4 relative.
 final class CLIPTextModelTests: XCTestCase {
-    func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
-        XCTAssertEqual(a.shape, b.shape)
-        var num = 0.0, den = 0.0
-        let pa = a.scalars, pb = b.scalars
-        for i in 0..<Swift.min(a.count, b.count) {
-            let d = Double(pa[i]) - Double(pb[i])
-            num += d * d
-            den += Double(pb[i]) * Double(pb[i])
-        }
-        return (num / Swift.max(den, 1e-30)).squareRoot()
-    }
-
     func checkParity(_ name: String) throws {
         let model = try CLIPTextModel.load(from: fixtureURL(name))
         let io = try SafetensorsFile(url: fixtureURL(name).appendingPathComponent("io.safetensors"))
         let out = model(try io.tensor("input_ids"), outputHiddenStates: true)
-        XCTAssertLessThan(relativeError(out.lastHiddenState, try io.tensor("last_hidden_state")), 1e-4, name)
+        XCTAssertLessThan(relativeDifference(out.lastHiddenState, try io.tensor("last_hidden_state")), 1e-4, name)
         XCTAssertEqual(out.hiddenStates.count, model.config.numHiddenLayers + 1)
-        XCTAssertLessThan(relativeError(out.hiddenStates[out.hiddenStates.count - 2], try io.tensor("penultimate_hidden_state")), 1e-4, name)
+        XCTAssertLessThan(relativeDifference(out.hiddenStates[out.hiddenStates.count - 2], try io.tensor("penultimate_hidden_state")), 1e-4, name)
         let short = model(try io.tensor("short_ids")).lastHiddenState
-        XCTAssertLessThan(relativeError(short, try io.tensor("short_last_hidden_state")), 1e-4, "\(name) short")
+        XCTAssertLessThan(relativeDifference(short, try io.tensor("short_last_hidden_state")), 1e-4, "\(name) short")
     }
 
     func testSD1LikeTextModelMatchesTransformers() throws { try checkParity("sd1") }
@@ -50,7 +38,7 @@ final class CLIPTextModelTests: XCTestCase {
         let io = try SafetensorsFile(url: fixtureURL("sd1").appendingPathComponent("io.safetensors"))
         let h = model.encode([tok.encodePadded("a photo of a cat.")])
         let all = try io.tensor("last_hidden_state")
-        XCTAssertLessThan(relativeError(h, all.sliced(axis: 0, 0..<1)), 1e-4)
+        XCTAssertLessThan(relativeDifference(h, all.sliced(axis: 0, 0..<1)), 1e-4)
     }
 
     func testLoadingNamesKeysAndIgnoresPositionIds() throws {

@@ -5,18 +5,6 @@ import StableDiffusion
 import TensorEngine
 import XCTest
 
-func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
-    XCTAssertEqual(a.shape, b.shape)
-    var num = 0.0, den = 0.0
-    let pa = a.scalars, pb = b.scalars
-    for i in 0..<Swift.min(a.count, b.count) {
-        let d = Double(pa[i]) - Double(pb[i])
-        num += d * d
-        den += Double(pb[i]) * Double(pb[i])
-    }
-    return (num / Swift.max(den, 1e-30)).squareRoot()
-}
-
 /// Parity with diffusers' UNet2DConditionModel on the random-weight (F16-stored) folders written by
 /// `tools/make_sd_fixtures.py unet`: SD 1.x-like (1x1 conv projections, 2 heads everywhere) and
 /// SD 2.x-like (linear projections, heads [1, 2, 4] per block), three levels, two layers per block,
