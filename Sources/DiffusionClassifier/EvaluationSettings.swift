@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import NeuralNetworks
+import TensorEngine
 
 /// How the noise draws of an image are numbered (`ClassifierOptions.noiseNumbering`).
 ///
@@ -112,6 +113,9 @@ public struct EvaluationSettings: Equatable, Sendable {
     /// How the model keeps its large weights (recorded because rounding Float32 checkpoints to
     /// 16 bits changes results; Float16 checkpoints give the same results in either storage).
     public var weightStorage: WeightStorage = .float32
+    /// The dtype the run's matrix products compute in: `Engine.computeDType` when the settings are
+    /// made (recorded because bf16 products change results; absent from settings.json for fp32).
+    public var computeDType: ComputeDType = Engine.computeDType
     /// A continuous-noise-level model (EDM) scored over this grid of noise levels (`sigmas`,
     /// "A:B:N"; the timesteps are the grid's levels 0..<N); nil for DDPM-timestep models.
     public var sigmas: SigmaGrid? = nil
@@ -137,6 +141,9 @@ public struct EvaluationSettings: Equatable, Sendable {
 
     /// The classifier these settings describe, for classes 0..<classes of `model`.
     public func makeClassifier(model: ConditionalNoisePredictor, schedule: NoiseSchedule, batchSize: Int, imagesInFlight: Int = 1) throws -> Classifier {
+        guard computeDType == Engine.computeDType else {
+            throw ClassifierError(.computeDType, "the settings are for \(computeDType.rawValue) products; this process computes in \(Engine.computeDType.rawValue)")
+        }
         guard schedule.numTrainTimesteps == numTrainTimesteps, schedule.prediction == predictionType else {
             throw ClassifierError("settings are for T = \(numTrainTimesteps), \(predictionType.rawValue); the schedule has T = \(schedule.numTrainTimesteps), \(schedule.prediction.rawValue)")
         }
@@ -165,7 +172,7 @@ extension EvaluationSettings: Codable {
     enum CodingKeys: String, CodingKey {
         case model, dataset, split, classes, numTrainTimesteps, predictionType, method, stages, timesteps, nTimesteps, timestepList
         case tRange, loss, weighting, tau, seed, noise, minScores, pValue, testEvery, prompts, imageSize, noiseBy, saveErrors
-        case gap, maxProbes, replayOf, weightsDtype, sigmas
+        case gap, maxProbes, replayOf, weightsDtype, computeDtype, sigmas
     }
 
     public init(from decoder: Decoder) throws {
@@ -196,6 +203,11 @@ extension EvaluationSettings: Codable {
             weightStorage = .float32
         }
 
+        computeDType = .float32
+        if let d = try c.decodeIfPresent(String.self, forKey: .computeDtype) {
+            guard let dtype = ComputeDType(rawValue: d) else { throw ClassifierError("\(Setting.computeDType): '\(d)' is not fp32 or bf16") }
+            computeDType = dtype
+        }
         sigmas = try c.decodeIfPresent(String.self, forKey: .sigmas).map { try SigmaGrid(parsing: $0) }
 
         let methodName = try c.decode(String.self, forKey: .method)
@@ -276,6 +288,7 @@ extension EvaluationSettings: Codable {
         if saveErrors { try c.encode(true, forKey: .saveErrors) }
         try c.encodeIfPresent(replayOf, forKey: .replayOf)
         if weightStorage != .float32 { try c.encode(weightStorage.rawValue, forKey: .weightsDtype) }
+        if computeDType != .float32 { try c.encode(computeDType.rawValue, forKey: .computeDtype) }
         try c.encodeIfPresent(sigmas?.description, forKey: .sigmas)
     }
 }

@@ -83,6 +83,9 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
     public var prompts: [String]? = nil
     public var imageSize: Int? = nil
     public var weightStorage: WeightStorage = .float32
+    /// The dtype the run's matrix products compute in: `Engine.computeDType` when the settings are
+    /// made (recorded because bf16 products change results; absent from settings.json for fp32).
+    public var computeDType: ComputeDType = Engine.computeDType
     /// A continuous-noise-level model (EDM): the classifier scores every level of this grid with
     /// RDC's weight of `sigmaDensity` (`TimestepWeighting.rdc`) instead of `timestepCount` grid
     /// timesteps with uniform weights; nil for DDPM-timestep models.
@@ -133,7 +136,7 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
 
     enum CodingKeys: String, CodingKey {
         case model, dataset, split, norm, epsText, epsilon, attacks, iterations, squareQueries, eotDraws, timesteps, lm, seed
-        case prompts, imageSize, weightsDtype, sigmas, sigmaDensity, noise
+        case prompts, imageSize, weightsDtype, computeDtype, sigmas, sigmaDensity, noise
     }
 
     public init(from decoder: Decoder) throws {
@@ -151,6 +154,11 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
         if let w = try c.decodeIfPresent(String.self, forKey: .weightsDtype) {
             guard let storage = WeightStorage(rawValue: w) else { throw ClassifierError("\(Setting.weightsDtype): '\(w)' is not fp32, fp16 or bf16") }
             weightStorage = storage
+        }
+        computeDType = .float32
+        if let d = try c.decodeIfPresent(String.self, forKey: .computeDtype) {
+            guard let dtype = ComputeDType(rawValue: d) else { throw ClassifierError("\(Setting.computeDType): '\(d)' is not fp32 or bf16") }
+            computeDType = dtype
         }
         sigmas = try c.decodeIfPresent(String.self, forKey: .sigmas).map { try SigmaGrid(parsing: $0) }
         sigmaDensity = try c.decodeIfPresent(SigmaDensity.self, forKey: .sigmaDensity) ?? .paper
@@ -188,6 +196,7 @@ public struct RobustnessSettings: Equatable, Sendable, RunSettings {
         try c.encodeIfPresent(prompts, forKey: .prompts)
         try c.encodeIfPresent(imageSize, forKey: .imageSize)
         if weightStorage != .float32 { try c.encode(weightStorage.rawValue, forKey: .weightsDtype) }
+        if computeDType != .float32 { try c.encode(computeDType.rawValue, forKey: .computeDtype) }
         if let sigmas {
             try c.encode(sigmas.description, forKey: .sigmas)
             try c.encode(sigmaDensity, forKey: .sigmaDensity)

@@ -25,6 +25,8 @@ extension Setting {
     public static let runFolder = Setting("run_folder")
     /// How large weights are stored (`WeightStorage`).
     public static let weightsDtype = Setting("weights_dtype")
+    /// The dtype matrix products compute in (`Engine.computeDType`: fp32, or bf16 by opt-in).
+    public static let computeDType = Setting("compute_dtype")
 }
 
 /// Error text that may name settings, written as an interpolated string:

@@ -1,6 +1,7 @@
 import CEngineSupport
 
-/// C[m,n] (+)= op(A) op(B) through BLAS, row-major, with 32-bit size checks.
+/// C[m,n] (+)= op(A) op(B) through BLAS, row-major, with 32-bit size checks; in bfloat16
+/// (`Engine.computeDType`) through the AVX512_BF16 kernel of CEngineSupport/bf16_gemm.c.
 @inlinable
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -11,6 +12,11 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     if m == 0 || n == 0 { return }
     if k == 0 {
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+        return
+    }
+    if Engine._computeDType == .bfloat16,
+       ces_sgemm_bf16(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+                      b, Int32(ldb), beta, c, Int32(ldc)) == 1 {
         return
     }
     ces_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),

@@ -39,11 +39,13 @@ extension RawArgumentsCommand {
 
 /// The options every command takes.
 enum GlobalOptions {
-    static let valuedFlags: Set<String> = ["threads", "variant"]
+    static let valuedFlags: Set<String> = ["threads", "variant", "compute-dtype"]
     static let usage = """
     global options:
       --threads N   threads for kernels and BLAS (default: DIFFCLASS_THREADS or all cores)
       --variant V   read a diffusers folder's V weights (fp16: diffusion_pytorch_model.fp16.safetensors, model.fp16.safetensors)
+      --compute-dtype fp32|bf16   the dtype of matrix products (default fp32; bf16 needs a CPU with AVX512_BF16;
+                    recorded in settings.json, so a run resumes only with the dtype it started with)
       --version     the version of diffclass
     """
 }
@@ -95,6 +97,10 @@ struct CommandLineTool {
             if let threads = try args.int("threads", range: 1...4096) { Engine.threads = threads }
             let variant = args.string("variant")
             if let variant, variant.isEmpty || variant.contains("/") { throw UsageError("--variant: '\(variant)' is not a weights variant such as fp16") }
+            if let name = args.string("compute-dtype") {
+                guard let dtype = ComputeDType(name: name) else { throw UsageError("--compute-dtype: '\(name)' is not fp32 or bf16") }
+                do { try Engine.setComputeDType(dtype) } catch { throw UsageError("--compute-dtype: \(error)") }
+            }
             Engine.initialize()
             return try DiffusersFolder.$variant.withValue(variant) { try c.run(&args) }
         } catch {

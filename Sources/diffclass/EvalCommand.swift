@@ -107,6 +107,7 @@ func runEval(_ args: inout Arguments) throws {
     print("eval: \(indices.count) images of \(ds.name) \(splitName), \(classes) classes, \(settings.method.summary), "
         + "loss \(settings.loss.rawValue), weighting \(settings.weighting.name), seed \(settings.seed), batch \(batchSize), "
         + "\(imagesInFlight) images in flight, \(threadCount()) -> \(out)")
+    printComputeDType("eval")
     print("eval: \(flags.tauDescription(settings, modelFolder: modelPath))")
     if let mapping { print(ClassFolderFlags.describe(mapping)) }
     fflush(stdout)
@@ -144,6 +145,7 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     print("eval: \(indices.count) images of \(folder.lastPathComponent), \(labels.count) classes, prompts like '\(setup.prompts[0])', "
         + "\(imageSize)px, \(settings.method.summary), loss \(settings.loss.rawValue), seed \(settings.seed), "
         + "batch \(flags.batchSize), weights \(weightStorage.rawValue), \(threadCount()) -> \(out)")
+    printComputeDType("eval")
     print("eval: \(flags.tauDescription(settings, modelFolder: nil))")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: listing.labels, classNames: labels, scope: scope, batchSize: flags.batchSize,
@@ -176,6 +178,11 @@ var printProgress: (EvaluationProgress) -> Void { ProgressPrinter().callAsFuncti
 
 /// "1 thread", "4 threads": the engine's thread count.
 func threadCount() -> String { Engine.threads == 1 ? "1 thread" : "\(Engine.threads) threads" }
+
+/// "COMMAND: matrix products in bf16 ..." when `--compute-dtype bf16` is on (nothing for fp32).
+func printComputeDType(_ command: String) {
+    if Engine.computeDType == .bfloat16 { print("\(command): matrix products in bf16 (--compute-dtype bf16; results differ from fp32 runs)") }
+}
 
 /// The run's summary line.
 func printSummary(_ summary: EvaluationSummary, out: String) {

@@ -158,6 +158,7 @@ func runRobust(_ args: inout Arguments) throws {
         + "attacks \(attacks.map(\.rawValue).joined(separator: ",")), \(iterations) iterations, "
         + (runSettings.sigmas.map { "sigmas \($0) (\(runSettings.sigmaDensity.rawValue) density), " } ?? "T \(timesteps), ")
         + "\(runSettings.lm.map { "RDC lm \($0)" } ?? "diffusion classifier"), eot \(eot), seed \(seed) -> \(out)")
+    printComputeDType("robust")
     fflush(stdout)
     let summary = try run.run(indices: indices, labels: labels, classNames: classNames, limit: limit, shard: shardText, classifier: classifier,
                               counter: counter, image: image, saveAdversarial: saveAdv) { r, done, total in

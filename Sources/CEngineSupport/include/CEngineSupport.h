@@ -46,6 +46,20 @@ void ces_f16_to_f32_f16c(const uint16_t *src, float *dst, long n);
 /// float -> binary16 bits, n values, round to nearest even (VCVTPS2PH with immediate 0).
 void ces_f32_to_f16_f16c(const float *src, uint16_t *dst, long n);
 
+
+/// 1 when the CPU has AVX-512 F/BW/VL and AVX512_BF16, so the two functions below compute; else 0.
+int ces_bf16_gemm_available(void);
+/// C = alpha * op(A) * op(B) + beta * C like ces_sgemm, with op(A) and op(B) rounded to bfloat16
+/// (nearest even) and products summed in float32 (VDPBF16PS). Single-threaded. Returns 1, or 0
+/// when it did not compute (no AVX512_BF16, empty sizes, no scratch memory): the caller then
+/// uses ces_sgemm.
+int ces_sgemm_bf16(int transA, int transB, int m, int n, int k, float alpha,
+                   const float *a, int lda, const float *b, int ldb, float beta,
+                   float *c, int ldc);
+/// float -> bfloat16 bits, n values, round to nearest even (subnormals to zero); only when
+/// ces_bf16_gemm_available() is 1.
+void ces_f32_to_bf16(const float *src, uint16_t *dst, long n);
+
 #ifdef __cplusplus
 }
 #endif
