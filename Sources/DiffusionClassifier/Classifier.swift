@@ -31,6 +31,9 @@ public struct Classification: Sendable {
     public let prediction: Int
     /// Candidates still in the running when the strategy stopped.
     public let survivors: [Int]
+    /// Every candidate, best first (`ClassRanking`: by probes seen, survivors first, mean error);
+    /// the prediction is first. Top-k accuracy reads its first k.
+    public var ranking: [Int] { ClassRanking.rank(prediction: prediction, survivors: survivors, scoreCounts: scoreCounts, meanErrors: meanErrors) }
     /// Per candidate: mean weighted error over the probes it saw.
     public let meanErrors: [Double?]
     /// Per candidate: how many probes it was scored on.

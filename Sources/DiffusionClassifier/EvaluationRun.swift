@@ -59,6 +59,12 @@ public struct EvaluationSummary: Codable, Sendable {
     public var accuracy: Double
     /// sqrt(p (1 - p) / n).
     public var accuracyStderr: Double
+    /// Top-5 accuracy (the ImageNet convention: the label among an image's 5 best-ranked classes,
+    /// `ImageRecord.ranking`; `accuracy` is top-1), its count and sqrt(p (1 - p) / n). 1 when
+    /// there are at most 5 classes.
+    public var top5Correct: Int
+    public var top5Accuracy: Double
+    public var top5AccuracyStderr: Double
     /// Mean over the classes present of each class's accuracy.
     public var meanPerClassAccuracy: Double
     /// Per class (null where the run has no image of that class).
@@ -99,6 +105,9 @@ public struct EvaluationSummary: Codable, Sendable {
         correct = records.filter(\.correct).count
         accuracy = n == 0 ? 0 : Double(correct) / Double(n)
         accuracyStderr = n == 0 ? 0 : (accuracy * (1 - accuracy) / Double(n)).squareRoot()
+        top5Correct = EvaluationStatistics.topCorrect(records, k: 5)
+        top5Accuracy = n == 0 ? 0 : Double(top5Correct) / Double(n)
+        top5AccuracyStderr = n == 0 ? 0 : (top5Accuracy * (1 - top5Accuracy) / Double(n)).squareRoot()
         perClassAccuracy = classNames.indices.map { c in
             let mine = records.filter { $0.label == c }
             return mine.isEmpty ? nil : Double(mine.filter(\.correct).count) / Double(mine.count)
@@ -227,6 +236,22 @@ public enum EvaluationStatistics {
         let usable = records.filter { !$0.probabilities.isEmpty }
         return Calibration.expectedCalibrationError(probabilities: usable.map(\.probabilities), labels: usable.map(\.label), bins: bins)
     }
+
+    /// How many records have their label among their `k` best-ranked classes (`ImageRecord.isInTop`).
+    public static func topCorrect(_ records: [ImageRecord], k: Int) -> Int { records.filter { $0.isInTop(k) }.count }
+
+    /// The most frequent confusions (label != prediction): (label, prediction, count), most
+    /// frequent first (ties: by label, then prediction), at most `limit`. What a report shows
+    /// instead of a confusion matrix too large to read.
+    public static func topConfusions(_ records: [ImageRecord], limit: Int) -> [(label: Int, prediction: Int, count: Int)] {
+        var counts: [Pair: Int] = [:]
+        for r in records where r.label != r.prediction { counts[Pair(label: r.label, prediction: r.prediction), default: 0] += 1 }
+        return counts.map { (label: $0.key.label, prediction: $0.key.prediction, count: $0.value) }
+            .sorted { ($1.count, $0.label, $0.prediction) < ($0.count, $1.label, $1.prediction) }
+            .prefix(Swift.max(limit, 0)).map { $0 }
+    }
+
+    private struct Pair: Hashable { let label: Int, prediction: Int }
 
     /// counts[true][predicted] over classes 0..<classes (records outside left out).
     public static func confusion(_ records: [ImageRecord], classes: Int) -> [[Int]] {

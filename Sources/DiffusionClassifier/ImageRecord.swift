@@ -18,6 +18,11 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     /// adaptive method a class eliminated early has fewer (the staged schedule's first stage
     /// count, or the sequential rules' count when the class was dropped).
     public var scores: [Int]
+    /// The classes still in the running when the strategy stopped, when there were several but
+    /// not all of them (a sequential rule stopped by its probe limit, a last stage keeping
+    /// several). Absent otherwise, where it is the prediction alone or every class (fixed
+    /// timesteps), which give the same `ranking`; absent in runs written before it existed.
+    public var survivors: [Int]?
     /// U-Net forward passes for this image.
     public var calls: Int
     public var seconds: Double
@@ -43,6 +48,7 @@ public struct ImageRecord: Codable, Equatable, Sendable {
         probabilities = c.probabilities
         pairedErrors = c.pairedErrors.isEmpty ? nil : c.pairedErrors
         scores = c.scoreCounts
+        survivors = c.survivors.count > 1 && c.survivors.count < c.scoreCounts.count ? c.survivors : nil
         calls = c.calls
         self.seconds = seconds
         modelCalls = c.modelCalls
@@ -53,6 +59,15 @@ public struct ImageRecord: Codable, Equatable, Sendable {
     }
 
     public var correct: Bool { prediction == label }
+
+    /// Every class, best first (`ClassRanking`, from `scores`, `mean_errors` and `survivors`):
+    /// what the classification's `ranking` was.
+    public var ranking: [Int] {
+        ClassRanking.rank(prediction: prediction, survivors: survivors ?? [prediction], scoreCounts: scores, meanErrors: meanErrors)
+    }
+
+    /// Whether the label is among the `k` best classes (top-k accuracy; `k` 1 is `correct`).
+    public func isInTop(_ k: Int) -> Bool { k == 1 ? correct : ranking.prefix(k).contains(label) }
 
     /// The errors the probabilities come from: `pairedErrors`, or `meanErrors` for older runs.
     public var comparableErrors: [Double?] { pairedErrors ?? meanErrors }

@@ -25,9 +25,8 @@ public struct Report {
         body.append("<h1>Diffusion classifier report: \(htmlEscape(run.name))</h1>")
         if !run.records.isEmpty {
             body.append(headline())
-            body.append(section("Confusion matrix", "Rows: true class; columns: predicted class; shade: fraction of the row.",
-                                Charts.confusionMatrix(run.confusion, names: run.classNames)))
-            body.append(section("Per-class accuracy", nil, Charts.bars(run.perClassAccuracy, names: run.classNames)))
+            body.append(confusionSection())
+            body.append(perClassSection())
             let ece = run.expectedCalibrationError
             let nll = run.negativeLogLikelihood.map { String(format: "%.4f", $0) } ?? "infinite (a label had probability 0)"
             body.append(section("Reliability diagram",
@@ -43,6 +42,61 @@ public struct Report {
             body.append("<h2>Settings</h2>\n<table class=\"kv\">\n\(rows.joined(separator: "\n"))\n</table>")
         }
         return Report.page(title: "\(run.name) report", body: body)
+    }
+
+    /// Above this many classes the report lists the most frequent confusions instead of drawing
+    /// the matrix (a 1,000 x 1,000 matrix is neither readable nor small).
+    public static let confusionMatrixLimit = 30
+    /// Above this many classes the per-class bars show only the worst and best classes present.
+    public static let perClassBarsLimit = 50
+    /// Rows of the most-frequent-confusions table, and bars at each end of a large per-class chart.
+    public static let topConfusionRows = 20, perClassEndBars = 10
+
+    /// The confusion matrix, or above `confusionMatrixLimit` classes a table of the most frequent
+    /// (true, predicted) pairs with their share of the true class's images.
+    func confusionSection() -> String {
+        let names = run.classNames
+        guard names.count > Report.confusionMatrixLimit else {
+            return section("Confusion matrix", "Rows: true class; columns: predicted class; shade: fraction of the row.",
+                           Charts.confusionMatrix(run.confusion, names: names))
+        }
+        var perLabel: [Int: Int] = [:]
+        for r in run.records { perLabel[r.label, default: 0] += 1 }
+        let wrong = run.records.filter { !$0.correct }.count
+        let top = EvaluationStatistics.topConfusions(run.records, limit: Report.topConfusionRows)
+        let name = { (c: Int) in names.indices.contains(c) ? names[c] : "class \(c)" }
+        let rows = top.map { t in
+            String(format: "<tr><td class=\"text\">%@</td><td class=\"text\">%@</td><td>%d</td><td>%.1f%%</td></tr>",
+                   htmlEscape("\(t.label) \(name(t.label))"), htmlEscape("\(t.prediction) \(name(t.prediction))"), t.count,
+                   100 * Double(t.count) / Double(Swift.max(perLabel[t.label] ?? 1, 1)))
+        }
+        let distinct = Set(run.records.filter { !$0.correct }.map { "\($0.label) \($0.prediction)" }).count
+        let note = "\(names.count) classes: instead of a \(names.count) x \(names.count) matrix, the \(top.count) most frequent of "
+            + "\(distinct) distinct confusions (\(wrong) misclassified images of \(run.n)); share: of the true class's images."
+        let table = top.isEmpty ? "<p>No misclassified images.</p>"
+            : "<table class=\"runs\"><tr><th>true class</th><th>predicted</th><th>images</th><th>share</th></tr>\n"
+              + rows.joined(separator: "\n") + "\n</table>"
+        return "<h2>Most frequent confusions</h2>\n<p class=\"note\">\(htmlEscape(note))</p>\n" + table
+    }
+
+    /// Per-class accuracy bars; above `perClassBarsLimit` classes only the `perClassEndBars`
+    /// worst and best of the classes with images (with their image counts), and how many have images.
+    func perClassSection() -> String {
+        let names = run.classNames, accuracy = run.perClassAccuracy
+        guard names.count > Report.perClassBarsLimit else { return section("Per-class accuracy", nil, Charts.bars(accuracy, names: names)) }
+        var perLabel: [Int: Int] = [:]
+        for r in run.records { perLabel[r.label, default: 0] += 1 }
+        let present = accuracy.indices.filter { accuracy[$0] != nil }
+            .sorted { (accuracy[$0]!, -(perLabel[$0] ?? 0), $0) < (accuracy[$1]!, -(perLabel[$1] ?? 0), $1) }
+        let k = Report.perClassEndBars
+        let shown = present.count <= 2 * k ? present : Array(present.prefix(k)) + Array(present.suffix(k))
+        let label = { (c: Int) in "\(names[c]) (\(perLabel[c] ?? 0))" }
+        let mean = present.isEmpty ? 0 : present.map { accuracy[$0]! }.reduce(0, +) / Double(present.count)
+        let note = "\(present.count) of \(names.count) classes have images (mean per-class accuracy "
+            + String(format: "%.2f%%", 100 * mean) + "); "
+            + (present.count <= 2 * k ? "all of them, worst first" : "the \(k) worst, then the \(k) best")
+            + "; in brackets: images of the class."
+        return section("Per-class accuracy", note, Charts.bars(shown.map { accuracy[$0] }, names: shown.map(label)))
     }
 
     /// Writes `html()` to `url` atomically; errors name the file.
@@ -99,8 +153,9 @@ public struct Report {
     func headline() -> String {
         let speed = run.setting("replay_of") != nil ? "replayed from a recorded run (no U-Net time)"
             : String(format: "%.3f images/s", run.imagesPerSecond)
-        let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong> (n = %d), %.0f U-Net calls/image, %@",
-                          100 * run.accuracy, 100 * run.accuracyStderr, run.n, run.meanCalls, speed)
+        let top5 = run.hasTop5 ? String(format: ", top-5 <strong>%.2f%% ± %.2f</strong>", 100 * run.top5Accuracy, 100 * run.top5Stderr) : ""
+        let line = String(format: "accuracy <strong>%.2f%% ± %.2f</strong>%@ (n = %d), %.0f U-Net calls/image, %@",
+                          100 * run.accuracy, 100 * run.accuracyStderr, top5, run.n, run.meanCalls, speed)
         let method = run.methodDescription
         let calibration = run.setting("tau") == nil ? "" : "\n<p class=\"\(run.isCalibrated ? "note" : "warning")\">\(htmlEscape(calibrationNote()))</p>"
         return "<p class=\"headline\">\(line)</p>" + (method.isEmpty ? "" : "\n<p>method: \(htmlEscape(method))</p>") + calibration
@@ -121,11 +176,14 @@ public struct Report {
             let sorted = runs.sorted { $0.meanCalls < $1.meanCalls }
             all.insert(ChartSeries(name: "runs by cost", color: "#bbb", points: sorted.map { ($0.meanCalls, $0.accuracy, 0) }), at: 0)
         }
+        let top5 = runs.contains { $0.hasTop5 }
         let rows = runs.map { r in
-            String(format: "<tr><td>%@</td><td>%@</td><td>%d</td><td>%.0f</td><td>%.2f%% ± %.2f</td></tr>", htmlEscape(r.name),
+            String(format: "<tr><td>%@</td><td>%@</td><td>%d</td><td>%.0f</td><td>%.2f%% ± %.2f</td>", htmlEscape(r.name),
                    htmlEscape(r.methodDescription), r.n, r.meanCalls, 100 * r.accuracy, 100 * r.accuracyStderr)
+                + (top5 ? String(format: "<td>%.2f%% ± %.2f</td>", 100 * r.top5Accuracy, 100 * r.top5Stderr) : "") + "</tr>"
         }
-        let table = "<table class=\"runs\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th></tr>\n"
+        let table = "<table class=\"runs\"><tr><th>run</th><th>method</th><th>n</th><th>calls/image</th><th>accuracy</th>"
+            + (top5 ? "<th>top-5</th>" : "") + "</tr>\n"
             + rows.joined(separator: "\n") + "\n</table>"
         // The y axis spans the runs (± 2 s.e., rounded out to 5 points) so that close runs can be told apart.
         let low = runs.map { $0.accuracy - 2 * $0.accuracyStderr }.min() ?? 0, high = runs.map { $0.accuracy + 2 * $0.accuracyStderr }.max() ?? 1

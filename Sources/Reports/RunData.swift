@@ -82,6 +82,12 @@ public struct RunData {
     public var accuracy: Double { n == 0 ? 0 : Double(correct) / Double(n) }
     /// sqrt(p (1 - p) / n).
     public var accuracyStderr: Double { n == 0 ? 0 : (accuracy * (1 - accuracy) / Double(n)).squareRoot() }
+    /// Top-5 accuracy (the label among the 5 best-ranked classes, `ImageRecord.ranking`) and
+    /// sqrt(p (1 - p) / n), as `summary.json` holds them.
+    public var top5Accuracy: Double { n == 0 ? 0 : Double(EvaluationStatistics.topCorrect(records, k: 5)) / Double(n) }
+    public var top5Stderr: Double { n == 0 ? 0 : (top5Accuracy * (1 - top5Accuracy) / Double(n)).squareRoot() }
+    /// Whether top-5 accuracy says anything (more than 5 classes; with 5 or fewer it is 100%).
+    public var hasTop5: Bool { classNames.count > 5 }
     public var meanCalls: Double { n == 0 ? 0 : Double(records.map(\.calls).reduce(0, +)) / Double(n) }
     public var imagesPerSecond: Double {
         let s = records.map(\.seconds).reduce(0, +)

@@ -186,7 +186,13 @@ func printComputeDType(_ command: String) {
 
 /// The run's summary line.
 func printSummary(_ summary: EvaluationSummary, out: String) {
-    print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.0f calls/image; wrote %@/summary.json",
-                 100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
-                 summary.meanCalls, out))
+    print(String(format: "%@, mean per-class %.2f%%, %.0f calls/image; wrote %@/summary.json",
+                 accuracyText(summary), 100 * summary.meanPerClassAccuracy, summary.meanCalls, out))
+}
+
+/// "accuracy 71.00% ± 4.54 (n = 100)", plus ", top-5 90.00% ± 3.00" with more than 5 classes
+/// (with 5 or fewer it is always 100%).
+func accuracyText(_ summary: EvaluationSummary) -> String {
+    String(format: "accuracy %.2f%% ± %.2f (n = %d)", 100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n)
+        + (summary.classNames.count > 5 ? String(format: ", top-5 %.2f%% ± %.2f", 100 * summary.top5Accuracy, 100 * summary.top5AccuracyStderr) : "")
 }

@@ -37,8 +37,8 @@ func runMerge(_ args: inout Arguments) throws {
     for (dir, n) in zip(inputs, report.counts) { print("\(dir): \(n) images") }
     printMissing(report.missing)
     let s = report.summary
-    print(String(format: "merged %d images: accuracy %.2f%% ± %.2f, mean per-class %.2f%%, %.0f calls/image; wrote %@",
-                 s.n, 100 * s.accuracy, 100 * s.accuracyStderr, 100 * s.meanPerClassAccuracy, s.meanCalls, out))
+    print(String(format: "merged %d images: %@, mean per-class %.2f%%, %.0f calls/image; wrote %@",
+                 s.n, accuracyText(s), 100 * s.meanPerClassAccuracy, s.meanCalls, out))
 }
 
 private func printMissing(_ missing: [Int]) {

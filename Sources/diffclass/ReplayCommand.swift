@@ -71,9 +71,8 @@ func runReplay(_ args: inout Arguments) throws {
                               image: { _ in placeholder }, classify: { _, i in
         try Replay.classify(records[i]!, strategy: strategy, range: settings.timestepRange, timesteps: T, seed: settings.seed, tau: settings.tau)
     }, timed: false)
-    print(String(format: "accuracy %.2f%% ± %.2f (n = %d), mean per-class %.2f%%, %.1f calls/image; wrote %@/summary.json",
-                 100 * summary.accuracy, 100 * summary.accuracyStderr, summary.n, 100 * summary.meanPerClassAccuracy,
-                 summary.meanCalls, out))
+    print(String(format: "%@, mean per-class %.2f%%, %.1f calls/image; wrote %@/summary.json",
+                 accuracyText(summary), 100 * summary.meanPerClassAccuracy, summary.meanCalls, out))
 }
 
 /// The source run's class names (its summary.json), else the dataset's, else "0", "1", ...
