@@ -109,6 +109,12 @@ def make_case(torch, spec):
         labels = torch.tensor([i % 11 for i in range(n)])
         if op == "unet_forward":
             model.eval()
+            if spec.get("autocast") == "bf16":
+                # CPU autocast: matmuls and convolutions in bfloat16 (oneDNN), the rest float32.
+                def fwd_bf16():
+                    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                        model(x, t, class_labels=labels)
+                return fwd_bf16
             def fwd():
                 with torch.no_grad():
                     model(x, t, class_labels=labels)

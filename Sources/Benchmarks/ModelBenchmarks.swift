@@ -64,6 +64,30 @@ public enum ModelBenchmarks {
                     _ = try! hessianVectorProduct(of: loss, wrt: [x], along: [v])
                 }
             },
-        ]
+        ] + perCallCases(config: config, json: json, flops: flops, inputs: inputs)
+    }
+
+    /// Forward passes at the batch sizes the classifiers send (8 and 32 items per U-Net call), in
+    /// float32 and, where the CPU has AVX512_BF16, with `--compute-dtype bf16` products against
+    /// PyTorch's CPU autocast to bfloat16 (its matmuls and convolutions in bf16 through oneDNN).
+    static func perCallCases(config: UNet2DConfig, json: String, flops: Double,
+                             inputs: @escaping (Int) -> (Tensor, [Float], Tensor)) -> [BenchmarkCase] {
+        let dtypes: [ComputeDType] = Engine.bfloat16Problem == nil ? [.float32, .bfloat16] : [.float32]
+        return dtypes.flatMap { dtype in
+            [8, 32].map { batch in
+                var spec: [String: BenchmarkValue] = ["op": .string("unet_forward"), "batch": .int(batch), "config": .string(json)]
+                if dtype == .bfloat16 { spec["autocast"] = .string("bf16") }
+                return BenchmarkCase(name: "unet_call_\(dtype.rawValue)_b\(batch)", flops: flops * Double(batch), spec: spec) {
+                    let model = UNet2DModel(config: config, seed: 1)
+                    let (x, t, labels) = inputs(batch)
+                    return {
+                        let saved = Engine.computeDType
+                        try? Engine.setComputeDType(dtype)
+                        _ = Autograd.noGrad { model(x, timesteps: t, classLabels: labels) }
+                        try? Engine.setComputeDType(saved)
+                    }
+                }
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ final class ShippedModelTests: XCTestCase {
     }
 
     /// `--compute-dtype bf16`: the shipped model's eps prediction stays within 1% of
-    /// diffusers' float32 output (measured 2.3e-3 relative) and is not equal to ours in float32.
+    /// diffusers' float32 output (measured 4.6e-3 relative) and is not equal to ours in float32.
     func testShippedModelInBFloat16StaysCloseToFloat32() throws {
         if let problem = Engine.bfloat16Problem { throw XCTSkip(problem) }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

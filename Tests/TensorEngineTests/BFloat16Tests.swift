@@ -96,23 +96,27 @@ final class BFloat16Tests: XCTestCase {
         XCTAssertEqual(image.conv2d(weight: kernel, padding: 1).scalars, conv1.scalars)
     }
 
-    /// Convolutions (which go through im2col in bf16, not Winograd) and their gradients stay close
-    /// to float32.
+    /// Convolutions and their gradients stay close to float32: through im2col within 1e-2; through
+    /// Winograd (the automatic choice for 3x3), whose transforms magnify the operands' bf16
+    /// rounding about tenfold on random data, within 5e-2 (4.6e-3 on the shipped model's output).
     func testConvolutionAndGradientsCloseToFloat32() throws {
         let image = randomTensor([2, 8, 12, 12], seed: 11), kernel = randomTensor([16, 8, 3, 3], seed: 12, scale: 0.2)
-        func run() -> (Tensor, Tensor, Tensor) {
+        func run(_ algorithm: Conv2dAlgorithm) -> (Tensor, Tensor, Tensor) {
             let x = Tensor(shape: image.shape, image.scalars, requiresGrad: true)
             let w = Tensor(shape: kernel.shape, kernel.scalars, requiresGrad: true)
-            let y = x.conv2d(weight: w, padding: 1)
+            let y = x.conv2d(weight: w, padding: 1, algorithm: algorithm)
             (y * y).sum().backward()
             return (y, x.grad!, w.grad!)
         }
-        let (y32, gx32, gw32) = run()
-        try Engine.setComputeDType(.bfloat16)
-        let (y16, gx16, gw16) = run()
-        for (name, p, q) in [("output", y16, y32), ("input gradient", gx16, gx32), ("weight gradient", gw16, gw32)] {
-            XCTAssertNotEqual(p.scalars, q.scalars, name)
-            XCTAssertLessThan(relativeDifference(p, q), 2e-2, name)
+        for (algorithm, bound) in [(Conv2dAlgorithm.im2col, 1e-2), (.winograd, 5e-2)] {
+            try Engine.setComputeDType(.float32)
+            let (y32, gx32, gw32) = run(algorithm)
+            try Engine.setComputeDType(.bfloat16)
+            let (y16, gx16, gw16) = run(algorithm)
+            for (name, p, q) in [("output", y16, y32), ("input gradient", gx16, gx32), ("weight gradient", gw16, gw32)] {
+                XCTAssertNotEqual(p.scalars, q.scalars, "\(algorithm) \(name)")
+                XCTAssertLessThan(relativeDifference(p, q), bound, "\(algorithm) \(name)")
+            }
         }
     }
 }
