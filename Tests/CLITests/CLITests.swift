@@ -65,9 +65,10 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(gap.err.contains("unknown option --gap for 'train'"), gap.err)
     }
 
-    /// OpenBLAS falls back to its generic "Prescott" kernels on CPUs it does not know; diffclass
-    /// then relaunches itself with the best family for the CPU, unless the user chose one.
-    func testBLASKernelsAreUpgradedFromTheFallbackOnly() throws {
+    /// OpenBLAS falls back to its generic "Prescott" kernels (or Haswell's on AVX-512 CPUs) on CPUs
+    /// it does not know; diffclass then relaunches itself with the best family for the CPU, unless
+    /// the user chose one.
+    func testBLASKernelsAreUpgradedToTheBestFamilyOnly() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_CORETYPE"] = nil
