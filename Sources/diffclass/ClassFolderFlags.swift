@@ -28,6 +28,16 @@ struct ClassFolderFlags {
     var folderOrder: Bool
 
     init(_ args: inout Arguments) throws {
+        givenNames = try Self.givenNames(&args)
+        classMap = args.string("class-map")
+        folderOrder = args.flag("folder-order")
+        if classMap != nil && folderOrder { throw UsageError("give --class-map FILE or --folder-order, not both") }
+    }
+
+    /// The class names of `--labels a,b,c` or `--labels-file FILE` (nil when neither is given), for
+    /// commands that take names but no folder mapping (`export`).
+    static func givenNames(_ args: inout Arguments) throws -> [String]? {
+        let givenNames: [String]?
         let text = args.string("labels"), file = args.string("labels-file")
         switch (text, file) {
         case let (t?, nil):
@@ -42,9 +52,7 @@ struct ClassFolderFlags {
         default:
             throw UsageError("give --labels or --labels-file, not both")
         }
-        classMap = args.string("class-map")
-        folderOrder = args.flag("folder-order")
-        if classMap != nil && folderOrder { throw UsageError("give --class-map FILE or --folder-order, not both") }
+        return givenNames
     }
 
     var isEmpty: Bool { givenNames == nil && classMap == nil && !folderOrder }

@@ -14,6 +14,6 @@ signal(SIGXFSZ, SIG_IGN)
 let tool = CommandLineTool(commands: [
     BenchCommand(), TrainCommand(), SampleCommand(), LossCommand(), EvalCommand(), ReplayCommand(), ClassifyCommand(),
     ZeroShotCommand(), BenchSDCommand(), CalibrateCommand(), RobustCommand(), MergeCommand(), ReportCommand(), AnalyzeCommand(),
-    SelfCheckCommand(), SubmitCommand(), StatusCommand(),
+    SelfCheckCommand(), SubmitCommand(), StatusCommand(), ExportCommand(),
 ])
 exit(tool.main(Array(CommandLine.arguments.dropFirst())))
