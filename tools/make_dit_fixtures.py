@@ -3,6 +3,7 @@
 diffusers (PyPI) in float32 on the CPU. Rerun from the repository root:
     /work/venv/bin/python tools/make_dit_fixtures.py models     # dit_sigma/, dit_plain/, configs/
     /work/venv/bin/python tools/make_dit_fixtures.py pipeline   # pipeline/
+    /work/venv/bin/python tools/make_dit_fixtures.py pipeline1000   # pipeline1000/
 (any Python with torch, diffusers and safetensors works). Nothing here is needed by `make test`.
 
 models: two small DiTTransformer2DModel folders with random weights (config.json,
@@ -27,6 +28,13 @@ with an image in [-1, 1], its latent (posterior mean x scaling_factor), noise, t
 Diffusion Classifier's per-class errors computed with the reloaded pipeline: for class k and
 probe j, mean((eps_j - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_j, t_j, k))^2) with
 eps_theta the first in_channels output channels (the public code's `torch.split`).
+
+pipeline1000: a DiTPipeline folder over 1,000 classes, as small as diffusers allows (for the CLI's
+1,000-class runs, which check run folders, merge and reports at ImageNet's class count, not
+numbers): DiTTransformer2DModel with num_embeds_ada_norm 1000 (so 1,001 label rows with the null
+class), 1 layer, 1 head of 8, sample 4, patch 2, learned sigma; an AutoencoderKL of 4 and 8
+channels (downsampling 2: images of 8 x 8); the DDIMScheduler above; id2label
+"synthetic class k, sk" for k = 0..999 (class folders named sk match by synonym).
 """
 import json
 import os
@@ -170,6 +178,37 @@ def pipeline_fixtures():
     print("errors", errors, file=sys.stderr)
 
 
+def pipeline1000_fixture():
+    import copy
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline, DiTTransformer2DModel
+    folder = os.path.join(OUT, "pipeline1000")
+    torch.manual_seed(80)
+    transformer = DiTTransformer2DModel(num_attention_heads=1, attention_head_dim=8, in_channels=4, out_channels=8,
+                                        num_layers=1, sample_size=4, patch_size=2, num_embeds_ada_norm=1000,
+                                        norm_num_groups=1).eval()
+    perturb(transformer, 81)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
+                        up_block_types=["UpDecoderBlock2D"] * 2, block_out_channels=[4, 8], layers_per_block=1,
+                        latent_channels=4, norm_num_groups=4, sample_size=8).eval()
+    perturb(vae, 82, scale=0.05)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                              clip_sample=False, set_alpha_to_one=True, steps_offset=0)
+    DiTPipeline(copy.deepcopy(transformer).half(), copy.deepcopy(vae).half(), scheduler).save_pretrained(
+        folder, safe_serialization=True)
+    index_path = os.path.join(folder, "model_index.json")
+    index = json.load(open(index_path))
+    index["id2label"] = {str(k): f"synthetic class {k}, s{k}" for k in range(1000)}
+    with open(index_path, "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+    pipe = DiTPipeline.from_pretrained(folder, dtype=torch.float32)
+    assert pipe.labels["s999"] == 999 and len(pipe.labels) == 2000, len(pipe.labels)
+    with torch.no_grad():
+        out = pipe.transformer(torch.zeros(2, 4, 4, 4), timestep=torch.tensor([10, 900]),
+                               class_labels=torch.tensor([0, 999])).sample
+    assert out.shape == (2, 8, 4, 4), out.shape
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     step = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -177,6 +216,8 @@ if __name__ == "__main__":
         model_fixtures()
     elif step == "pipeline":
         pipeline_fixtures()
+    elif step == "pipeline1000":
+        pipeline1000_fixture()
     else:
-        sys.exit("usage: make_dit_fixtures.py models|pipeline")
+        sys.exit("usage: make_dit_fixtures.py models|pipeline|pipeline1000")
     print("wrote", OUT, file=sys.stderr)
