@@ -45,5 +45,9 @@ extension ImageDataset {
         guard channels == config.inChannels, config.sampleSize.map({ $0 == [height, width] }) ?? true else {
             throw DatasetError(file: model, "the model takes \(config.inChannels)x\(config.sampleSize ?? []) images, \(name) has \(channels)x\(height)x\(width)")
         }
+        // The last class embedding is the null class: never a candidate.
+        if let embeds = config.numClassEmbeds, embeds >= 2, classNames.count >= embeds {
+            throw DatasetError(file: model, "the model has \(embeds - 1) classes (class embedding \(embeds - 1) is the null class), \(name) has \(classNames.count)")
+        }
     }
 }

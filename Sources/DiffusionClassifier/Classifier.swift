@@ -106,6 +106,7 @@ public final class Classifier {
         self.range = range
         self.noiseFile = noiseFile
         weights = options.weighting.weights(schedule: schedule)
+        try options.weighting.checkWeights(weights, range: range)
         batcher = CrossImageBatcher(model: model, schedule: schedule, loss: options.loss, batchSize: options.batchSize,
                                     imagesInFlight: options.imagesInFlight)
     }

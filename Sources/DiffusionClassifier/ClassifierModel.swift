@@ -43,10 +43,14 @@ public struct ClassifierModel {
     public var classCount: Int { conditions.count }
 
     /// A class-conditional `UNet2DModel` over its first `classes` class ids; the unconditional
-    /// model is its last class embedding when it has one beyond the classes. Refuses a model
-    /// with fewer class embeddings than classes.
+    /// model is its last class embedding (diffusers' and this package's convention: classes
+    /// 0..<num_class_embeds - 1, then the null class). Refuses more classes than that, so the null
+    /// class is never a candidate (a model with one embedding is taken as one class, no null class).
     public init(unet: UNet2DModel, schedule: NoiseSchedule, classes: Int) throws {
         let embeds = unet.config.numClassEmbeds ?? 0
+        if embeds >= 2, classes >= embeds {
+            throw ClassifierError("\(Setting.model): \(classes) classes asked for, the model has \(embeds - 1) (class embedding \(embeds - 1) is the null class, not a class)")
+        }
         guard embeds >= classes else {
             throw ClassifierError("\(Setting.model): the model has \(unet.config.numClassEmbeds.map(String.init) ?? "no") class embeddings for \(classes) classes")
         }

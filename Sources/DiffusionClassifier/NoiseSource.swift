@@ -61,6 +61,7 @@ public struct FileNoise: NoiseSource {
         guard file.contains("eps") else {
             throw ClassifierError("\(url.path): no tensor 'eps' (has \(file.names.joined(separator: ", ")))")
         }
+        try file.checkFinite("eps")  // refused before any run file is written
         self.init(eps: try file.tensor("eps"), path: url.path)
         guard eps.rank == 4 else { throw ClassifierError("\(url.path): 'eps' has shape \(eps.shape), expected [N, C, H, W]") }
     }

@@ -96,4 +96,18 @@ public enum TimestepWeighting: Equatable, Sendable {
         let mean = w.reduce(0, +) / Double(T)
         return w.map { $0 / mean }
     }
+
+    /// Refuses weights that are not finite over `range`, and exponential weights that underflow
+    /// to 0 there (a large `exp:RATE`): a weight of 0 drops the timestep's errors, and with every
+    /// used weight 0 each class scores 0 and the first class always wins.
+    public func checkWeights(_ w: [Double], range: Range<Int>) throws {
+        for t in range where t < w.count {
+            guard w[t].isFinite else {
+                throw ClassifierError(.weighting, "'\(name)' gives timestep \(t) the weight \(w[t]); expected finite weights (a smaller rate)")
+            }
+            if case .exponential = self, w[t] <= 0 {
+                throw ClassifierError(.weighting, "'\(name)' makes the weight of timestep \(t) underflow to 0; use a rate of at most about 700")
+            }
+        }
+    }
 }

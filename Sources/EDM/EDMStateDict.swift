@@ -22,10 +22,12 @@ extension Module {
     }
 
     /// `loadEDMState` from a safetensors file, one tensor at a time; an F16 (BF16) tensor going
-    /// into an F16 (BF16)-stored weight is copied bit for bit.
+    /// into an F16 (BF16)-stored weight is copied bit for bit. NaN or infinite values are refused
+    /// (`SafetensorsError.nonFinite`, naming the file and tensor).
     public func loadEDMState(from file: SafetensorsFile, source: String? = nil) throws {
         let (params, buffers) = try checkEDMKeys(Set(file.names), source: source ?? file.url.path) { try file.info($0).shape }
         for (k, p) in params {
+            try file.checkFinite(k)
             let dtype = try file.info(k).dtype
             if let half = p.half, (dtype == .f16 && half.format == .float16) || (dtype == .bf16 && half.format == .bfloat16) {
                 try file.copyHalfBits(k, into: half)
@@ -33,7 +35,7 @@ extension Module {
                 p.assign(try file.tensor(k))
             }
         }
-        for (k, b) in buffers { b.assign(try file.tensor(k)) }
+        for (k, b) in buffers { try file.checkFinite(k); b.assign(try file.tensor(k)) }
     }
 
     private func checkEDMKeys(_ given: Set<String>, source: String, shape: (String) throws -> [Int]) throws

@@ -196,7 +196,8 @@ open class Module {
     /// converted to Float32 at once (never the whole file). An F16 (BF16) tensor going into an
     /// F16 (BF16)-stored weight is copied bit for bit, without a Float32 step. `key` maps a
     /// file's tensor name to a parameter key, or to nil to skip the tensor (e.g. a buffer the
-    /// model does not have). Missing, unused or misshapen tensors are named as in `load(_:)`.
+    /// model does not have). Missing, unused or misshapen tensors are named as in `load(_:)`; a
+    /// NaN or infinite value throws `SafetensorsError.nonFinite` naming the file and tensor.
     public func load(from file: SafetensorsFile, source: String? = nil, strict: Bool = true,
                      key: (String) -> String? = { $0 }) throws {
         let source = source ?? file.url.path
@@ -206,6 +207,7 @@ open class Module {
         try checkKeys(mine, Set(fileName.keys), source: source, strict: strict) { try file.info(fileName[$0]!).shape }
         for (k, p) in mine {
             let name = fileName[k]!
+            try file.checkFinite(name)  // a NaN weight would give a uniform answer, not an error
             let dtype = try file.info(name).dtype
             if let half = p.half, (dtype == .f16 && half.format == .float16) || (dtype == .bf16 && half.format == .bfloat16) {
                 try file.copyHalfBits(name, into: half)

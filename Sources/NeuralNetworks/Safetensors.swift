@@ -228,6 +228,34 @@ public struct SafetensorsFile: Sendable {
         }
     }
 
+    /// Throws `nonFinite` naming the tensor and its first NaN or infinite value (an F64 beyond
+    /// Float32's range counts, as it converts to infinity). Integer and 8/6/4-bit tensors pass.
+    /// Readers of weights and noise call it: one pass over the mapped bytes, nothing converted.
+    public func checkFinite(_ name: String) throws {
+        let info = try info(name)
+        let count = info.elementCount, offset = 8 + headerLength + info.begin
+        let bad: Int? = data.withUnsafeBytes { raw -> Int? in
+            guard count > 0, let base = raw.baseAddress else { return nil }
+            let p = base + offset
+            switch info.dtype {
+            case .f32:
+                for i in 0..<count where p.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { return i }
+            case .f16:
+                for i in 0..<count where p.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self) & 0x7C00 == 0x7C00 { return i }
+            case .bf16:
+                for i in 0..<count where p.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self) & 0x7F80 == 0x7F80 { return i }
+            case .f64:
+                for i in 0..<count {
+                    let x = Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)))
+                    if !Float(x).isFinite { return i }
+                }
+            default: break
+            }
+            return nil
+        }
+        if let bad { throw SafetensorsError.nonFinite(path: path, tensor: name, index: bad) }
+    }
+
     /// Every tensor, converted as `tensor(_:)` does.
     public func tensors() throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]

@@ -61,6 +61,9 @@ public enum SafetensorsError: Error, Equatable, Sendable {
     case unsupportedDType(path: String, tensor: String, dtype: SafetensorsDType, requested: String)
     /// An integer value does not fit the requested type (a U64 above Int64.max).
     case valueOutOfRange(path: String, tensor: String, index: Int)
+    /// A float value is NaN or infinite (or, for F64, beyond Float32's range), where finite
+    /// values are required (weights, noise); `index` is the first such value, row-major.
+    case nonFinite(path: String, tensor: String, index: Int)
     /// Writing: a tensor name the format cannot hold (`__metadata__`).
     case invalidTensorName(path: String, name: String)
     /// Writing failed (the destination is left as it was).
@@ -76,7 +79,7 @@ public enum SafetensorsError: Error, Equatable, Sendable {
              .invalidOffsets(let p, _, _, _, _, _), .sizeOverflow(let p, _, _, _),
              .misalignedSize(let p, _, _, _), .sizeMismatch(let p, _, _, _, _, _),
              .fileSizeMismatch(let p, _, _), .tensorNotFound(let p, _), .unsupportedDType(let p, _, _, _),
-             .valueOutOfRange(let p, _, _), .invalidTensorName(let p, _), .writeFailed(let p, _):
+             .valueOutOfRange(let p, _, _), .nonFinite(let p, _, _), .invalidTensorName(let p, _), .writeFailed(let p, _):
             return p
         }
     }
@@ -140,6 +143,8 @@ extension SafetensorsError: CustomStringConvertible, LocalizedError {
             return "tensor '\(tensor)' of dtype \(dtype.rawValue) cannot be read as \(requested)"
         case .valueOutOfRange(_, let tensor, let index):
             return "tensor '\(tensor)': element \(index) does not fit in Int64"
+        case .nonFinite(_, let tensor, let index):
+            return "tensor '\(tensor)': element \(index) is NaN or infinite; expected finite values"
         case .invalidTensorName(_, let name):
             return "'\(name)' cannot be used as a tensor name"
         case .writeFailed(_, let reason):

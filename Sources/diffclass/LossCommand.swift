@@ -30,6 +30,7 @@ func runLoss(_ args: inout Arguments) throws {
     let images = try DatasetLocator.load(dataset: dataset, data: data, split: split)
     let start = Date()
     let loss = denoisingLoss(model: model, schedule: schedule, data: images, count: limit, seed: seed)
+    guard loss.isFinite else { throw UsageError("\(modelPath): the denoising loss is \(loss) (the model's outputs overflow); expected a finite loss") }
     print(String(format: "denoising loss (MSE, %@ split, %d images, seed %llu): %.5f  [%.1f s]", splitName,
                  Swift.min(limit, images.count), seed, loss, Date().timeIntervalSince(start)))
 }

@@ -100,8 +100,10 @@ struct MethodFlags {
     /// How the header says where tau came from: "tau 3838.706392627248 (calibrated: FILE)",
     /// "tau 2 (--tau)" or "tau 1: uncalibrated ...".
     func tauDescription(_ settings: EvaluationSettings, modelFolder: String?) -> String {
-        if let file = calibrationUsed(settings, modelFolder: modelFolder) { return "tau \(settings.tau) (calibrated: \(file))" }
-        if let tau, tau != 1 { return "tau \(tau) (--tau)" }
+        // Six significant digits: settings.json keeps the exact value.
+        func shown(_ t: Double) -> String { String(format: "%.6g", t) }
+        if let file = calibrationUsed(settings, modelFolder: modelFolder) { return "tau \(shown(settings.tau)) (calibrated: \(file))" }
+        if let tau, tau != 1 { return "tau \(shown(tau)) (--tau)" }
         var text = "tau 1: uncalibrated, probabilities nearly uniform (fit tau with 'diffclass calibrate', then --calibration CAL.json)"
         if let source = calibrationSource(modelFolder: modelFolder), source.isDefault {
             text += "; \(source.path) not used: fitted for another --loss or --weighting"

@@ -472,7 +472,7 @@ extension CLITests {
         // --tau overrides it; a file fitted for another loss is not used, and the header says why.
         let given = try run(eval + ["--tau", "2", "--out", dir.appendingPathComponent("tau").path])
         XCTAssertEqual(given.status, 0, given.err)
-        XCTAssertTrue(given.out.contains("tau 2.0 (--tau)"), given.out)
+        XCTAssertTrue(given.out.contains("tau 2 (--tau)"), given.out)
         XCTAssertEqual(try settings("tau")["tau"] as? Double, 2)
         let l1 = try run(eval + ["--loss", "l1", "--out", dir.appendingPathComponent("l1").path])
         XCTAssertEqual(l1.status, 0, l1.err)

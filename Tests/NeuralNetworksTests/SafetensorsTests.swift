@@ -652,3 +652,45 @@ private struct SplitMix {
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
     mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
+
+/// `checkFinite`: weights and noise with a NaN or infinity are refused naming the tensor and the
+/// first bad element, for every float dtype; an F64 beyond Float32's range counts; integers pass.
+final class SafetensorsFiniteTests: XCTestCase {
+    func file(_ entries: [(name: String, dtype: String, bytes: [UInt8], count: Int)]) throws -> SafetensorsFile {
+        var offset = 0
+        var fields: [String] = []
+        for e in entries {
+            fields.append("\"\(e.name)\":{\"dtype\":\"\(e.dtype)\",\"shape\":[\(e.count)],\"data_offsets\":[\(offset),\(offset + e.bytes.count)]}")
+            offset += e.bytes.count
+        }
+        var header = "{" + fields.joined(separator: ",") + "}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var d = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { d.append(contentsOf: $0) }
+        d.append(contentsOf: Array(header.utf8))
+        for e in entries { d.append(contentsOf: e.bytes) }
+        return try SafetensorsFile(data: d, url: URL(fileURLWithPath: "/weights.safetensors"))
+    }
+
+    func bytes<T>(_ values: [T]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+
+    func testNonFiniteValuesAreNamedForEveryFloatDType() throws {
+        let f = try file([
+            ("ok32", "F32", bytes([Float(1), -2, 3e38]), 3),
+            ("nan32", "F32", bytes([Float(1), .nan]), 2),
+            ("inf16", "F16", bytes([UInt16(0x3C00), 0x3C00, 0xFC00]), 3),        // 1, 1, -inf
+            ("ok16", "F16", bytes([UInt16(0x7BFF)]), 1),                         // 65504, the largest finite
+            ("nanbf16", "BF16", bytes([UInt16(0x7FC0)]), 1),
+            ("big64", "F64", bytes([0.5, 1e300]), 2),                              // finite, but not as Float32
+            ("ok64", "F64", bytes([0.5, -1e30]), 2),
+            ("ints", "I32", bytes([Int32(-1), 0x7F80_0000]), 2),                   // an infinity's bits, as an integer
+        ])
+        for ok in ["ok32", "ok16", "ok64", "ints"] { XCTAssertNoThrow(try f.checkFinite(ok), ok) }
+        for (name, index) in [("nan32", 1), ("inf16", 2), ("nanbf16", 0), ("big64", 1)] {
+            XCTAssertThrowsError(try f.checkFinite(name)) { error in
+                XCTAssertEqual(error as? SafetensorsError, .nonFinite(path: "/weights.safetensors", tensor: name, index: index))
+                XCTAssertTrue("\(error)".contains("'\(name)': element \(index) is NaN or infinite"), "\(error)")
+            }
+        }
+    }
+}
