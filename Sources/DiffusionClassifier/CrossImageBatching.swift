@@ -129,13 +129,16 @@ public final class CrossImageBatcher: @unchecked Sendable {
             return
         }
         let backend = Engine.backend
-        var next = 0
-        var firstError: Error?
+        // The next item to hand out and the first error: shared by the threads, read and written
+        // only under `condition` (a class, so the thread closures share it instead of capturing
+        // mutable locals).
+        final class Shared: @unchecked Sendable { var next = 0; var firstError: Error? }
+        let shared = Shared()
         // The threads call the body through a box emptied before returning, so that the
         // non-escaping closure is not kept (by a thread object) past this call.
         final class Box { var body: ((Int) throws -> Void)? }
         let box = Box()
-        try withoutActuallyEscaping(body) { body in
+        withoutActuallyEscaping(body) { body in
             box.body = body
             defer { box.body = nil }
             let group = DispatchGroup()
@@ -152,9 +155,9 @@ public final class CrossImageBatcher: @unchecked Sendable {
                         acquireBaton(job)
                         while true {
                             condition.lock()
-                            let j = next
-                            let stop = firstError != nil || j >= count
-                            if !stop { next += 1 }
+                            let j = shared.next
+                            let stop = shared.firstError != nil || j >= count
+                            if !stop { shared.next += 1 }
                             condition.unlock()
                             if stop { break }
                             job.index = j
@@ -162,7 +165,7 @@ public final class CrossImageBatcher: @unchecked Sendable {
                             job.runningSince = Date()
                             do { try box.body!(j) } catch {
                                 condition.lock()
-                                if firstError == nil { firstError = error }
+                                if shared.firstError == nil { shared.firstError = error }
                                 condition.unlock()
                             }
                         }
@@ -180,7 +183,7 @@ public final class CrossImageBatcher: @unchecked Sendable {
             }
             group.wait()
         }
-        if let firstError { throw firstError }
+        if let error = shared.firstError { throw error }
     }
 
     /// Seconds charged to the calling image thread's current job (nil on other threads).
