@@ -48,6 +48,9 @@ public struct StagedElimination: ClassificationStrategy {
 
     public func validate(range: Range<Int>, classes: Int) throws {
         guard !stages.isEmpty else { throw ClassifierError(.stages, "no stages") }
+        for (a, b) in zip(stages, stages.dropFirst()) where b.keep > a.keep {
+            throw ClassifierError(.stages, "a stage keeps \(b.keep) classes after one that kept \(a.keep); keep counts must not grow")
+        }
         guard maxSamples <= range.count else {
             throw ClassifierError(.stages, "\(maxSamples) timesteps do not fit in the range \(range.lowerBound):\(range.upperBound) (\(range.count) timesteps)")
         }

@@ -127,7 +127,7 @@ extension TimestepSampler {
             self = try Self.kind(text)(count)
             return
         }
-        let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
             throw ClassifierError("\(Setting.timesteps): '\(text)' is not grid, grid:B, uniform, stratified or a list t1,t2,...")
         }

@@ -29,7 +29,10 @@ struct UsageError: Error, CustomStringConvertible {
 struct Arguments {
     private var options: [String: String] = [:]
     private var switches: Set<String> = []
-    private(set) var positional: [String] = []
+    private var givenPositional: [String] = []
+    /// The arguments that are not flags (files, run folders); `finish` refuses them unless the
+    /// command takes them.
+    var positional: [String] { givenPositional }
     private var used: Set<String> = []
     private var order: [String] = []
     private let valued: Set<String>
@@ -44,7 +47,7 @@ struct Arguments {
         var i = 0
         while i < args.count {
             let a = args[i]
-            if a == "--" { positional += args[(i + 1)...]; break }
+            if a == "--" { givenPositional += args[(i + 1)...]; break }
             if a.hasPrefix("--") {
                 var name = String(a.dropFirst(2)), value: String?
                 if let eq = name.firstIndex(of: "=") {
@@ -62,13 +65,15 @@ struct Arguments {
                         value = args[i]
                     }
                     guard options[name] == nil else { throw UsageError("--\(name) given twice") }
+                    // An empty value is an unset shell variable, never a choice (--out "" wrote into the working folder).
+                    guard value?.isEmpty == false else { throw UsageError("--\(name) needs a value, got an empty one") }
                     options[name] = value
                 } else {
                     guard value == nil else { throw UsageError("--\(name) takes no value") }
                     self.switches.insert(name)
                 }
             } else {
-                positional.append(a)
+                givenPositional.append(a)
             }
             i += 1
         }
@@ -107,10 +112,14 @@ struct Arguments {
         return v
     }
 
-    /// Throws on any flag that was given but never read.
-    func finish(command: String) throws {
+    /// Throws on any flag that was given but never read, and on arguments that are not flags
+    /// unless `takesArguments` (a stray word used to be ignored silently).
+    func finish(command: String, takesArguments: Bool = false) throws {
         for name in order where !used.contains(name) {
             throw UsageError("unknown option --\(name) for '\(command)' (see 'diffclass help \(command)')")
+        }
+        if !takesArguments, let stray = givenPositional.first {
+            throw UsageError("unexpected argument '\(stray)' for '\(command)': it takes flags only (see 'diffclass help \(command)')")
         }
     }
 }

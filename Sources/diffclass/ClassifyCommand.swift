@@ -52,7 +52,7 @@ func runClassify(_ args: inout Arguments) throws -> Int32 {
     if DiTSetup.isPipelineFolder(modelPath) { return try runDiTClassify(&args, modelPath: modelPath, json: json, top: top) }
     let labelsText = args.string("labels")
     let flags = try MethodFlags(&args)
-    try args.finish(command: "classify")
+    try args.finish(command: "classify", takesArguments: true)
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("classify needs image files: diffclass classify --model DIR IMAGE...") }
 

@@ -90,7 +90,7 @@ func runDiTClassify(_ args: inout Arguments, modelPath: String, json: Bool, top:
     }
     let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
     let flags = try MethodFlags(&args, defaultBatchSize: DiTSetup.defaultBatchSize)
-    try args.finish(command: "classify")
+    try args.finish(command: "classify", takesArguments: true)
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("classify needs image files: diffclass classify --model DIR IMAGE...") }
     let pipeline = try DiTSetup.load(modelPath, classNames: names, weightStorage: weightStorage)

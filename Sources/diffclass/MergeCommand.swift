@@ -20,7 +20,7 @@ struct MergeCommand: Command {
 /// robustness run folders: `RobustnessRun.merge`).
 func runMerge(_ args: inout Arguments) throws {
     guard let out = args.string("out") else { throw UsageError("merge needs --out RUN") }
-    try args.finish(command: "merge")
+    try args.finish(command: "merge", takesArguments: true)
     let inputs = args.positional
     guard !inputs.isEmpty else { throw UsageError("merge needs run folders: diffclass merge RUN_A RUN_B ... --out RUN") }
     if let first = inputs.first, RunKind.of(URL(fileURLWithPath: first)) == .robust {

@@ -53,6 +53,8 @@ struct MethodFlags {
         loss = args.string("loss") ?? "l2"
         weighting = args.string("weighting")
         tau = try args.double("tau", range: 0...1e9)
+        // tau 0 makes every probability 1/classes whatever the errors: a mistake, not a setting.
+        if let tau, tau <= 0 { throw UsageError("--tau expects a positive number (probabilities are softmax(-tau x error)), got '\(tau)'") }
         calibrationPath = args.string("calibration")
         noise = args.string("noise")
         minScores = try args.int("min-scores", range: 2...1_000_000)
@@ -63,6 +65,8 @@ struct MethodFlags {
         saveErrors = args.flag("save-errors")
         leaderGap = args.flag("leader-gap")
         gap = try args.double("gap", range: 0...1e6)
+        // Z 0 drops every class behind the leader after --min-scores probes, whatever the noise.
+        if let gap, gap <= 0 { throw UsageError("--gap expects a positive number of standard errors (e.g. 2), got '\(gap)'") }
         maxProbes = try args.int("max-probes", range: 1...1_000_000)
         sigmas = args.string("sigmas")
         sigmaDensity = args.string("sigma-density")
@@ -70,6 +74,13 @@ struct MethodFlags {
 
     /// The grid of noise levels for an EDM model (`--sigmas`, RDC's by default).
     func sigmaGrid() throws -> SigmaGrid { try EDMSetup.grid(sigmas) }
+
+    /// Refuses a minimum above the maximum (the rule would stop at the maximum before it may test).
+    func checkMinScores(_ minimum: Int, maxScores: Int) throws {
+        guard minimum <= maxScores else {
+            throw UsageError("--min-scores \(minimum) is above the \(maxScores) timesteps per class of --max-scores\(self.maxScores == nil ? " (its default)" : "")")
+        }
+    }
 
     /// A sequential rule's timesteps: `--timesteps` (the rule's kind by default) drawing
     /// `--max-scores` (the rule's count by default).
@@ -160,6 +171,7 @@ struct MethodFlags {
             var t = TTestSettings()
             t.sampler = try sequentialSampler(default: t.sampler)
             t.minScores = minScores ?? t.minScores
+            try checkMinScores(t.minScores, maxScores: t.sampler.count)
             t.pValue = pValue ?? t.pValue
             t.testEvery = testEvery ?? t.testEvery
             t.maxProbes = maxProbes
@@ -170,6 +182,7 @@ struct MethodFlags {
             var g = LeaderGapSettings()
             g.sampler = try sequentialSampler(default: g.sampler)
             g.minScores = minScores ?? g.minScores
+            try checkMinScores(g.minScores, maxScores: g.sampler.count)
             g.gap = gap ?? g.gap
             g.testEvery = testEvery ?? g.testEvery
             g.maxProbes = maxProbes
@@ -187,7 +200,11 @@ struct MethodFlags {
                 method = .fixed(sampler)
             } else {
                 if let timesteps, timesteps != "grid" { throw UsageError("--stages uses the official grid; drop --timesteps \(timesteps)") }
-                method = .staged(try stages.map { try StagedElimination(parsing: $0).stages } ?? StagedElimination.defaultStages)
+                let given = try stages.map { try StagedElimination(parsing: $0).stages }
+                if let over = given?.first(where: { $0.keep > classes }) {
+                    throw UsageError("--stages: the stage \(over.keep):\(over.samples) keeps \(over.keep) classes, there are \(classes)")
+                }
+                method = .staged(given ?? StagedElimination.defaultStages)
             }
         }
         var settings = EvaluationSettings(

@@ -24,7 +24,7 @@ struct ReportCommand: Command {
 func runReport(_ args: inout Arguments) throws {
     let compare = args.string("compare").map { $0.split(separator: ",").map { URL(fileURLWithPath: String($0)) } } ?? []
     let out = args.string("out")
-    try args.finish(command: "report")
+    try args.finish(command: "report", takesArguments: true)
     guard args.positional.count == 1 else { throw UsageError("report needs exactly one run folder: diffclass report RUN [--compare RUN2,RUN3]") }
     let directory = URL(fileURLWithPath: args.positional[0])
     if RobustRunData.isRobustFolder(directory) {

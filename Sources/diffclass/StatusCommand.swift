@@ -29,7 +29,7 @@ func runStatus(_ args: inout Arguments) throws -> Int32 {
     let shardsFlag = try args.int("shards", range: 1...1_000_000)
     let imagesFlag = try args.int("images", range: 1...Int.max)
     let noQueue = args.flag("no-queue")
-    try args.finish(command: "status")
+    try args.finish(command: "status", takesArguments: true)
     guard args.positional.count == 1 else { throw UsageError("status needs one run folder: diffclass status RUN") }
     let layout = ShardedRunLayout(run: URL(fileURLWithPath: args.positional[0]).standardizedFileURL)
     let plan = FileManager.default.fileExists(atPath: layout.planURL.path) ? try ShardPlan.load(layout.planURL) : nil

@@ -72,7 +72,7 @@ func runSubmit(_ raw: [String]) throws -> Int32 {
         let options = SlurmOptions(partition: args.string("partition"), time: args.string("time"), mergeTime: args.string("merge-time"),
                                    cpusPerTask: try args.int("cpus-per-task", range: 1...4096), mem: args.string("mem"),
                                    jobName: jobName, extraLines: repeated["sbatch-line"] ?? [])
-        try args.finish(command: "submit slurm")
+        try args.finish(command: "submit slurm", takesArguments: true)
         guard args.positional.isEmpty else { throw UsageError("submit slurm: unexpected '\(args.positional[0])' before --") }
         try options.validate()
         let diffclass = try diffclassFlag.map { try absoluteExecutable($0) } ?? currentExecutable()
@@ -107,7 +107,7 @@ func runSubmit(_ raw: [String]) throws -> Int32 {
                                     memory: args.string("memory"), volumes: volumes, workingDirectory: args.string("working-dir"),
                                     backoffLimit: try args.int("backoff-limit", range: 0...1_000_000) ?? 6,
                                     serviceAccount: args.string("service-account"))
-    try args.finish(command: "submit k8s")
+    try args.finish(command: "submit k8s", takesArguments: true)
     guard args.positional.isEmpty else { throw UsageError("submit k8s: unexpected '\(args.positional[0])' before --") }
     try options.validate()
     let images = try imagesFlag.map { min($0, command.limit ?? $0) } ?? countImages(command)

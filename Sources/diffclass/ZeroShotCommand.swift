@@ -62,7 +62,7 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     let labels = try ZeroShotSetup.readLabels(&args)
     let weightStorage = try ZeroShotSetup.readWeightStorage(&args)
     let flags = try MethodFlags(&args, defaultBatchSize: ZeroShotModel.defaultBatchSize)
-    try args.finish(command: "zeroshot")
+    try args.finish(command: "zeroshot", takesArguments: true)
     let files = args.positional
     guard !files.isEmpty else { throw UsageError("zeroshot needs image files: diffclass zeroshot --model SD_DIR --labels a,b IMAGE...") }
 

@@ -96,3 +96,41 @@ extension CLITests {
         XCTAssertEqual(ok.status, 0, ok.err)
     }
 }
+
+extension CLITests {
+    /// Values that used to be accepted without a word and give a meaningless run: each is refused
+    /// with exit 2, naming the flag and what was expected, before the run folder is created.
+    func testMistakenValuesAreRefusedNamingTheFlag() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let fm = FileManager.default
+        let (dir, model, data) = try modelAndDataFolders()   // 4 classes
+        defer { try? fm.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run")
+        let base = ["eval", "--model", model.path, "--data", data.path, "--split", "train", "--threads", "1"]
+        let cases: [([String], [String])] = [
+            (["--tau", "0"], ["--tau", "positive"]),
+            (["--leader-gap", "--gap", "0"], ["--gap", "positive"]),
+            (["--stages", "5:2,1:4"], ["--stages", "keeps 5 classes, there are 4"]),
+            (["--stages", "2:2,3:4"], ["--stages", "must not grow"]),
+            (["--ttest", "--min-scores", "8", "--max-scores", "4"], ["--min-scores 8", "--max-scores"]),
+            (["--leader-gap", "--min-scores", "60"], ["--min-scores 60", "(its default)"]),
+            (["--timesteps", "1,,2"], ["--timesteps", "'1,,2'"]),
+            (["--n-timesteps", "2", "stray"], ["unexpected argument 'stray' for 'eval'"]),
+        ]
+        for (extra, words) in cases {
+            let r = try run(base + extra + ["--out", out.path])
+            XCTAssertEqual(r.status, 2, "\(extra): \(r.out) \(r.err)")
+            for w in words { XCTAssertTrue(r.err.contains(w), "\(extra): '\(w)' not in: \(r.err)") }
+            XCTAssertFalse(fm.fileExists(atPath: out.path), "\(extra): created \(out.path)")
+        }
+        // --out "" (an unset shell variable) used to write the run into the working folder.
+        let empty = try run(base + ["--n-timesteps", "2", "--out", ""])
+        XCTAssertEqual(empty.status, 2, empty.err)
+        XCTAssertTrue(empty.err.contains("--out needs a value, got an empty one"), empty.err)
+        // classify still takes its files; a good eval still runs.
+        let files = try run(["classify", "--model", model.path, "--n-timesteps", "2", png.path])
+        XCTAssertEqual(files.status, 0, files.err)
+        let ok = try run(base + ["--stages", "4:2,1:4", "--out", out.path])
+        XCTAssertEqual(ok.status, 0, ok.err)
+    }
+}
