@@ -68,6 +68,17 @@ public final class ZeroShotModel {
                       template: template, imageSize: imageSize, weightStorage: weightStorage)
     }
 
+    /// The prompts longer than the text encoder reads (start and end tokens included) and their
+    /// token counts: CLIP sees only the first `modelMaxLength` tokens (77), as in diffusers, so
+    /// the end of such a prompt changes nothing. Callers warn about them.
+    public var truncatedPrompts: [(prompt: String, tokens: Int)] {
+        let limit = pipeline.tokenizer.modelMaxLength
+        return prompts.compactMap { p in
+            let n = pipeline.tokenizer.encode(p).count
+            return n > limit ? (p, n) : nil
+        }
+    }
+
     /// VAE latents [N, 4, size/8, size/8] of images [N, 3, size, size] in [-1, 1].
     public func latents(_ images: Tensor) -> Tensor { pipeline.latents(images) }
 

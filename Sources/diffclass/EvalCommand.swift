@@ -135,6 +135,7 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
 
     let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
                                   weightStorage: weightStorage)
+    ZeroShotSetup.warnAboutTruncatedPrompts(setup)
     let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
                                               split: splitName)
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)

@@ -92,6 +92,7 @@ func runRobust(_ args: inout Arguments) throws {
         try args.finish(command: "robust")
         let zeroShot = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: names, template: template, imageSize: imageSize,
                                          weightStorage: storage)
+        ZeroShotSetup.warnAboutTruncatedPrompts(zeroShot)
         model = zeroShot.classifierModel(unconditional: lm != nil)
         datasetName = folder.standardizedFileURL.lastPathComponent
         var s = try settings(dataset: datasetName)

@@ -68,6 +68,7 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
 
     let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
                                   weightStorage: weightStorage)
+    ZeroShotSetup.warnAboutTruncatedPrompts(setup)
     let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: "files", split: "none")
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     if !json {

@@ -77,6 +77,14 @@ enum ZeroShotSetup {
         return (folder, listing, labels)
     }
 
+    /// Warns on stderr about prompts the text encoder cuts at 77 tokens (diffusers cuts them too,
+    /// with a warning): their ends change nothing, so two long prompts may be the same class.
+    static func warnAboutTruncatedPrompts(_ model: ZeroShotModel) {
+        for (prompt, tokens) in model.truncatedPrompts {
+            FileHandle.standardError.write(Data("diffclass: warning: the prompt '\(prompt)' is \(tokens) tokens; the text encoder reads the first \(model.pipeline.tokenizer.modelMaxLength) (start and end tokens included), the rest is ignored\n".utf8))
+        }
+    }
+
     /// The settings of a run, with the prompts, image size and weight storage recorded.
     static func settings(_ flags: MethodFlags, model: ZeroShotModel, modelPath: String, dataset: String,
                          split: String) throws -> EvaluationSettings {

@@ -59,6 +59,17 @@ final class ZeroShotModelTests: XCTestCase {
         XCTAssertLessThanOrEqual(moved, Float(lm.eta) + 1e-6)
     }
 
+    /// A prompt beyond the tokenizer's 77 tokens is reported (the CLI warns), a short one is not.
+    func testPromptsBeyondTheTokenLimitAreReported() throws {
+        let pipeline = try StableDiffusionPipeline.load(from: fixtureURL("pipeline"))
+        let long = Array(repeating: "cat", count: 100).joined(separator: " ")
+        let model = try ZeroShotModel(pipeline: pipeline, labels: ["dog", long], imageSize: 16)
+        let cut = model.truncatedPrompts
+        XCTAssertEqual(cut.map(\.prompt), ["a photo of a \(long)."])
+        XCTAssertEqual(cut.first?.tokens, pipeline.tokenizer.encode("a photo of a \(long).").count)
+        XCTAssertGreaterThan(cut.first?.tokens ?? 0, pipeline.tokenizer.modelMaxLength)
+    }
+
     func testBadTemplateAndImageSizeNameTheSetting() throws {
         let pipeline = try StableDiffusionPipeline.load(from: fixtureURL("pipeline"))
         XCTAssertThrowsError(try ZeroShotModel(pipeline: pipeline, labels: ["a"], template: "no slot", imageSize: 16)) {
