@@ -82,14 +82,72 @@ extension Setting {
     public static let unetConfig = Setting("config")
 }
 
-/// Trains a class-conditional UNet2DModel with the DDPM objective (MSE to the schedule's target,
-/// uniform timesteps), AdamW, linear warm-up, gradient clipping, EMA and label dropout to a null
-/// class. Every random draw comes from (seed, step), and batches from a seeded permutation per
-/// epoch, so a run stopped and resumed from any checkpoint ends exactly where an uninterrupted run
-/// ends (same thread-independent kernels, same optimizer and EMA state).
-public final class DiffusionTrainer {
+/// What `DiffusionTrainer` optimises: a module, its loss on one batch, and the folder its weights
+/// are exported as. `DDPMObjective` (a diffusers UNet2DModel) is here; EDM's preconditioned
+/// networks have theirs in the EDM target.
+public protocol TrainingObjective: AnyObject {
+    /// The module trained (its parameters are optimised and checkpointed by key).
+    var module: Module { get }
+    /// A short name for logs, e.g. "UNet2DModel".
+    var modelName: String { get }
+    /// The loss of one batch (images in [-1, 1], the data's class ids); every random draw comes
+    /// from `generator` in a fixed order, so a step is reproducible from (seed, step).
+    func loss(images: Tensor, labels: [Float], options: TrainingOptions, generator: inout RandomGenerator) -> Tensor
+    /// Writes the module, with the weights it holds now, as the model folder users load.
+    func export(to dir: URL, metadata: [String: String]) throws
+    /// The parameters (by key) of the model folder a run starts from (`TrainingOptions.initFrom`);
+    /// throws when its config differs from the one trained.
+    func initialParameters(from folder: URL) throws -> [String: Tensor]
+}
+
+/// The DDPM objective of a class-conditional UNet2DModel: MSE to the schedule's target
+/// (epsilon, v or sample) at uniform timesteps, and label dropout to the null class (id =
+/// number of classes). Matches diffusers' train_unconditional / DDPM training loss.
+public final class DDPMObjective: TrainingObjective {
     public let model: UNet2DModel
     public let schedule: NoiseSchedule
+    public init(model: UNet2DModel, schedule: NoiseSchedule) { self.model = model; self.schedule = schedule }
+
+    public var module: Module { model }
+    public var modelName: String { "UNet2DModel" }
+
+    public func loss(images x0: Tensor, labels dataLabels: [Float], options: TrainingOptions, generator g: inout RandomGenerator) -> Tensor {
+        let b = x0.shape[0]
+        let t = (0..<b).map { _ in g.nextInt(upperBound: schedule.numTrainTimesteps) }
+        let noise = Tensor.randn(x0.shape, generator: &g)
+        let drop = g.uniforms(count: b)
+        let labelValues = dataLabels.enumerated().map { i, v in drop[i] < options.labelDropout ? Float(options.numClasses) : v }
+        let labels = Tensor(shape: [b], labelValues)
+        let xt = schedule.addNoise(x0, noise: noise, timesteps: t)
+        let target = schedule.target(x0: x0, noise: noise, timesteps: t)
+        let out = model(xt, timesteps: t.map(Float.init), classLabels: labels)
+        return (out - target).square().mean()
+    }
+
+    /// A diffusers folder: the U-Net and the scheduler config.
+    public func export(to dir: URL, metadata: [String: String]) throws {
+        try model.save(to: dir, metadata: metadata)
+        let schedDir = dir.appendingPathComponent("scheduler")
+        try FileManager.default.createDirectory(at: schedDir, withIntermediateDirectories: true)
+        try schedule.config.write(to: schedDir.appendingPathComponent("scheduler_config.json"))
+    }
+
+    public func initialParameters(from folder: URL) throws -> [String: Tensor] {
+        let source = try UNet2DModel.load(from: folder)
+        guard source.config == model.config else {
+            throw TrainingError("\(folder.appendingPathComponent("config.json").path): its U-Net config differs from the one being trained; train with \(Setting.unetConfig) set to it")
+        }
+        return source.stateDict()
+    }
+}
+
+/// Trains a diffusion model on a `TrainingObjective` with AdamW, linear warm-up (then a constant
+/// or cosine rate), gradient clipping and EMA. Every random draw comes from (seed, step), and
+/// batches from a seeded permutation per epoch, so a run stopped and resumed from any checkpoint
+/// ends exactly where an uninterrupted run ends (same thread-independent kernels, same optimizer
+/// and EMA state).
+public final class DiffusionTrainer {
+    public let objective: TrainingObjective
     public let options: TrainingOptions
     let data: TrainingData
     let optimizer: AdamW
@@ -97,33 +155,35 @@ public final class DiffusionTrainer {
     public private(set) var step = 0
     private var permutationCache: (epoch: Int, order: [Int])?
 
-    public init(model: UNet2DModel, schedule: NoiseSchedule, options: TrainingOptions, data: TrainingData) {
+    /// The module trained.
+    public var module: Module { objective.module }
+
+    public init(objective: TrainingObjective, options: TrainingOptions, data: TrainingData) {
         // 16-bit weights are not trainable parameters: training would silently skip them.
-        precondition(!model.hasHalfPrecisionWeights,
+        precondition(!objective.module.hasHalfPrecisionWeights,
                      "DiffusionTrainer: the model keeps weights as 16-bit (WeightStorage fp16/bf16), which cannot be trained; load it with weightStorage: .float32")
-        self.model = model
-        self.schedule = schedule
+        self.objective = objective
         self.options = options
         self.data = data
-        optimizer = AdamW(parameters: model.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
-        ema = ExponentialMovingAverage(parameters: model.parameters, decay: options.emaDecay)
+        optimizer = AdamW(parameters: objective.module.parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
+        ema = ExponentialMovingAverage(parameters: objective.module.parameters, decay: options.emaDecay)
     }
 
-    /// Starts from the weights of the diffusers folder `options.initFrom` (model and EMA; the
+    /// A class-conditional UNet2DModel with the DDPM objective (`DDPMObjective`).
+    public convenience init(model: UNet2DModel, schedule: NoiseSchedule, options: TrainingOptions, data: TrainingData) {
+        self.init(objective: DDPMObjective(model: model, schedule: schedule), options: options, data: data)
+    }
+
+    /// Starts from the weights of the model folder `options.initFrom` (model and EMA; the
     /// optimizer starts fresh). Call before the first step of a new run (a resume restores the
     /// checkpoint instead). The folder's config must equal the model's.
     public func initializeFromFolder() throws {
         guard let path = options.initFrom else { return }
         guard step == 0 else { throw TrainingError(.initFrom, "the run is already at step \(step)") }
-        let folder = URL(fileURLWithPath: path)
-        let source = try UNet2DModel.load(from: folder)
-        guard source.config == model.config else {
-            throw TrainingError("\(folder.appendingPathComponent("config.json").path): its U-Net config differs from the one being trained; train with \(Setting.unetConfig) set to it")
-        }
-        let weights = source.stateDict()
-        for (k, p) in model.namedParameters() { p.assign(weights[k]!) }
+        let weights = try objective.initialParameters(from: URL(fileURLWithPath: path))
+        try module.load(weights, source: path)
         var average: [String: Tensor] = ["updates": Tensor(0)]
-        for (i, p) in model.parameters.enumerated() { average["ema.\(i)"] = p }
+        for (i, p) in module.parameters.enumerated() { average["ema.\(i)"] = p }
         try ema.restore(average)
     }
 
@@ -148,22 +208,13 @@ public final class DiffusionTrainer {
         let indices = batchIndices(s)
         let (x0, dataLabels) = data.batch(indices)
         var g = RandomGenerator(seed: options.seed, stream: 0x5354455000000000 | UInt64(s))
-        let b = indices.count
-        let t = (0..<b).map { _ in g.nextInt(upperBound: schedule.numTrainTimesteps) }
-        let noise = Tensor.randn(x0.shape, generator: &g)
-        let drop = g.uniforms(count: b)
-        let labelValues = dataLabels.scalars.enumerated().map { i, v in drop[i] < options.labelDropout ? Float(options.numClasses) : v }
-        let labels = Tensor(shape: [b], labelValues)
-        let xt = schedule.addNoise(x0, noise: noise, timesteps: t)
-        let target = schedule.target(x0: x0, noise: noise, timesteps: t)
-        let out = model(xt, timesteps: t.map(Float.init), classLabels: labels)
-        let loss = (out - target).square().mean()
+        let loss = objective.loss(images: x0, labels: dataLabels.scalars, options: options, generator: &g)
         loss.backward()
-        clipGradientNorm(model.parameters, maxNorm: options.gradientClip)
+        clipGradientNorm(module.parameters, maxNorm: options.gradientClip)
         optimizer.learningRate = options.learningRate(atStep: s)
         optimizer.update()
-        ema.update(model.parameters)
-        model.zeroGrad()
+        ema.update(module.parameters)
+        module.zeroGrad()
         step += 1
         return loss.item
     }
@@ -180,7 +231,7 @@ public final class DiffusionTrainer {
         let final = dir.appendingPathComponent(Self.checkpointName)
         try? fm.removeItem(at: tmp)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-        try Safetensors.write(model.stateDict(), to: tmp.appendingPathComponent("model.safetensors"))
+        try Safetensors.write(module.stateDict(), to: tmp.appendingPathComponent("model.safetensors"))
         try Safetensors.write(ema.state(), to: tmp.appendingPathComponent("ema.safetensors"))
         try Safetensors.write(optimizer.state(), to: tmp.appendingPathComponent("optimizer.safetensors"))
         let state = CheckpointState(step: step, options: options)
@@ -195,15 +246,13 @@ public final class DiffusionTrainer {
         try exportEMAModel(to: dir)
     }
 
-    /// Writes the EMA weights as a diffusers folder with the scheduler config.
+    /// Writes the EMA weights as the objective's model folder (for a U-Net: a diffusers folder
+    /// with the scheduler config).
     public func exportEMAModel(to dir: URL) throws {
-        let live = model.stateDict()
-        ema.copy(to: model.parameters)
-        defer { for (k, p) in model.namedParameters() { p.assign(live[k]!) } }
-        try model.save(to: dir, metadata: ["trained_steps": String(step)])
-        let schedDir = dir.appendingPathComponent("scheduler")
-        try FileManager.default.createDirectory(at: schedDir, withIntermediateDirectories: true)
-        try schedule.config.write(to: schedDir.appendingPathComponent("scheduler_config.json"))
+        let live = module.stateDict()
+        ema.copy(to: module.parameters)
+        defer { for (k, p) in module.namedParameters() { p.assign(live[k]!) } }
+        try objective.export(to: dir, metadata: ["trained_steps": String(step)])
     }
 
     /// Restores from `dir/checkpoint` when present; returns whether it did.
@@ -218,7 +267,7 @@ public final class DiffusionTrainer {
         guard state.options.sameRun(as: options) else {
             throw TrainingError("\(stateURL.path): the checkpoint was made with other settings (\(state.options)); resume with the same ones or use another \(Setting.runFolder)")
         }
-        try model.load(SafetensorsFile(url: ck.appendingPathComponent("model.safetensors")).tensors(),
+        try module.load(SafetensorsFile(url: ck.appendingPathComponent("model.safetensors")).tensors(),
                        source: ck.appendingPathComponent("model.safetensors").path)
         try ema.restore(SafetensorsFile(url: ck.appendingPathComponent("ema.safetensors")).tensors())
         try optimizer.restore(SafetensorsFile(url: ck.appendingPathComponent("optimizer.safetensors")).tensors())

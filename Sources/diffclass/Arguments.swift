@@ -86,6 +86,12 @@ struct Arguments {
         return options[name]
     }
 
+    /// Whether the valued flag `name` was given (read or not).
+    func has(_ name: String) -> Bool {
+        precondition(valued.contains(name), "Arguments: --\(name) is tested but not declared in the command's valuedFlags")
+        return options[name] != nil
+    }
+
     /// A switch; `name` must not be one of the command's valued flags.
     mutating func flag(_ name: String) -> Bool {
         precondition(!valued.contains(name), "Arguments: --\(name) is read as a switch but declared in the command's valuedFlags")

@@ -1,6 +1,8 @@
 import Datasets
 import Diffusion
+import EDM
 import Foundation
+import TensorEngine
 import Images
 
 /// `diffclass sample`: a PNG grid of samples from a class-conditional model.
@@ -15,6 +17,10 @@ struct SampleCommand: Command {
     and classifier-free guidance W, into one PNG grid. --ddim-eps (DDIM): eps recomputed from the
     clipped x0 (clipped, the default, as diffusers' use_clipped_model_output=True) or the network's eps
     (model, diffusers' default, which degrades with more steps when x0 is clipped often, e.g. under guidance).
+
+    EDM model folders: EDM's Heun sampler (edm_sampler: --steps default 18, sigma 0.002..80, rho 7,
+    no churn) on the class's one-hot label ('--class K' with K = label_dim: the zero label vector, the
+    unconditional model); --sampler, --guidance and --ddim-eps do not apply.
     """
     let valuedFlags: Set<String> = ["model", "out", "class", "n", "steps", "guidance", "seed", "sampler", "ddim-eps"]
     func run(_ args: inout Arguments) throws -> Int32 { try runSample(&args); return 0 }
@@ -37,6 +43,13 @@ func runSample(_ args: inout Arguments) throws {
     guard let method = Sampler.Method(rawValue: methodName) else { throw UsageError("--sampler must be ddpm or ddim, got '\(methodName)'") }
 
     let folder = URL(fileURLWithPath: modelPath)
+    if EDMSetup.isEDMFolder(modelPath) {
+        for flag in ["sampler", "guidance", "ddim-eps"] where args.has(flag) {
+            throw UsageError("--\(flag) does not apply to EDM model folders (\(modelPath)), which EDM's Heun sampler draws from")
+        }
+        try sampleEDM(folder: folder, out: out, classArg: classArg, n: n, steps: args.has("steps") ? steps : 18, seed: seed)
+        return
+    }
     let model = try UNet2DModel.load(from: folder)
     let scheduleURL = folder.appendingPathComponent(DiffusersFolder.schedulerPath)
     let schedule = NoiseSchedule(FileManager.default.fileExists(atPath: scheduleURL.path) ? try SchedulerConfig.load(scheduleURL) : SchedulerConfig())
@@ -82,4 +95,53 @@ func runSample(_ args: inout Arguments) throws {
     try grid.writePNG(to: URL(fileURLWithPath: out))
     print(String(format: "wrote %@: %d samples, %@ %d steps, guidance %.1f, %.1f s", out, classes.count, methodName, steps,
                  guidance, Date().timeIntervalSince(start)))
+}
+
+/// `sample` on an EDM folder: EDM's Heun sampler, one row per class for 'all'.
+func sampleEDM(folder: URL, out: String, classArg: String, n: Int?, steps: Int, seed: UInt64) throws {
+    let model = try EDMModel.load(from: folder)
+    let classCount = model.labelDim
+    let classes: [Int], columns: Int
+    if classArg == "all" {
+        guard classCount > 0 else { throw UsageError("--class all: \(folder.path) is unconditional (label_dim 0); leave --class out or give 0") }
+        let per = n ?? 8
+        classes = (0..<classCount).flatMap { Array(repeating: $0, count: per) }
+        columns = per
+    } else {
+        guard let k = Int(classArg), k >= 0, k <= classCount else {
+            throw UsageError("--class must be 'all' or a class id in 0...\(classCount) (\(classCount) = unconditional), got '\(classArg)'")
+        }
+        classes = Array(repeating: k, count: n ?? 64)
+        columns = Int(Double(classes.count).squareRoot().rounded(.up))
+    }
+    let c = model.config.imgChannels, r = model.config.imgResolution
+    var g = RandomGenerator(seed: seed)
+    let latents = Tensor.randn([classes.count, c, r, r], generator: &g)
+    var labels: Tensor? = nil
+    if classCount > 0 {
+        var rows = [Float](repeating: 0, count: classes.count * classCount)
+        for (i, k) in classes.enumerated() where k < classCount { rows[i * classCount + k] = 1 }
+        labels = Tensor(shape: [classes.count, classCount], rows)
+    }
+    var sampler = EDMSampler()
+    sampler.steps = steps
+    let start = Date()
+    let terminal = isatty(STDOUT_FILENO) != 0, every = max(1, steps / 10)
+    var churn = RandomGenerator(seed: seed, stream: 1)
+    let samples = sampler.sample(model: model, latents: latents, classLabels: labels, generator: &churn) { i in
+        if terminal {
+            print("\rsampling step \(i)/\(steps)", terminator: "")
+        } else if i % every == 0 || i == steps {
+            print("sampling step \(i)/\(steps)")
+        }
+        fflush(stdout)
+    }
+    if terminal { print("") }
+    let per = c * r * r
+    // [-1, 1] as the U-Net sampler returns it.
+    let images = (0..<classes.count).map { i in samples.scalars[(i * per)..<((i + 1) * per)].map { Swift.min(1, Swift.max(-1, $0)) } }
+    let grid = Image.grid(images, channels: c, height: r, width: r, columns: columns)
+    try grid.writePNG(to: URL(fileURLWithPath: out))
+    print(String(format: "wrote %@: %d samples, EDM Heun %d steps (%d network calls each), %.1f s", out, classes.count, steps,
+                 2 * steps - 1, Date().timeIntervalSince(start)))
 }

@@ -123,7 +123,7 @@ final class TrainingTests: XCTestCase {
                                  options: o, data: data)
         try t.initializeFromFolder()
         let expected = donor.stateDict()
-        for (k, p) in t.model.namedParameters() { XCTAssertEqual(p.scalars, expected[k]!.scalars, k) }
+        for (k, p) in t.module.namedParameters() { XCTAssertEqual(p.scalars, expected[k]!.scalars, k) }
         // The exported EMA model right away is the donor (the average starts at its weights).
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("trainF-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: out) }
