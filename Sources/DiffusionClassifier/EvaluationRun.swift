@@ -80,6 +80,9 @@ public struct EvaluationSummary: Codable, Sendable {
     public var threads: Int
     public var limit: Int?
     public var shard: String?
+    /// The images of the whole run, every shard together (`RunScope.runImages`); nil in
+    /// summaries written before it was recorded.
+    public var runImages: Int?
     /// `eval --reuse RUN`: the run whose recorded errors were looked up, and the mean U-Net
     /// passes actually run per image (images without the bookkeeping count all their calls).
     /// nil otherwise.
@@ -123,6 +126,7 @@ public struct EvaluationSummary: Codable, Sendable {
         self.batchSize = batchSize
         self.threads = threads
         limit = scope.limit
+        runImages = scope.runImages
         shard = scope.shard.map { "\($0.index)/\($0.count)" }
         nll = EvaluationStatistics.negativeLogLikelihood(records)
         ece = EvaluationStatistics.expectedCalibrationError(records)
@@ -190,7 +194,10 @@ public final class EvaluationRun {
         var calls = indices.compactMap { before[$0]?.calls }.reduce(0, +)
         let start = Date()
         var sessionImages = 0
-        let records = try folder.complete(indices, batcher: batcher, produce: { i in
+        let classes = settings.classes
+        let records = try folder.complete(indices, batcher: batcher, check: { r in
+            Self.problem(with: r, labels: labels, classes: classes, paths: paths)
+        }, produce: { i in
             let t0 = Date()
             let c = try classify(try image(i), i)
             let seconds = batcher?.currentJobSeconds() ?? Date().timeIntervalSince(t0)
@@ -217,6 +224,19 @@ public final class EvaluationRun {
         summary.calibration = calibration
         try folder.writeSummary(summary)
         return summary
+    }
+}
+
+extension EvaluationRun {
+    /// What is wrong with a finished record for a run over `labels` (by dataset index) with
+    /// `classes` classes and, for image folders, `paths`; nil when it fits.
+    static func problem(with r: ImageRecord, labels: [Int], classes: Int, paths: [String]?) -> String? {
+        guard labels.indices.contains(r.index) else { return "has index \(r.index), outside the data's 0..<\(labels.count)" }
+        guard r.label == labels[r.index] else { return "has label \(r.label), but image \(r.index) of the data has label \(labels[r.index])" }
+        guard r.meanErrors.count == classes else { return "has errors for \(r.meanErrors.count) classes, the run has \(classes)" }
+        guard (0..<classes).contains(r.prediction) else { return "has prediction \(r.prediction), outside the run's 0..<\(classes)" }
+        if let paths, let path = r.path, path != paths[r.index] { return "is of \(path), but image \(r.index) of the data is \(paths[r.index])" }
+        return nil
     }
 }
 

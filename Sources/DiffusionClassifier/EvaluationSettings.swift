@@ -119,6 +119,10 @@ public struct EvaluationSettings: Equatable, Sendable {
     /// A continuous-noise-level model (EDM) scored over this grid of noise levels (`sigmas`,
     /// "A:B:N"; the timesteps are the grid's levels 0..<N); nil for DDPM-timestep models.
     public var sigmas: SigmaGrid? = nil
+    /// The model folder's content hash (`ModelFolderHash`, `model_hash`), so weights or configs
+    /// changed in place are refused on resume instead of mixed in; nil in folders made before it
+    /// was recorded (they resume as before) and where no folder was hashed.
+    public var modelHash: String? = nil
 
     public init(model: String, dataset: String, split: String, classes: Int, schedule: NoiseSchedule, method: ClassificationMethod,
                 timestepRange: Range<Int>? = nil, loss: ErrorLoss = .l2, weighting: TimestepWeighting = .uniform, tau: Double = 1,
@@ -172,7 +176,7 @@ extension EvaluationSettings: Codable {
     enum CodingKeys: String, CodingKey {
         case model, dataset, split, classes, numTrainTimesteps, predictionType, method, stages, timesteps, nTimesteps, timestepList
         case tRange, loss, weighting, tau, seed, noise, minScores, pValue, testEvery, prompts, imageSize, noiseBy, saveErrors
-        case gap, maxProbes, replayOf, weightsDtype, computeDtype, sigmas
+        case gap, maxProbes, replayOf, weightsDtype, computeDtype, sigmas, modelHash
     }
 
     public init(from decoder: Decoder) throws {
@@ -209,6 +213,7 @@ extension EvaluationSettings: Codable {
             computeDType = dtype
         }
         sigmas = try c.decodeIfPresent(String.self, forKey: .sigmas).map { try SigmaGrid(parsing: $0) }
+        modelHash = try c.decodeIfPresent(String.self, forKey: .modelHash)
 
         let methodName = try c.decode(String.self, forKey: .method)
         func sampler() throws -> TimestepSampler {
@@ -290,5 +295,6 @@ extension EvaluationSettings: Codable {
         if weightStorage != .float32 { try c.encode(weightStorage.rawValue, forKey: .weightsDtype) }
         if computeDType != .float32 { try c.encode(computeDType.rawValue, forKey: .computeDtype) }
         try c.encodeIfPresent(sigmas?.description, forKey: .sigmas)
+        try c.encodeIfPresent(modelHash, forKey: .modelHash)
     }
 }

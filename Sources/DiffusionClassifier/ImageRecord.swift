@@ -82,10 +82,15 @@ public struct ImageRecord: Codable, Equatable, Sendable {
 public struct RunScope: Equatable, Sendable {
     public var limit: Int?
     public var shard: (index: Int, count: Int)?
+    /// The images of the whole run, every shard together: min(limit, dataset size); nil when
+    /// the dataset size was not given. Recorded in summaries so `merge` can tell an unfinished
+    /// or forgotten shard.
+    public var runImages: Int?
 
-    public init(limit: Int? = nil, shard: (index: Int, count: Int)? = nil) {
+    public init(limit: Int? = nil, shard: (index: Int, count: Int)? = nil, datasetCount: Int? = nil) {
         self.limit = limit
         self.shard = shard
+        runImages = datasetCount.map { Swift.min(limit ?? $0, $0) }
     }
 
     public static func == (a: RunScope, b: RunScope) -> Bool {

@@ -69,7 +69,10 @@ extension RunSettings {
     }
 
     /// "key: old -> new" for each setting that differs (compared as JSON values).
-    public func differences(from other: Self) throws -> [String] {
+    public func differences(from other: Self) throws -> [String] { try jsonDifferences(from: other) }
+
+    /// The default `differences`: every key compared as JSON values.
+    public func jsonDifferences(from other: Self) throws -> [String] {
         func dict(_ s: Self) throws -> [String: Any] {
             (try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any]) ?? [:]
         }
@@ -297,12 +300,23 @@ public struct RunFolder<Settings: RunSettings, Record: RunRecord> {
     /// it is produced (`sync`: also forcing it to disk) and reporting it to `finished` with the
     /// records so far; returns the records of `indices` in order.
     ///
+    /// Before anything runs, every finished record is given to `check`, which returns what is
+    /// wrong with it for this run (an index outside the data, a label that is not the data's),
+    /// or nil; a problem is an error naming the file and the item, and nothing is appended.
+    ///
     /// With a `batcher`, several records are produced at once on its image threads (one running
     /// at a time; `CrossImageBatcher.run`) and the lines are still appended in the order of
     /// `indices`, each as soon as those before it are written.
-    public func complete(_ indices: [Int], sync: Bool = false, batcher: CrossImageBatcher? = nil, produce: (Int) throws -> Record,
+    public func complete(_ indices: [Int], sync: Bool = false, batcher: CrossImageBatcher? = nil,
+                         check: (Record) -> String? = { _ in nil }, produce: (Int) throws -> Record,
                          finished: (Record, [Int: Record]) throws -> Void = { _, _ in }) throws -> [Record] {
         var done = try completedRecords()
+        for index in done.keys.sorted() {
+            if let problem = check(done[index]!) {
+                throw ClassifierError("\(resultsURL.path): the line of item \(index) \(problem); the folder holds results of other "
+                    + "data or was edited: use another \(Setting.runFolder), or remove that line to rerun the item")
+            }
+        }
         if !FileManager.default.fileExists(atPath: resultsURL.path) {
             _ = FileManager.default.createFile(atPath: resultsURL.path, contents: nil)
         }
@@ -356,8 +370,11 @@ public struct MergedShards<Settings: RunSettings, Record: RunRecord, Info: Decod
     public let records: [Record]
     /// Records per input folder, in the order given.
     public let counts: [Int]
-    /// Indices below the largest merged index that no shard has (a shard missing or unfinished).
+    /// Indices of the run that no shard has (a shard missing or unfinished): below the run's
+    /// image count where the shards record it, else below the largest merged index.
     public let missing: [Int]
+    /// The run's image count the shards record (nil when they do not, or disagree).
+    public let runImages: Int?
     /// The parts of each shard's `summary.json` (shards without one are skipped), in order.
     public let summaries: [Info]
     /// The merged folder; the caller writes its summary.
@@ -372,8 +389,11 @@ extension RunFolder {
     /// folder without `settings.json` or of another kind, settings that differ (naming both
     /// folders and the differences), an index in two shards (naming both), an `out` that already
     /// holds a run. An unterminated last line (a shard killed mid-write) is left out, as a resume
-    /// would. Gaps are reported in `missing`, not refused: merging part of a sharded run is allowed.
-    public static func merge<Info: Decodable>(_ shards: [URL], into out: URL, summary: Info.Type) throws -> MergedShards<Settings, Record, Info> {
+    /// would. `runImages` gives the run's image count from the shards' summaries (nil: unknown);
+    /// indices of the run that no shard has are refused before anything is written unless
+    /// `allowPartial`, and reported in `missing` otherwise.
+    public static func merge<Info: Decodable>(_ shards: [URL], into out: URL, summary: Info.Type, allowPartial: Bool = true,
+                                              runImages: ([Info]) -> Int? = { _ in nil }) throws -> MergedShards<Settings, Record, Info> {
         guard !shards.isEmpty else { throw ClassifierError("merge: no run folders given") }
         let fm = FileManager.default
         var first: Settings?
@@ -411,12 +431,21 @@ extension RunFolder {
             }
         }
         lines.sort { $0.index < $1.index }
-
         // The output folder: a new run, never an existing one (nor one of the inputs).
         let merged = RunFolder(out)
         for url in [merged.settingsURL, merged.resultsURL, merged.summaryURL] where fm.fileExists(atPath: url.path) {
             throw ClassifierError("\(url.path) exists; merge writes a new run folder (use another \(Setting.runFolder))")
         }
+        let planned = runImages(summaries)
+        let present = Set(owner.keys)
+        let missing = (0..<Swift.max(planned ?? 0, (lines.last?.index ?? -1) + 1)).filter { !present.contains($0) }
+        if !allowPartial, !missing.isEmpty {
+            let shown = missing.prefix(10).map(String.init).joined(separator: ", ") + (missing.count > 10 ? ", ..." : "")
+            let of = planned.map { "the run's \($0)" } ?? "the \((lines.last?.index ?? -1) + 1) up to the largest index"
+            throw ClassifierError("merge: \(missing.count) of \(of) images are in no shard (\(shown)): a shard is unfinished or "
+                + "not given; finish it (a rerun resumes) and merge again, or merge what there is with --partial")
+        }
+
         do { try fm.createDirectory(at: out, withIntermediateDirectories: true) } catch {
             throw ClassifierError("\(out.path): cannot create the run folder: \(error.localizedDescription)")
         }
@@ -429,9 +458,7 @@ extension RunFolder {
         var joined = Data()
         for l in lines { joined.append(l.line) }
         try joined.write(to: merged.resultsURL, options: .atomic)
-        let present = Set(owner.keys)
-        let missing = (0..<((lines.last?.index ?? -1) + 1)).filter { !present.contains($0) }
-        return MergedShards(settings: first!, records: lines.map(\.record), counts: counts, missing: missing,
+        return MergedShards(settings: first!, records: lines.map(\.record), counts: counts, missing: missing, runImages: planned,
                             summaries: summaries, folder: merged)
     }
 }
@@ -444,6 +471,14 @@ public typealias RobustnessFolder = RunFolder<RobustnessSettings, RobustRecord>
 extension EvaluationSettings: RunSettings {
     public var kind: RunKind { replayOf == nil ? .eval : .replay }
     public static var kinds: Set<RunKind> { [.eval, .replay] }
+
+    /// As JSON values, except that a folder made before `model_hash` was recorded (`other`
+    /// without one) is compared without it, so it resumes as before.
+    public func differences(from other: EvaluationSettings) throws -> [String] {
+        var mine = self
+        if other.modelHash == nil { mine.modelHash = nil }
+        return try mine.jsonDifferences(from: other)
+    }
 }
 
 extension RobustnessSettings {

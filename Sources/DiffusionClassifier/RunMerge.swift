@@ -5,8 +5,10 @@ public struct MergeReport: Sendable {
     public let summary: EvaluationSummary
     /// Records per input folder, in the order given.
     public let counts: [Int]
-    /// Indices below the largest merged index that no shard has (a shard missing or unfinished).
+    /// Indices of the run that no shard has (`MergedShards.missing`).
     public let missing: [Int]
+    /// The run's image count the shards record (nil: unknown).
+    public let runImages: Int?
 }
 
 extension EvaluationRun {
@@ -22,9 +24,15 @@ extension EvaluationRun {
     /// mid-write) is left out, as a resume would. The summary's class names, batch size and
     /// thread count come from the first shard with a `summary.json` (class names default to
     /// "0", "1", ...); its `limit` is the shards' common limit (nil if they differ), its `shard` nil.
-    /// Gaps are reported in `missing`, not refused: merging part of a sharded run is allowed.
-    public static func merge(_ shards: [URL], into out: URL) throws -> MergeReport {
-        let m = try EvaluationFolder.merge(shards, into: out, summary: ShardSummaryInfo.self)
+    /// The run's image count is the shards' common `run_images` (or, for summaries written
+    /// before it was recorded, their common `limit`); an index of the run in no shard is refused
+    /// before anything is written unless `allowPartial` (then reported in `missing`).
+    public static func merge(_ shards: [URL], into out: URL, allowPartial: Bool = false) throws -> MergeReport {
+        let m = try EvaluationFolder.merge(shards, into: out, summary: ShardSummaryInfo.self, allowPartial: allowPartial) { infos in
+            let counts = Set(infos.map { $0.runImages ?? $0.limit ?? -1 })
+            guard counts.count == 1, let n = counts.first, n >= 0 else { return nil }
+            return n
+        }
         let first = m.summaries.first
         let limits = Set(m.summaries.map { $0.limit ?? -1 })
         let limit = limits.count == 1 ? first?.limit : nil
@@ -32,10 +40,11 @@ extension EvaluationRun {
         let summary = EvaluationSummary(records: m.records, classNames: names, settings: m.settings,
                                         batchSize: first?.batchSize ?? 0, threads: first?.threads ?? 0, scope: RunScope(limit: limit))
         var merged = summary
+        merged.runImages = m.runImages
         let calibrations = Set(m.summaries.map { $0.calibration ?? "" })
         merged.calibration = calibrations.count == 1 ? first?.calibration : nil
         try m.folder.writeSummary(merged)
-        return MergeReport(summary: merged, counts: m.counts, missing: m.missing)
+        return MergeReport(summary: merged, counts: m.counts, missing: m.missing, runImages: m.runImages)
     }
 }
 
@@ -45,5 +54,6 @@ private struct ShardSummaryInfo: Decodable {
     var batchSize: Int
     var threads: Int
     var limit: Int?
+    var runImages: Int?
     var calibration: String?
 }

@@ -6,7 +6,7 @@ public struct RobustMergeReport: Sendable {
     public let summary: RobustSummary
     /// Records per input folder, in the order given.
     public let counts: [Int]
-    /// Indices below the largest merged index that no shard has (a shard missing or unfinished).
+    /// Indices of the run that no shard has (`MergedShards.missing`).
     public let missing: [Int]
 }
 
@@ -19,9 +19,14 @@ extension RobustnessRun {
     /// the image and its index, so merged shards give the lines of one unsharded run (up to
     /// `seconds`). Refused: different settings (naming both folders and the differences), an
     /// index in two shards, a folder without `settings.json`, an `out` that already holds a run.
-    /// Gaps are reported in `missing`, not refused.
-    public static func merge(_ shards: [URL], into out: URL) throws -> RobustMergeReport {
-        let m = try RobustnessFolder.merge(shards, into: out, summary: ShardInfo.self)
+    /// The run's image count is the shards' common `limit` (unknown without one); an index of
+    /// the run in no shard is refused before anything is written unless `allowPartial`.
+    public static func merge(_ shards: [URL], into out: URL, allowPartial: Bool = false) throws -> RobustMergeReport {
+        let m = try RobustnessFolder.merge(shards, into: out, summary: ShardInfo.self, allowPartial: allowPartial) { infos in
+            let limits = Set(infos.map { $0.limit ?? -1 })
+            guard limits.count == 1, let n = limits.first, n >= 0 else { return nil }
+            return n
+        }
         let first = m.summaries.first
         let limits = Set(m.summaries.map { $0.limit ?? -1 })
         let summary = RobustSummary(records: m.records, settings: m.settings, limit: limits.count == 1 ? first?.limit : nil,

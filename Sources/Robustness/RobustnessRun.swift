@@ -134,7 +134,10 @@ public final class RobustnessRun {
         if saveAdversarial { try FileManager.default.createDirectory(at: advDirectory, withIntermediateDirectories: true) }
         var shape: [Int] = []
         var pending: (x: Tensor, adversarial: Tensor)?
-        let records = try folder.complete(indices, sync: true, produce: { i in
+        let records = try folder.complete(indices, sync: true, check: { r in
+            guard labels.indices.contains(r.index) else { return "has index \(r.index), outside the data's 0..<\(labels.count)" }
+            return r.label == labels[r.index] ? nil : "has label \(r.label), but image \(r.index) of the data has label \(labels[r.index])"
+        }, produce: { i in
             let t0 = Date()
             let x = try image(i)
             shape = Array(x.shape.dropFirst())

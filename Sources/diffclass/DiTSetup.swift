@@ -62,8 +62,9 @@ func runDiTEval(_ args: inout Arguments, modelPath: String) throws {
                                       classes: pipeline.classNames.count, schedule: pipeline.schedule)
     settings.imageSize = pipeline.imageSize
     settings.weightStorage = weightStorage
+    settings.modelHash = try ModelFolderHash.of(URL(fileURLWithPath: modelPath))
     let classifier = try settings.makeClassifier(model: pipeline.transformer, schedule: pipeline.schedule, batchSize: flags.batchSize)
-    let scope = RunScope(limit: limit, shard: shard)
+    let scope = RunScope(limit: limit, shard: shard, datasetCount: listing.files.count)
     let indices = scope.indices(datasetCount: listing.files.count)
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     print("eval: \(indices.count) images of \(folder.lastPathComponent), DiT pipeline with \(pipeline.classNames.count) classes, "

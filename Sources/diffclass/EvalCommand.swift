@@ -87,12 +87,13 @@ func runEval(_ args: inout Arguments) throws {
     }
     let classes = ds.classNames.count
 
-    let settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
+    var settings = try flags.settings(model: modelURL.standardizedFileURL.path, dataset: ds.name, split: splitName, classes: classes,
                                       schedule: schedule, modelFolder: modelPath)
+    settings.modelHash = try ModelFolderHash.of(modelURL)
     let batchSize = flags.batchSize
     let classifier = try settings.makeClassifier(model: model, schedule: schedule, batchSize: batchSize, imagesInFlight: imagesInFlight)
 
-    let scope = RunScope(limit: limit, shard: shard)
+    let scope = RunScope(limit: limit, shard: shard, datasetCount: ds.count)
     let indices = scope.indices(datasetCount: ds.count)
     if let reuse {
         classifier.reusedErrors = try RecordedErrors.load(from: URL(fileURLWithPath: reuse), for: settings, weights: classifier.weights,
@@ -136,10 +137,11 @@ func runZeroShotEval(_ args: inout Arguments, modelPath: String) throws {
     let setup = try ZeroShotModel(folder: URL(fileURLWithPath: modelPath), labels: labels, template: template, imageSize: imageSize,
                                   weightStorage: weightStorage)
     ZeroShotSetup.warnAboutTruncatedPrompts(setup)
-    let settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
+    var settings = try ZeroShotSetup.settings(flags, model: setup, modelPath: modelPath, dataset: folder.standardizedFileURL.lastPathComponent,
                                               split: splitName)
+    settings.modelHash = try ModelFolderHash.of(URL(fileURLWithPath: modelPath))
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
-    let scope = RunScope(limit: limit, shard: shard)
+    let scope = RunScope(limit: limit, shard: shard, datasetCount: listing.files.count)
     let indices = scope.indices(datasetCount: listing.files.count)
     let run = try EvaluationRun(directory: URL(fileURLWithPath: out), settings: settings)
     run.calibration = flags.calibrationUsed(settings, modelFolder: nil)

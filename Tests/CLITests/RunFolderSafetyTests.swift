@@ -76,6 +76,75 @@ extension CLITests {
         XCTAssertTrue(r.err.contains("\(results.path): line 5 repeats item 1 of line 2"), r.err)
     }
 
+    /// Resume checks each finished line against the data: an index outside it, a label that is not
+    /// the data's, another image's path, or errors for another class count are errors naming the
+    /// file and the item, before anything is appended.
+    func testResumeRefusesLinesThatDoNotFitTheData() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run")
+        XCTAssertEqual(try run(evalArgs(model, data, out: out, extra: ["--limit", "2"])).status, 0)
+        let results = out.appendingPathComponent("results.jsonl")
+        let original = try String(contentsOf: results, encoding: .utf8)
+        let lines = original.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2)
+        func edited(_ line: String, _ key: String, _ value: Any) throws -> String {
+            var o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            o[key] = value
+            return String(data: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), encoding: .utf8)!
+        }
+        for (line, expected) in [
+            (try edited(lines[1], "index", -1), "the line of item -1 has index -1, outside the data's 0..<4"),
+            (try edited(lines[1], "index", 9), "the line of item 9 has index 9, outside the data's 0..<4"),
+            (try edited(lines[1], "label", 3), "the line of item 1 has label 3, but image 1 of the data has label 1"),
+            (try edited(lines[1], "path", "elsewhere.png"), "the line of item 1 is of elsewhere.png, but image 1 of the data is"),
+            (try edited(lines[1], "mean_errors", [0.1, 0.2]), "the line of item 1 has errors for 2 classes, the run has 4"),
+        ] {
+            try (lines[0] + "\n" + line + "\n").write(to: results, atomically: true, encoding: .utf8)
+            let r = try run(evalArgs(model, data, out: out))
+            XCTAssertEqual(r.status, 2, r.err)
+            XCTAssertTrue(r.err.contains("\(results.path): \(expected)"), r.err)
+            XCTAssertEqual(try String(contentsOf: results, encoding: .utf8), lines[0] + "\n" + line + "\n", "nothing appended")
+        }
+        // The original lines resume to the full run.
+        try original.write(to: results, atomically: true, encoding: .utf8)
+        let resumed = try run(evalArgs(model, data, out: out))
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(try resultLines(out.path, dropping: []).count, 4)
+    }
+
+    /// settings.json holds the model folder's content hash: weights or configs changed in place
+    /// are refused on resume, naming model_hash; a folder made before the hash resumes as before.
+    func testAModelChangedInPlaceIsNotMixedIntoAResumedRun() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: binary.path), "diffclass not built at \(binary.path)")
+        let (dir, model, data) = try modelAndDataFolders()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("run")
+        XCTAssertEqual(try run(evalArgs(model, data, out: out, extra: ["--limit", "2"])).status, 0)
+        let settingsURL = out.appendingPathComponent("settings.json")
+        let settings = try JSONSerialization.jsonObject(with: Data(contentsOf: settingsURL)) as! [String: Any]
+        XCTAssertTrue((settings["model_hash"] as? String)?.hasPrefix("h64:") == true, "\(settings)")
+
+        let scheduler = model.appendingPathComponent("scheduler/scheduler_config.json")
+        let original = try Data(contentsOf: scheduler)
+        try Data("{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 1000, \"beta_schedule\": \"linear\", \"beta_end\": 0.021}".utf8)
+            .write(to: scheduler)
+        let refused = try run(evalArgs(model, data, out: out))
+        XCTAssertEqual(refused.status, 2, refused.err)
+        XCTAssertTrue(refused.err.contains("model_hash: h64:"), refused.err)
+        XCTAssertEqual(try resultLines(out.path, dropping: []).count, 2)
+
+        // A folder without model_hash (made before it was recorded) resumes.
+        try original.write(to: scheduler)
+        var old = settings
+        old["model_hash"] = nil
+        try JSONSerialization.data(withJSONObject: old, options: [.prettyPrinted, .sortedKeys]).write(to: settingsURL)
+        let resumed = try run(evalArgs(model, data, out: out))
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(try resultLines(out.path, dropping: []).count, 4)
+    }
+
     /// SIGKILL at random moments (seeded), then resume: the folder ends equal to an uninterrupted
     /// run's, byte for byte apart from timing, with every item exactly once.
     func testKilledAtRandomMomentsAndResumedEqualsAnUninterruptedRun() throws {

@@ -61,11 +61,18 @@ final class MergeTests: XCTestCase {
     }
 
     func testGapsAreReported() throws {
-        try run("s0", scope: RunScope(shard: (0, 3)))
-        try run("s2", scope: RunScope(shard: (2, 3)))
-        let report = try EvaluationRun.merge([url("s0"), url("s2")], into: url("merged"))
-        XCTAssertEqual(report.missing, [1])  // s0 has 0, 3; s2 has 2
+        // Shards of a 5-image run: without shard 1 (images 1 and 4), whose 4 is past every index merged.
+        try run("s0", scope: RunScope(shard: (0, 3), datasetCount: 5))
+        try run("s2", scope: RunScope(shard: (2, 3), datasetCount: 5))
+        // Refused by default, naming the missing index, with nothing written.
+        XCTAssertThrowsError(try EvaluationRun.merge([url("s0"), url("s2")], into: url("merged"))) { e in
+            XCTAssertTrue("\(e)".contains("2 of the run's 5 images are in no shard (1, 4)"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url("merged").path))
+        let report = try EvaluationRun.merge([url("s0"), url("s2")], into: url("merged"), allowPartial: true)
+        XCTAssertEqual(report.missing, [1, 4])  // s0 has 0, 3; s2 has 2
         XCTAssertEqual(report.summary.n, 3)
+        XCTAssertEqual(report.runImages, 5)
     }
 
     func testDifferentSettingsAndOverlapsAreRefused() throws {
