@@ -73,7 +73,8 @@ func runZeroShot(_ args: inout Arguments) throws -> Int32 {
     let classifier = try settings.makeClassifier(model: setup.model, schedule: setup.pipeline.schedule, batchSize: flags.batchSize)
     if !json {
         print("zeroshot: \(files.count) files, \(labels.count) classes, prompts like '\(setup.prompts[0])', \(imageSize)px, "
-            + "\(settings.method.summary), loss \(settings.loss.rawValue), tau \(settings.tau), seed \(settings.seed), weights \(weightStorage.rawValue)")
+            + "\(settings.method.summary), loss \(settings.loss.rawValue), seed \(settings.seed), weights \(weightStorage.rawValue)")
+        print("zeroshot: \(flags.tauDescription(settings, modelFolder: nil))")
     }
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
