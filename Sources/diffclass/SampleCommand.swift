@@ -55,18 +55,7 @@ func runSample(_ args: inout Arguments) throws {
     let schedule = NoiseSchedule(FileManager.default.fileExists(atPath: scheduleURL.path) ? try SchedulerConfig.load(scheduleURL) : SchedulerConfig())
     guard let embeds = model.config.numClassEmbeds else { throw UsageError("\(modelPath): the model is not class-conditional") }
     let classCount = embeds - 1
-    let classes: [Int], columns: Int
-    if classArg == "all" {
-        let per = n ?? 8
-        classes = (0..<classCount).flatMap { Array(repeating: $0, count: per) }
-        columns = per
-    } else {
-        guard let k = Int(classArg), k >= 0, k < embeds else {
-            throw UsageError("--class must be 'all' or a class id in 0...\(classCount) (\(classCount) = unconditional), got '\(classArg)'")
-        }
-        classes = Array(repeating: k, count: n ?? 64)
-        columns = Int(Double(classes.count).squareRoot().rounded(.up))
-    }
+    let (classes, columns) = try sampleClasses(classArg, n: n, classCount: classCount)
     guard steps <= schedule.numTrainTimesteps, schedule.numTrainTimesteps % steps == 0 || method == .ddim else {
         throw UsageError("--steps \(steps) must divide the \(schedule.numTrainTimesteps) training timesteps for ddpm")
     }
@@ -78,17 +67,10 @@ func runSample(_ args: inout Arguments) throws {
     sampler.clippedModelOutput = ddimEps == "clipped"
     let size = model.config.sampleSize ?? [28, 28]
     let start = Date()
-    // A live counter on a terminal; in a log, a clean line per tenth of the steps.
-    let terminal = isatty(STDOUT_FILENO) != 0, every = max(1, steps / 10)
-    let samples = sampler.sample(classes: classes, channels: model.config.inChannels, height: size[0], width: size[1], seed: seed) { i in
-        if terminal {
-            print("\rsampling step \(i)/\(steps)", terminator: "")
-        } else if i % every == 0 || i == steps {
-            print("sampling step \(i)/\(steps)")
-        }
-        fflush(stdout)
-    }
-    if terminal { print("") }
+    let progress = SamplingProgress(steps: steps)
+    let samples = sampler.sample(classes: classes, channels: model.config.inChannels, height: size[0], width: size[1], seed: seed,
+                                 progress: progress.step)
+    progress.finish()
     let per = samples.count / classes.count
     let images = (0..<classes.count).map { Array(samples.scalars[($0 * per)..<(($0 + 1) * per)]) }
     let grid = Image.grid(images, channels: model.config.inChannels, height: size[0], width: size[1], columns: columns)
@@ -101,19 +83,10 @@ func runSample(_ args: inout Arguments) throws {
 func sampleEDM(folder: URL, out: String, classArg: String, n: Int?, steps: Int, seed: UInt64) throws {
     let model = try EDMModel.load(from: folder)
     let classCount = model.labelDim
-    let classes: [Int], columns: Int
-    if classArg == "all" {
-        guard classCount > 0 else { throw UsageError("--class all: \(folder.path) is unconditional (label_dim 0); leave --class out or give 0") }
-        let per = n ?? 8
-        classes = (0..<classCount).flatMap { Array(repeating: $0, count: per) }
-        columns = per
-    } else {
-        guard let k = Int(classArg), k >= 0, k <= classCount else {
-            throw UsageError("--class must be 'all' or a class id in 0...\(classCount) (\(classCount) = unconditional), got '\(classArg)'")
-        }
-        classes = Array(repeating: k, count: n ?? 64)
-        columns = Int(Double(classes.count).squareRoot().rounded(.up))
+    if classArg == "all", classCount == 0 {
+        throw UsageError("--class all: \(folder.path) is unconditional (label_dim 0); leave --class out or give 0")
     }
+    let (classes, columns) = try sampleClasses(classArg, n: n, classCount: classCount)
     let c = model.config.imgChannels, r = model.config.imgResolution
     var g = RandomGenerator(seed: seed)
     let latents = Tensor.randn([classes.count, c, r, r], generator: &g)
@@ -126,22 +99,46 @@ func sampleEDM(folder: URL, out: String, classArg: String, n: Int?, steps: Int, 
     var sampler = EDMSampler()
     sampler.steps = steps
     let start = Date()
-    let terminal = isatty(STDOUT_FILENO) != 0, every = max(1, steps / 10)
+    let progress = SamplingProgress(steps: steps)
     var churn = RandomGenerator(seed: seed, stream: 1)
-    let samples = sampler.sample(model: model, latents: latents, classLabels: labels, generator: &churn) { i in
-        if terminal {
-            print("\rsampling step \(i)/\(steps)", terminator: "")
-        } else if i % every == 0 || i == steps {
-            print("sampling step \(i)/\(steps)")
-        }
-        fflush(stdout)
-    }
-    if terminal { print("") }
+    let samples = sampler.sample(model: model, latents: latents, classLabels: labels, generator: &churn, progress: progress.step)
+    progress.finish()
     let per = c * r * r
-    // [-1, 1] as the U-Net sampler returns it.
-    let images = (0..<classes.count).map { i in samples.scalars[(i * per)..<((i + 1) * per)].map { Swift.min(1, Swift.max(-1, $0)) } }
+    let images = (0..<classes.count).map { Array(samples.scalars[($0 * per)..<(($0 + 1) * per)]) }  // Image.grid clamps to [-1, 1]
     let grid = Image.grid(images, channels: c, height: r, width: r, columns: columns)
     try grid.writePNG(to: URL(fileURLWithPath: out))
     print(String(format: "wrote %@: %d samples, EDM Heun %d steps (%d network calls each), %.1f s", out, classes.count, steps,
                  2 * steps - 1, Date().timeIntervalSince(start)))
+}
+
+/// The class of each sample and the grid's columns: 'all' is --n (default 8) of each class, one
+/// row per class; a class id K in 0...classCount (classCount: unconditional) is --n (default 64)
+/// of K in a square grid.
+func sampleClasses(_ classArg: String, n: Int?, classCount: Int) throws -> (classes: [Int], columns: Int) {
+    if classArg == "all" {
+        let per = n ?? 8
+        return ((0..<classCount).flatMap { Array(repeating: $0, count: per) }, per)
+    }
+    guard let k = Int(classArg), k >= 0, k <= classCount else {
+        throw UsageError("--class must be 'all' or a class id in 0...\(classCount) (\(classCount) = unconditional), got '\(classArg)'")
+    }
+    let classes = Array(repeating: k, count: n ?? 64)
+    return (classes, Int(Double(classes.count).squareRoot().rounded(.up)))
+}
+
+/// Sampling progress: a live counter on a terminal; in a log, a clean line per tenth of the steps.
+struct SamplingProgress {
+    let steps: Int
+    let terminal = isatty(STDOUT_FILENO) != 0
+
+    func step(_ i: Int) {
+        if terminal {
+            print("\rsampling step \(i)/\(steps)", terminator: "")
+        } else if i % max(1, steps / 10) == 0 || i == steps {
+            print("sampling step \(i)/\(steps)")
+        }
+        fflush(stdout)
+    }
+
+    func finish() { if terminal { print("") } }
 }
